@@ -1,0 +1,218 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// Decisive says which of a check's classifications end the chain
+// (MailCleaner's "decisive" module setting).
+type Decisive int
+
+// Decisive settings.
+const (
+	DecisiveNone Decisive = iota
+	DecisiveSpam
+	DecisiveHam
+	DecisiveBoth
+)
+
+var decisiveNames = [...]string{"none", "spam", "ham", "both"}
+
+func (d Decisive) String() string { return decisiveNames[d] }
+
+// ParseDecisive reads none, spam, ham or both.
+func ParseDecisive(s string) (Decisive, error) {
+	for i, n := range decisiveNames {
+		if strings.EqualFold(s, n) {
+			return Decisive(i), nil
+		}
+	}
+	return 0, fmt.Errorf("checks: unknown decisive value %q (want none, spam, ham or both)", s)
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Decisive) UnmarshalText(b []byte) error {
+	v, err := ParseDecisive(string(b))
+	*d = v
+	return err
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Decisive) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d Decisive) ends(c Class) bool {
+	switch c {
+	case ClassSpam:
+		return d == DecisiveSpam || d == DecisiveBoth
+	case ClassHam:
+		return d == DecisiveHam || d == DecisiveBoth
+	}
+	return false
+}
+
+// Step is one check in the chain with its chain settings.
+type Step struct {
+	Check    Check
+	Decisive Decisive
+	// Timeout is the maximum check time; 0 means DefaultCheckTimeout.
+	Timeout time.Duration
+	// MaxSize skips the check for larger messages; 0 means no limit.
+	MaxSize int64
+	// Scores overrides symbol scores by symbol name.
+	Scores map[string]float64
+}
+
+// DefaultCheckTimeout applies to steps without a timeout.
+const DefaultCheckTimeout = 10 * time.Second
+
+// DefaultDeadline bounds a whole chain run, far below Postfix's 300 s
+// milter content timeout.
+const DefaultDeadline = 60 * time.Second
+
+// Chain runs steps in configured order. A step starts as soon as the
+// checks it depends on and every earlier decisive step have finished, so
+// independent checks run in parallel while a decisive verdict still
+// stops everything configured after it.
+type Chain struct {
+	Steps []Step
+	// Deadline bounds the whole run; 0 means DefaultDeadline.
+	Deadline time.Duration
+	// Observe, when set, is called once per step with its result (for
+	// metrics).
+	Observe func(Result)
+}
+
+// ErrPanic wraps a panic recovered inside a check.
+var ErrPanic = errors.New("checks: check panicked")
+
+// ErrTimeout is the error of a check that ran out of time.
+var ErrTimeout = errors.New("checks: check timed out")
+
+// Run runs the chain on m. It always returns one result per step, in step
+// order.
+func (c *Chain) Run(ctx context.Context, m *Message) Results {
+	deadline := c.Deadline
+	if deadline <= 0 {
+		deadline = DefaultDeadline
+	}
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+
+	n := len(c.Steps)
+	results := make(Results, n)
+	done := make([]chan struct{}, n)
+	index := make(map[string]int, n)
+	for i, s := range c.Steps {
+		done[i] = make(chan struct{})
+		index[s.Check.Name()] = i
+	}
+	size := m.Size()
+
+	for i := range c.Steps {
+		go func(i int) {
+			defer close(done[i])
+			step := c.Steps[i]
+			name := step.Check.Name()
+			// Wait for what this step needs: earlier decisive steps and
+			// declared dependencies.
+			var wait []int
+			for j := 0; j < i; j++ {
+				if c.Steps[j].Decisive != DecisiveNone {
+					wait = append(wait, j)
+				}
+			}
+			if d, ok := step.Check.(Dependent); ok {
+				for _, dep := range d.DependsOn() {
+					if j, ok := index[dep]; ok && j != i {
+						wait = append(wait, j)
+					}
+				}
+			}
+			var prior Results
+			for _, j := range wait {
+				select {
+				case <-done[j]:
+				case <-ctx.Done():
+					results[i] = Result{Check: name, Status: StatusTimeout, Reason: "chain deadline reached before start", Err: ErrTimeout}
+					return
+				}
+				prior = append(prior, results[j])
+			}
+			for _, j := range wait {
+				if results[j].decided {
+					results[i] = Result{Check: name, Status: StatusSkipped, Reason: "decisive " + results[j].Check}
+					return
+				}
+			}
+			if step.MaxSize > 0 && size > step.MaxSize {
+				results[i] = Result{Check: name, Status: StatusSkipped, Reason: fmt.Sprintf("too big (%d > %d)", size, step.MaxSize)}
+				return
+			}
+			r := runStep(ctx, step, m, prior)
+			r.decided = step.Decisive.ends(r.Class)
+			results[i] = r
+			if c.Observe != nil {
+				c.Observe(r)
+			}
+		}(i)
+	}
+	for i := range done {
+		<-done[i]
+	}
+	return results
+}
+
+// runStep runs one check with its timeout and panic recovery and applies
+// its score overrides.
+func runStep(ctx context.Context, step Step, m *Message, prior Results) Result {
+	name := step.Check.Name()
+	timeout := step.Timeout
+	if timeout <= 0 {
+		timeout = DefaultCheckTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	start := time.Now()
+	ch := make(chan Result, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				ch <- Result{Status: StatusError, Reason: fmt.Sprintf("panic: %v", v),
+					Err: fmt.Errorf("%w: %v\n%s", ErrPanic, v, debug.Stack())}
+			}
+		}()
+		ch <- step.Check.Check(cctx, m, prior)
+	}()
+	var r Result
+	select {
+	case r = <-ch:
+	case <-cctx.Done():
+		r = Result{Status: StatusTimeout, Reason: fmt.Sprintf("no answer within %s", timeout), Err: ErrTimeout}
+	}
+	r.Check = name
+	r.Duration = time.Since(start)
+	if r.Status == "" {
+		r.Status = StatusNone
+	}
+	if r.Status == StatusTimeout || r.Status == StatusError || r.Status == StatusSkipped {
+		// A check that did not finish scores nothing (DESIGN failure policy).
+		r.Symbols, r.Score, r.Class = nil, 0, ClassNone
+		return r
+	}
+	if len(r.Symbols) > 0 {
+		r.Score = 0
+		for k := range r.Symbols {
+			if s, ok := step.Scores[r.Symbols[k].Name]; ok {
+				r.Symbols[k].Score = s
+			}
+			r.Score += r.Symbols[k].Score
+		}
+	}
+	return r
+}

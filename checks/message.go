@@ -1,0 +1,302 @@
+package checks
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"os"
+	"strings"
+)
+
+// Envelope is what the MTA told us about the SMTP transaction.
+type Envelope struct {
+	// ClientIP is the SMTP client's address; nil when unknown.
+	ClientIP net.IP
+	// ClientName is the client's verified reverse-DNS name as the MTA
+	// saw it ("unknown" or empty when there is none).
+	ClientName string
+	ClientPort int
+	HELO       string
+	// MailFrom is the envelope sender without angle brackets; "" is the
+	// null sender.
+	MailFrom string
+	Rcpts    []string
+	// AuthUser is the SASL login ({auth_authen}), empty when the client did
+	// not authenticate.
+	AuthUser string
+	// QueueID is the MTA's queue id (macro i), "NOQUEUE" when unknown.
+	QueueID string
+	// Macros holds every macro the MTA sent for this message, connection
+	// macros included.
+	Macros map[string]string
+}
+
+// HeaderField is one header field as received, in order.
+type HeaderField struct {
+	Name string
+	// Value is the field body as received: folding kept, line ends as CRLF,
+	// the single space after the colon not included.
+	Value string
+}
+
+// Body is the message body as stored by the milter session or replay.
+type Body interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// Message is one message as the checks see it.
+type Message struct {
+	Envelope
+	Header []HeaderField
+	Body   Body
+}
+
+// Size is the size of the message in bytes (header block and body).
+func (m *Message) Size() int64 {
+	n := int64(len(m.RawHeader()))
+	if m.Body != nil {
+		n += m.Body.Size()
+	}
+	return n
+}
+
+// RawHeader rebuilds the header block, in received order with duplicates,
+// CRLF line ends and the terminating empty line.
+func (m *Message) RawHeader() []byte {
+	var b bytes.Buffer
+	for _, f := range m.Header {
+		b.WriteString(f.Name)
+		b.WriteString(": ")
+		b.WriteString(toCRLF(f.Value))
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.Bytes()
+}
+
+// BodyReader returns a fresh reader over the body.
+func (m *Message) BodyReader() io.Reader {
+	if m.Body == nil {
+		return strings.NewReader("")
+	}
+	return io.NewSectionReader(m.Body, 0, m.Body.Size())
+}
+
+// Reader returns the whole message: header block then body.
+func (m *Message) Reader() io.Reader {
+	return io.MultiReader(bytes.NewReader(m.RawHeader()), m.BodyReader())
+}
+
+// Get returns the first value of the named header field, unfolded and
+// trimmed; "" when absent.
+func (m *Message) Get(name string) string {
+	for _, f := range m.Header {
+		if strings.EqualFold(f.Name, name) {
+			return Unfold(f.Value)
+		}
+	}
+	return ""
+}
+
+// Values returns every value of the named header field, unfolded.
+func (m *Message) Values(name string) []string {
+	var out []string
+	for _, f := range m.Header {
+		if strings.EqualFold(f.Name, name) {
+			out = append(out, Unfold(f.Value))
+		}
+	}
+	return out
+}
+
+// Subject returns the Subject with RFC 2047 encoded words decoded where
+// they can be; undecodable words are kept as they are.
+func (m *Message) Subject() string {
+	s := m.Get("Subject")
+	dec := mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
+		return nil, fmt.Errorf("charset %q not supported", charset)
+	}}
+	if d, err := dec.DecodeHeader(s); err == nil {
+		return d
+	}
+	return s
+}
+
+// Unfold removes header folding (RFC 5322 §2.2.3) and trims the result.
+func Unfold(v string) string {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v)
+	}
+	return strings.TrimSpace(v)
+}
+
+func toCRLF(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return strings.ReplaceAll(s, "\n", "\r\n")
+}
+
+// ErrHeaderTooLarge is returned by ParseMessage when the header block
+// exceeds the limit.
+var ErrHeaderTooLarge = errors.New("checks: header block too large")
+
+// ParseHeader reads a header block from r up to the empty line and returns
+// the fields and the number of bytes consumed. Lines that are neither a
+// field nor a continuation are kept as a field with an empty name so that
+// nothing is lost; a missing empty line ends the header at EOF.
+func ParseHeader(r *bufio.Reader, limit int) ([]HeaderField, error) {
+	var fields []HeaderField
+	read := 0
+	for {
+		line, err := r.ReadString('\n')
+		read += len(line)
+		if limit > 0 && read > limit {
+			return fields, ErrHeaderTooLarge
+		}
+		if line == "" && err != nil {
+			if err == io.EOF {
+				return fields, nil
+			}
+			return fields, err
+		}
+		trimmed := strings.TrimRight(line, "\r\n")
+		if trimmed == "" {
+			return fields, nil
+		}
+		if (trimmed[0] == ' ' || trimmed[0] == '\t') && len(fields) > 0 {
+			fields[len(fields)-1].Value += "\r\n" + trimmed
+		} else if i := strings.IndexByte(trimmed, ':'); i > 0 && !strings.ContainsAny(trimmed[:i], " \t") {
+			v := trimmed[i+1:]
+			v = strings.TrimPrefix(v, " ")
+			fields = append(fields, HeaderField{Name: trimmed[:i], Value: v})
+		} else if i > 0 && strings.TrimRight(trimmed[:i], " \t") != "" && !strings.ContainsAny(strings.TrimRight(trimmed[:i], " \t"), " \t") {
+			// "Name : value" (obsolete syntax, RFC 5322 §4.5.3)
+			fields = append(fields, HeaderField{Name: strings.TrimRight(trimmed[:i], " \t"), Value: strings.TrimPrefix(trimmed[i+1:], " ")})
+		} else {
+			// Not a header line: the body started without an empty line.
+			// Push the line back by returning it as the body start.
+			return fields, &BodyStartError{Line: line}
+		}
+		if err != nil {
+			if err == io.EOF {
+				return fields, nil
+			}
+			return fields, err
+		}
+	}
+}
+
+// BodyStartError reports a header block that ended without an empty line:
+// Line is the first body line, which the caller keeps.
+type BodyStartError struct{ Line string }
+
+func (e *BodyStartError) Error() string { return "checks: header block ended without an empty line" }
+
+// ReadMessage parses a whole message (an .eml file) into a Message whose
+// Body is spooled through s. The envelope is left empty.
+func ReadMessage(r io.Reader, s *Spool) (*Message, error) {
+	br := bufio.NewReaderSize(r, 64*1024)
+	fields, err := ParseHeader(br, 0)
+	var bs *BodyStartError
+	if errors.As(err, &bs) {
+		if _, werr := s.Write([]byte(bs.Line)); werr != nil {
+			return nil, werr
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(s, br); err != nil {
+		return nil, err
+	}
+	return &Message{Header: fields, Body: s}, nil
+}
+
+// Spool stores a message body in memory up to a threshold and in an
+// unlinked temporary file past it, so memory per message stays bounded.
+// It is written once, then read through ReadAt.
+type Spool struct {
+	Threshold int
+	Dir       string
+	mem       []byte
+	file      *os.File
+	size      int64
+}
+
+// DefaultSpoolThreshold is the body size kept in memory.
+const DefaultSpoolThreshold = 1 << 20
+
+// NewSpool returns a spool keeping up to threshold bytes in memory.
+func NewSpool(threshold int, dir string) *Spool {
+	if threshold <= 0 {
+		threshold = DefaultSpoolThreshold
+	}
+	return &Spool{Threshold: threshold, Dir: dir}
+}
+
+// Write appends p.
+func (s *Spool) Write(p []byte) (int, error) {
+	if s.file == nil && len(s.mem)+len(p) > s.Threshold {
+		f, err := os.CreateTemp(s.Dir, "chainmail-body-*")
+		if err != nil {
+			return 0, fmt.Errorf("checks: spool: %w", err)
+		}
+		// Unlinked at once: the data goes away with the last descriptor,
+		// even if the process dies.
+		_ = os.Remove(f.Name())
+		if _, err := f.Write(s.mem); err != nil {
+			f.Close()
+			return 0, fmt.Errorf("checks: spool: %w", err)
+		}
+		s.file, s.mem = f, nil
+	}
+	if s.file != nil {
+		n, err := s.file.Write(p)
+		s.size += int64(n)
+		if err != nil {
+			return n, fmt.Errorf("checks: spool: %w", err)
+		}
+		return n, nil
+	}
+	s.mem = append(s.mem, p...)
+	s.size += int64(len(p))
+	return len(p), nil
+}
+
+// ReadAt implements io.ReaderAt.
+func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
+	if s.file != nil {
+		return s.file.ReadAt(p, off)
+	}
+	if off >= int64(len(s.mem)) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.mem[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Size is the number of bytes written.
+func (s *Spool) Size() int64 { return s.size }
+
+// OnDisk reports whether the body went past the threshold.
+func (s *Spool) OnDisk() bool { return s.file != nil }
+
+// Close releases the spool's file.
+func (s *Spool) Close() error {
+	s.mem = nil
+	if s.file != nil {
+		err := s.file.Close()
+		s.file = nil
+		return err
+	}
+	return nil
+}
