@@ -23,7 +23,12 @@ const (
 
 var decisiveNames = [...]string{"none", "spam", "ham", "both"}
 
-func (d Decisive) String() string { return decisiveNames[d] }
+func (d Decisive) String() string {
+	if d < 0 || int(d) >= len(decisiveNames) {
+		return fmt.Sprintf("decisive(%d)", int(d))
+	}
+	return decisiveNames[d]
+}
 
 // ParseDecisive reads none, spam, ham or both.
 func ParseDecisive(s string) (Decisive, error) {
@@ -38,8 +43,11 @@ func ParseDecisive(s string) (Decisive, error) {
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Decisive) UnmarshalText(b []byte) error {
 	v, err := ParseDecisive(string(b))
+	if err != nil {
+		return err
+	}
 	*d = v
-	return err
+	return nil
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -116,45 +124,7 @@ func (c *Chain) Run(ctx context.Context, m *Message) Results {
 	for i := range c.Steps {
 		go func(i int) {
 			defer close(done[i])
-			step := c.Steps[i]
-			name := step.Check.Name()
-			// Wait for what this step needs: earlier decisive steps and
-			// declared dependencies.
-			var wait []int
-			for j := 0; j < i; j++ {
-				if c.Steps[j].Decisive != DecisiveNone {
-					wait = append(wait, j)
-				}
-			}
-			if d, ok := step.Check.(Dependent); ok {
-				for _, dep := range d.DependsOn() {
-					if j, ok := index[dep]; ok && j != i {
-						wait = append(wait, j)
-					}
-				}
-			}
-			var prior Results
-			for _, j := range wait {
-				select {
-				case <-done[j]:
-				case <-ctx.Done():
-					results[i] = Result{Check: name, Status: StatusTimeout, Reason: "chain deadline reached before start", Err: ErrTimeout}
-					return
-				}
-				prior = append(prior, results[j])
-			}
-			for _, j := range wait {
-				if results[j].decided {
-					results[i] = Result{Check: name, Status: StatusSkipped, Reason: "decisive " + results[j].Check}
-					return
-				}
-			}
-			if step.MaxSize > 0 && size > step.MaxSize {
-				results[i] = Result{Check: name, Status: StatusSkipped, Reason: fmt.Sprintf("too big (%d > %d)", size, step.MaxSize)}
-				return
-			}
-			r := runStep(ctx, step, m, prior)
-			r.decided = step.Decisive.ends(r.Class)
+			r := c.runAt(ctx, m, i, size, index, results, done)
 			results[i] = r
 			if c.Observe != nil {
 				c.Observe(r)
@@ -165,6 +135,53 @@ func (c *Chain) Run(ctx context.Context, m *Message) Results {
 		<-done[i]
 	}
 	return results
+}
+
+// runAt runs step i once the steps it waits for have finished: every
+// earlier decisive step and the checks it depends on. results[j] may only
+// be read after done[j] is closed.
+func (c *Chain) runAt(ctx context.Context, m *Message, i int, size int64, index map[string]int, results Results, done []chan struct{}) Result {
+	step := c.Steps[i]
+	name := step.Check.Name()
+	waits := make([]bool, len(c.Steps))
+	for j := 0; j < i; j++ {
+		if c.Steps[j].Decisive != DecisiveNone {
+			waits[j] = true
+		}
+	}
+	if d, ok := step.Check.(Dependent); ok {
+		for _, dep := range d.DependsOn() {
+			if j, ok := index[dep]; ok && j != i {
+				waits[j] = true
+			}
+		}
+	}
+	// prior is in configured order, each waited-for step once.
+	var prior Results
+	for j, w := range waits {
+		if !w {
+			continue
+		}
+		select {
+		case <-done[j]:
+		case <-ctx.Done():
+			return Result{Check: name, Status: StatusTimeout, Reason: "chain deadline reached before start", Err: ErrTimeout}
+		}
+		prior = append(prior, results[j])
+	}
+	// The first earlier decisive step that decided ends the chain for this
+	// one; a later step this one depends on never does.
+	for j := 0; j < i; j++ {
+		if waits[j] && results[j].decided {
+			return Result{Check: name, Status: StatusSkipped, Reason: "decisive " + results[j].Check}
+		}
+	}
+	if step.MaxSize > 0 && size > step.MaxSize {
+		return Result{Check: name, Status: StatusSkipped, Reason: fmt.Sprintf("too big (%d > %d)", size, step.MaxSize)}
+	}
+	r := runStep(ctx, step, m, prior)
+	r.decided = step.Decisive.ends(r.Class)
+	return r
 }
 
 // runStep runs one check with its timeout and panic recovery and applies
@@ -189,11 +206,22 @@ func runStep(ctx context.Context, step Step, m *Message, prior Results) Result {
 		}()
 		ch <- step.Check.Check(cctx, m, prior)
 	}()
+	timedOut := func() Result {
+		if ctx.Err() != nil {
+			return Result{Status: StatusTimeout, Reason: "chain deadline reached", Err: ErrTimeout}
+		}
+		return Result{Status: StatusTimeout, Reason: fmt.Sprintf("no answer within %s", timeout), Err: ErrTimeout}
+	}
 	var r Result
 	select {
 	case r = <-ch:
+		// A check that honours ctx returns as soon as its time is up; what
+		// it returns then is a timeout whichever channel select saw first.
+		if cctx.Err() != nil && r.Status != StatusError {
+			r = timedOut()
+		}
 	case <-cctx.Done():
-		r = Result{Status: StatusTimeout, Reason: fmt.Sprintf("no answer within %s", timeout), Err: ErrTimeout}
+		r = timedOut()
 	}
 	r.Check = name
 	r.Duration = time.Since(start)
@@ -206,6 +234,9 @@ func runStep(ctx context.Context, step Step, m *Message, prior Results) Result {
 		return r
 	}
 	if len(r.Symbols) > 0 {
+		// The check may return a slice it shares between messages: the
+		// overrides go into a copy.
+		r.Symbols = append([]Symbol(nil), r.Symbols...)
 		r.Score = 0
 		for k := range r.Symbols {
 			if s, ok := step.Scores[r.Symbols[k].Name]; ok {

@@ -114,9 +114,9 @@ func (r Result) Decided() bool { return r.decided }
 type Check interface {
 	// Name is the check's name in configuration, logs and metrics.
 	Name() string
-	// Check examines m. prior holds the results of the checks this one
-	// depends on (see Dependent) and of every check that finished before
-	// it started. It must honour ctx.
+	// Check examines m. prior holds, in configured order, the results of
+	// the steps this one waited for: the checks it depends on (see
+	// Dependent) and every earlier decisive step. It must honour ctx.
 	Check(ctx context.Context, m *Message, prior Results) Result
 }
 
@@ -207,8 +207,8 @@ type Verdict struct {
 	Score    float64 `json:"score"`
 	Required float64 `json:"required"`
 	// Spam is true when the message counts as spam for logging (score at
-	// or above the tag threshold, a decisive spam result, or a rule that
-	// did more than accept).
+	// or above a threshold that is on, a decisive spam result, or a rule
+	// that did more than accept).
 	Spam bool `json:"spam"`
 	// Code and Reply are the SMTP reply for reject and tempfail:
 	// Code "550", Reply "5.7.1 Message rejected as spam".
@@ -221,7 +221,8 @@ type Verdict struct {
 	// Subject, when not empty, replaces the message's Subject.
 	Subject string `json:"subject,omitempty"`
 	// Why names what decided the action: "score", "rule:<name>",
-	// "decisive:<check>", "error:<check>", "monitor".
+	// "decisive:<check>", "error:<check>", "error:rule:<name>". In monitor
+	// mode it names what decided Would.
 	Why string `json:"why"`
 	// Monitor is set when the policy only logs: Would holds what would
 	// have happened and Action is Accept.

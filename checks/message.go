@@ -9,7 +9,10 @@ import (
 	"mime"
 	"net"
 	"os"
+	"regexp"
 	"strings"
+
+	"golang.org/x/text/encoding/ianaindex"
 )
 
 // Envelope is what the MTA told us about the SMTP transaction.
@@ -116,15 +119,52 @@ func (m *Message) Values(name string) []string {
 
 // Subject returns the Subject with RFC 2047 encoded words decoded where
 // they can be; undecodable words are kept as they are.
-func (m *Message) Subject() string {
-	s := m.Get("Subject")
-	dec := mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
+func (m *Message) Subject() string { return decodeHeader(m.Get("Subject")) }
+
+// wordDecoder decodes the charsets IANA registers for MIME (windows-1252,
+// koi8-r, iso-2022-jp, …) besides the UTF-8, US-ASCII and ISO-8859-1 that
+// package mime knows itself.
+var wordDecoder = &mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
+	enc, err := ianaindex.MIME.Encoding(charset)
+	if err != nil || enc == nil {
 		return nil, fmt.Errorf("charset %q not supported", charset)
-	}}
-	if d, err := dec.DecodeHeader(s); err == nil {
+	}
+	return enc.NewDecoder().Reader(input), nil
+}}
+
+// encodedWord matches one RFC 2047 encoded word.
+var encodedWord = regexp.MustCompile(`=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=`)
+
+// decodeHeader decodes the RFC 2047 encoded words of an unstructured
+// header value. A word that cannot be decoded (unknown charset, bad
+// encoding) is kept as it is and the others are still decoded.
+func decodeHeader(s string) string {
+	if !strings.Contains(s, "=?") {
+		return s
+	}
+	if d, err := wordDecoder.DecodeHeader(s); err == nil {
 		return d
 	}
-	return s
+	var b strings.Builder
+	last, prevDecoded := 0, false
+	for _, loc := range encodedWord.FindAllStringIndex(s, -1) {
+		gap := s[last:loc[0]]
+		word := s[loc[0]:loc[1]]
+		d, err := wordDecoder.Decode(word)
+		// RFC 2047 §6.2: white space between two encoded words is not
+		// displayed.
+		if !(err == nil && prevDecoded && strings.TrimLeft(gap, " \t\r\n") == "") {
+			b.WriteString(gap)
+		}
+		if err == nil {
+			b.WriteString(d)
+		} else {
+			b.WriteString(word)
+		}
+		last, prevDecoded = loc[1], err == nil
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }
 
 // Unfold removes header folding (RFC 5322 §2.2.3) and trims the result.
@@ -147,10 +187,12 @@ func toCRLF(s string) string {
 // exceeds the limit.
 var ErrHeaderTooLarge = errors.New("checks: header block too large")
 
-// ParseHeader reads a header block from r up to the empty line and returns
-// the fields and the number of bytes consumed. Lines that are neither a
-// field nor a continuation are kept as a field with an empty name so that
-// nothing is lost; a missing empty line ends the header at EOF.
+// ParseHeader reads a header block from r up to and including the empty
+// line and returns the fields in order. A line that is neither a field nor
+// a continuation ends the block as if an empty line had come before it:
+// the fields so far are returned with a *BodyStartError holding that line,
+// which is the first line of the body. EOF ends the block too. With limit
+// > 0, a block longer than limit bytes gives ErrHeaderTooLarge.
 func ParseHeader(r *bufio.Reader, limit int) ([]HeaderField, error) {
 	var fields []HeaderField
 	read := 0
@@ -271,6 +313,9 @@ func (s *Spool) Write(p []byte) (int, error) {
 
 // ReadAt implements io.ReaderAt.
 func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("checks: spool: negative offset")
+	}
 	if s.file != nil {
 		return s.file.ReadAt(p, off)
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/expr-lang/expr"
@@ -40,8 +41,9 @@ const (
 type Policy struct {
 	// Hostname is the authserv-id of Authentication-Results.
 	Hostname string
-	// Score thresholds; a threshold of 0 or less is off. Tag is also the
-	// "required" score of the log line.
+	// Score thresholds; a threshold of 0 or less is off. The lowest one
+	// that is on (normally Tag) is the "required" score of the log line,
+	// and a score that reaches any of them makes the message spam.
 	Tag, Quarantine, Reject float64
 	// DecisiveSpam is the action for a decisive spam result.
 	DecisiveSpam Action
@@ -54,13 +56,33 @@ type Policy struct {
 
 	RejectCode, RejectReply     string
 	TempfailCode, TempfailReply string
-	ErrorReply                  string
+	ErrorCode, ErrorReply       string
 	QuarantineReason            string
 	// SubjectTag, when set, rewrites the Subject of tagged mail; %s is the
 	// original subject.
 	SubjectTag string
 	Headers    HeaderMode
+
+	// known is what Compile compiled the rules against.
+	known []string
 }
+
+// RuleError is a rule that does not compile.
+type RuleError struct {
+	// Index is the rule's index in Policy.Rules.
+	Index int
+	Name  string
+	Err   error
+}
+
+func (e *RuleError) Error() string {
+	if e.Name == "" {
+		return fmt.Sprintf("rule %d: %v", e.Index+1, e.Err)
+	}
+	return fmt.Sprintf("rule %q: %v", e.Name, e.Err)
+}
+
+func (e *RuleError) Unwrap() error { return e.Err }
 
 // DefaultPolicy returns the policy of the embedded default configuration.
 func DefaultPolicy() *Policy {
@@ -75,6 +97,7 @@ func DefaultPolicy() *Policy {
 		RejectReply:      "5.7.1 Message rejected as spam",
 		TempfailCode:     "451",
 		TempfailReply:    "4.7.1 Message deferred, try again later",
+		ErrorCode:        "451",
 		ErrorReply:       "4.7.1 Temporary failure while checking the message, try again later",
 		QuarantineReason: "chainmail: held as suspected spam",
 		Headers:          HeadersAlways,
@@ -115,34 +138,82 @@ func ruleEnv(known []string, m *Message, rs Results, score, required float64) ma
 }
 
 // Compile compiles the rules against the names of the checks that exist.
-// An expression that does not compile, or that is not boolean, is an
-// error naming the rule.
+// An expression that does not compile, that is not boolean, or that fails
+// when the checks it names did not run (a non-boolean field used as a
+// condition, like `lists.status`) is a *RuleError naming the rule.
 func (p *Policy) Compile(known []string) error {
-	sample := ruleEnv(known, nil, nil, 0, 0)
+	p.known = append([]string(nil), known...)
 	seen := map[string]bool{}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		if r.Name == "" {
-			return fmt.Errorf("rule %d: no name", i+1)
+			return &RuleError{Index: i, Err: fmt.Errorf("no name")}
 		}
 		if seen[r.Name] {
-			return fmt.Errorf("rule %q: defined twice", r.Name)
+			return &RuleError{Index: i, Name: r.Name, Err: fmt.Errorf("defined twice")}
 		}
 		seen[r.Name] = true
-		// The map environment makes unknown top-level names (a misspelt
-		// check) a compile error; fields of a check are open-ended.
-		prog, err := expr.Compile(r.If, expr.Env(sample), expr.AsBool())
+		prog, err := compileRule(r.If, p.known)
 		if err != nil {
-			return fmt.Errorf("rule %q: %v", r.Name, err)
+			return &RuleError{Index: i, Name: r.Name, Err: err}
 		}
 		r.program = prog
 	}
 	return nil
 }
 
+// compileRule compiles one condition and runs it once over results where
+// no check ran: expr types the fields of a check as "any", so a condition
+// like `lists.status` compiles and would fail on every message.
+func compileRule(cond string, known []string) (*vm.Program, error) {
+	sample := ruleEnv(known, nil, nil, 0, 0)
+	// The map environment makes unknown top-level names (a misspelt
+	// check) a compile error; fields of a check are open-ended.
+	prog, err := expr.Compile(cond, expr.Env(sample), expr.AsBool())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := expr.Run(prog, sample); err != nil {
+		return nil, fmt.Errorf("not a true/false condition, or fails when the checks it names did not run: %v", err)
+	}
+	return prog, nil
+}
+
+// names is known together with the names the rules were compiled with.
+func (p *Policy) names(known []string) []string {
+	if len(p.known) == 0 {
+		return known
+	}
+	if len(known) == 0 {
+		return p.known
+	}
+	out := append([]string(nil), p.known...)
+	have := make(map[string]bool, len(out))
+	for _, k := range out {
+		have[k] = true
+	}
+	for _, k := range known {
+		if !have[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// required is the lowest threshold that is on, 0 when all are off.
+func (p *Policy) required() float64 {
+	req := 0.0
+	for _, t := range []float64{p.Tag, p.Quarantine, p.Reject} {
+		if t > 0 && (req == 0 || t < req) {
+			req = t
+		}
+	}
+	return req
+}
+
 // Decide turns the results of one chain run into a Verdict.
 func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
-	v := &Verdict{Required: p.Tag, Results: rs, Why: "score"}
+	v := &Verdict{Required: p.required(), Results: rs, Why: "score"}
 	for _, r := range rs {
 		v.Score += r.Score
 		v.Listed = append(v.Listed, r.Listed...)
@@ -167,48 +238,63 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 		}
 	}
 
+	ham := decided != nil && decided.Class == ClassHam
 	switch {
-	case decided != nil && decided.Class == ClassHam:
+	case ham:
 		v.Why = "decisive:" + decided.Check
 	case decided != nil && decided.Class == ClassSpam:
 		v.Spam = true
 		raise(p.DecisiveSpam, "decisive:"+decided.Check)
 	default:
-		if p.Tag > 0 && v.Score >= p.Tag {
-			v.Spam = true
-			raise(Tag, "score")
-		}
-		if p.Quarantine > 0 && v.Score >= p.Quarantine {
-			raise(Quarantine, "score")
-		}
-		if p.Reject > 0 && v.Score >= p.Reject {
-			raise(Reject, "score")
+		for _, t := range []struct {
+			min float64
+			a   Action
+		}{{p.Tag, Tag}, {p.Quarantine, Quarantine}, {p.Reject, Reject}} {
+			if t.min > 0 && v.Score >= t.min {
+				v.Spam = true
+				raise(t.a, "score")
+			}
 		}
 	}
 
+	// A message a decisive check classified ham was decided without the
+	// checks that failed: their errors do not hold it back.
 	for _, r := range rs {
-		if r.Status == StatusError {
+		if r.Status == StatusError && !ham {
 			if raise(p.OnError, "error:"+r.Check) || p.OnError == v.Action {
 				if p.OnError == Tempfail {
-					reply(p.TempfailCode, p.ErrorReply)
+					reply(p.ErrorCode, p.ErrorReply)
 				}
 			}
 		}
 	}
 
 	if len(p.Rules) > 0 {
-		env := ruleEnv(known, m, rs, v.Score, p.Tag)
+		// Every check that ran is a name too, even when the caller does
+		// not know it.
+		names := append([]string(nil), p.names(known)...)
+		for _, r := range rs {
+			names = append(names, r.Check)
+		}
+		env := ruleEnv(names, m, rs, v.Score, p.required())
 		for i := range p.Rules {
 			r := &p.Rules[i]
-			if r.program == nil {
-				continue
+			prog := r.program
+			var err error
+			if prog == nil {
+				// Not compiled (Compile was not called): compile it here
+				// rather than skip a rule that may stop mail.
+				prog, err = compileRule(r.If, names)
 			}
-			out, err := expr.Run(r.program, env)
+			var out any
+			if err == nil {
+				out, err = expr.Run(prog, env)
+			}
 			if err != nil {
 				// A rule that cannot be evaluated must not let mail through
 				// that it would have stopped: treat it like a check error.
 				if raise(p.OnError, "error:rule:"+r.Name) && p.OnError == Tempfail {
-					reply(p.TempfailCode, p.ErrorReply)
+					reply(p.ErrorCode, p.ErrorReply)
 				}
 				continue
 			}
@@ -218,7 +304,13 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 			if r.Action > Accept {
 				v.Spam = true
 			}
-			if raise(r.Action, "rule:"+r.Name) {
+			// The most severe action wins; at equal severity a rule wins
+			// over a threshold, a decisive check or an error (it is the
+			// more specific), and the first matching rule over later ones.
+			take := r.Action > v.Action ||
+				(r.Action == v.Action && r.Action > Accept && !strings.HasPrefix(v.Why, "rule:"))
+			if take {
+				v.Action, v.Why = r.Action, "rule:"+r.Name
 				if r.Reply != "" {
 					reply(r.Code, r.Reply)
 				} else {
@@ -261,7 +353,9 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 	if v.Action <= Quarantine {
 		v.Headers = p.headers(v)
 		if v.Action == Tag && p.SubjectTag != "" && m != nil {
-			v.Subject = strings.ReplaceAll(p.SubjectTag, "%s", m.Subject())
+			// The Subject as received (encoded words kept): the milter
+			// writes Verdict.Subject into the header as it is.
+			v.Subject = strings.ReplaceAll(p.SubjectTag, "%s", m.Get("Subject"))
 		}
 	}
 	return v
@@ -277,19 +371,23 @@ func quarantineReason(p *Policy, v *Verdict) string {
 	return fmt.Sprintf("chainmail: score %.2f", v.Score)
 }
 
+// truncate cuts s to at most n bytes, never inside a UTF-8 sequence.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	s = s[:n]
-	// Do not cut a UTF-8 sequence in half.
-	for len(s) > 0 && s[len(s)-1]&0xC0 == 0x80 {
-		s = s[:len(s)-1]
+	// s[n] is the first byte left out. If a multi-byte sequence starts at
+	// most 3 bytes before it and runs past it, the cut moves back to where
+	// the sequence starts. Bytes that are not UTF-8 are cut anywhere.
+	for j := n; j >= 0 && j > n-utf8.UTFMax; j-- {
+		if utf8.RuneStart(s[j]) {
+			if _, size := utf8.DecodeRuneInString(s[j:]); size > 1 && j+size > n {
+				return s[:j]
+			}
+			break
+		}
 	}
-	if len(s) > 0 && s[len(s)-1] >= 0xC0 {
-		s = s[:len(s)-1]
-	}
-	return s
+	return s[:n]
 }
 
 // headers returns the header fields added to delivered mail.

@@ -1,0 +1,152 @@
+package verdictlog
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+)
+
+// The JSON format writes one object per line: the common fields of
+// jsonHead, then the event's facts (one of the *Facts types below) spliced
+// into the same object. Keeping the two apart avoids Go's rule that
+// clashing promoted field names silently vanish.
+
+type jsonHead struct {
+	Time    string `json:"time"`
+	Host    string `json:"host"`
+	Tag     string `json:"tag"`
+	PID     int    `json:"pid"`
+	Event   string `json:"event"`
+	QueueID string `json:"queue_id,omitempty"`
+	Line    string `json:"line"`
+}
+
+type symbolFact struct {
+	Name  string  `json:"name"`
+	Score float64 `json:"score"`
+}
+
+type messageFacts struct {
+	ClientIP    string       `json:"client_ip"`
+	From        string       `json:"from"`
+	Rcpt        []string     `json:"rcpt"`
+	RcptDomains []string     `json:"rcpt_domains"`
+	Subject     string       `json:"subject"`
+	Spam        bool         `json:"spam"`
+	Action      string       `json:"action"`
+	Monitor     bool         `json:"monitor,omitempty"`
+	Would       string       `json:"would,omitempty"`
+	Why         string       `json:"why"`
+	Score       float64      `json:"score"`
+	Required    float64      `json:"required"`
+	Symbols     []symbolFact `json:"symbols"`
+	Listed      []string     `json:"listed"`
+}
+
+type rblFacts struct {
+	Listed []string `json:"listed"`
+}
+
+type spamActionsFacts struct {
+	Action  string   `json:"action"`
+	Actions []string `json:"actions"`
+}
+
+type monitorFacts struct {
+	Would string `json:"would"`
+	Why   string `json:"why"`
+}
+
+type deliveryFacts struct {
+	// Delivery is "delivery", "non-delivery" or "deferral".
+	Delivery string   `json:"delivery"`
+	Spam     bool     `json:"spam"`
+	From     string   `json:"from"`
+	Rcpt     []string `json:"rcpt"`
+	Subject  string   `json:"subject"`
+	Why      string   `json:"why,omitempty"`
+}
+
+type checkFacts struct {
+	Check  string `json:"check"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+type infectedFacts struct {
+	ClientIP string `json:"client_ip"`
+}
+
+type fileFacts struct {
+	Filename string `json:"filename"`
+	Text     string `json:"text"`
+}
+
+type whalingFacts struct {
+	FullName string `json:"full_name"`
+	Address  string `json:"address"`
+}
+
+type sdrVerdictJSON struct {
+	Verdict          string   `json:"verdict"`
+	ThreatCategory   string   `json:"threat_category"`
+	SuspectedDomains []string `json:"suspected_domains"`
+	YoungestDomain   string   `json:"youngest_domain"`
+	// AgeDays is null when the age is unknown.
+	AgeDays *int `json:"youngest_domain_age_days"`
+}
+
+type quotaFacts struct {
+	Action  string   `json:"action"`
+	Host    string   `json:"host"`
+	HELO    string   `json:"helo"`
+	From    string   `json:"from"`
+	To      string   `json:"to"`
+	Reason  string   `json:"reason"`
+	Policy  string   `json:"policy"`
+	Quota   string   `json:"quota"`
+	Limit   string   `json:"limit"`
+	Track   string   `json:"track"`
+	Counter string   `json:"counter"`
+	Current float64  `json:"current"`
+	Max     float64  `json:"max"`
+	Percent *float64 `json:"percent"`
+}
+
+type logFacts struct {
+	Level string `json:"level"`
+}
+
+// encodeJSON renders e as one JSON object without a line end. HTML
+// escaping is off so that "<>" stays readable; encoding/json escapes every
+// control character, so the object is always one line.
+func encodeJSON(e entry, t time.Time, host, tag string, pid int) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	head := jsonHead{
+		Time: t.Format(time.RFC3339Nano), Host: host, Tag: tag, PID: pid,
+		Event: e.event, QueueID: e.queueID, Line: e.line,
+	}
+	if err := enc.Encode(head); err != nil {
+		// Only strings and ints: cannot happen.
+		panic("verdictlog: encoding JSON head: " + err.Error())
+	}
+	out := bytes.TrimRight(buf.Bytes(), "\n")
+	if e.facts == nil {
+		return out
+	}
+	out = append([]byte(nil), out...)
+	buf.Reset()
+	if err := enc.Encode(e.facts); err != nil {
+		// Facts hold no maps, channels or funcs; NaN or Inf scores are
+		// the one thing that can fail: keep the line, drop the facts.
+		return out
+	}
+	facts := bytes.TrimRight(buf.Bytes(), "\n")
+	if len(facts) <= 2 { // "{}"
+		return out
+	}
+	out = append(out[:len(out)-1], ',')
+	return append(out, facts[1:]...)
+}

@@ -1,0 +1,392 @@
+// Package verdictlog writes chainmail's verdict log: the lines a postmaster
+// greps and a SIEM parses, one method per event.
+//
+// # The wording is a contract
+//
+// The lines keep MailScanner's words (and, for reputation and quotas, the
+// words of Cisco's Sender Domain Reputation and of policyd's Quotas module)
+// because parsers in the field match them with regular expressions. A line
+// changes only when the design changes; the tests compare whole lines. For
+// one message, Lines gives, in this order:
+//
+//	RBL checks: <id> found in <LIST, LIST>                       (only when listed)
+//	Message <id> from <client-ip> (<env-from>) to <dom,dom> is spam, <LIST, LIST>, chainmail (not cached, score=12.40, required 5.00, R_SPF_FAIL 1.00, RBL_SPAMHAUS 4.00)
+//	Spam Actions: message <id> actions are <deliver|deliver,header|store|defer|bounce|delete>   (spam only)
+//	Monitor: message <id> would be <action> (<why>)               (monitor mode, when it held something back)
+//	Delivery of nonspam: message <id> from <env-from> to <rcpt,rcpt> with subject <subject>
+//	  … or "Delivery of spam: …" (accept, tag, monitor mode),
+//	  "Non-delivery of spam: …" (quarantine, reject, discard; "of nonspam" when not spam),
+//	  "Deferral of message: … with subject <subject> (<why>)" (tempfail)
+//	Check <check> on message <id>: <error|timeout|skipped> (<reason>)   (one per check that gave no answer)
+//
+// <id> is the MTA queue id (NOQUEUE when there is none), <client-ip> is
+// "unknown" when not known, the null sender is <>, the verdict line names
+// the distinct recipient domains (lower-cased, first appearance first) and
+// the delivery line the full addresses, both joined by "," without spaces;
+// an empty recipient list is logged as "unknown". Scores have two
+// decimals; symbols keep the verdict's order. The "<LIST, LIST>, " part of
+// the verdict line is there only when the message was listed, as in
+// MailScanner. Single events have their own methods and pure builders
+// (InfectedLine, FilenameCheckLine, FiletypeCheckLine, WhalingLine,
+// SDRDomainsLine, SDRVerdictLine, QuotaLine), documented there.
+//
+// Every value that comes from a message or the network goes through
+// Sanitize, so one event is always exactly one line.
+//
+// # Sinks and formats
+//
+// A Logger writes each line to its sinks: stderr and files get the line as
+// syslogd would have written it to /var/log/mail.log
+// ("Jan _2 15:04:05 host tag[pid]: line"), so maillog parsers work on
+// them; syslog gets an RFC 3164 message over the local socket, UDP or TCP.
+// With Format "json" each line becomes one JSON object with time, host,
+// tag, pid, event (message, rbl, spam_actions, monitor, delivery, check,
+// infected, filename, filetype, whaling, sdr_domains, sdr_verdict, quota,
+// log), queue_id, the exact text line ("line"), and the event's facts as
+// fields; inside syslog the object is the message text. The tag defaults to "chainmail"; "MailScanner"
+// makes chainmail a drop-in for existing parsers.
+//
+// A Logger is safe for concurrent use: the lines of one message are written
+// together and never interleave with another's. Writes never block mail for
+// long: a syslog write has a one-second deadline, and a line that cannot be
+// written is dropped and counted (Dropped).
+package verdictlog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"chainmail/checks"
+)
+
+// DefaultTag is the syslog tag (program name) when Config.Tag is empty.
+const DefaultTag = "chainmail"
+
+// Config configures a Logger.
+type Config struct {
+	// Tag is the syslog tag / program name, DefaultTag when empty.
+	// "MailScanner" makes the log a drop-in for MailScanner parsers.
+	Tag string `yaml:"tag"`
+	// Format is "text" (default) or "json".
+	Format string `yaml:"format"`
+	// Sinks are where lines go; none means one stderr sink.
+	Sinks []SinkConfig `yaml:"sinks"`
+}
+
+// SinkConfig is one destination of the log.
+type SinkConfig struct {
+	// Type is stderr, file or syslog.
+	Type string `yaml:"type"`
+	// Path is the file sink's file, opened for appending and opened again
+	// by Logger.Reopen (logrotate).
+	Path string `yaml:"path"`
+	// Address is the syslog sink's daemon: "unix:/dev/log" (default),
+	// "udp:HOST:PORT" or "tcp:HOST:PORT".
+	Address string `yaml:"address"`
+	// Facility is the syslog facility name, "mail" when empty.
+	Facility string `yaml:"facility"`
+}
+
+// Option adjusts a Logger at New; tests and `chainmail replay` use them
+// to fix what would otherwise come from the system.
+type Option func(*Logger)
+
+// WithClock sets the clock that stamps lines (default time.Now). The
+// time's location is the one written, as syslogd writes local time.
+func WithClock(now func() time.Time) Option { return func(l *Logger) { l.now = now } }
+
+// WithHostname sets the hostname written in the lines (default: the
+// system's, up to the first dot).
+func WithHostname(h string) Option { return func(l *Logger) { l.host = h } }
+
+// WithPID sets the process id written in the lines (default os.Getpid()).
+func WithPID(pid int) Option { return func(l *Logger) { l.pid = pid } }
+
+// WithStderr sets where stderr sinks write (default os.Stderr).
+func WithStderr(w io.Writer) Option { return func(l *Logger) { l.stderr = w } }
+
+// Logger writes verdict lines to its sinks. A nil *Logger is valid: it
+// writes nothing, and Message still returns the lines.
+type Logger struct {
+	tag    string
+	json   bool
+	now    func() time.Time
+	host   string
+	pid    int
+	stderr io.Writer
+
+	sinks   []sink
+	dropped atomic.Uint64
+
+	mu     sync.RWMutex // guards closed against writes racing Close
+	closed bool
+}
+
+// New validates cfg and opens its sinks. Syslog sinks connect at once, so
+// a wrong socket path or an unreachable daemon is reported here; later
+// failures only drop lines.
+func New(cfg Config, opts ...Option) (*Logger, error) {
+	l := &Logger{tag: cfg.Tag, now: time.Now, pid: os.Getpid(), stderr: os.Stderr}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.tag == "" {
+		l.tag = DefaultTag
+	}
+	if err := checkTag(l.tag); err != nil {
+		return nil, err
+	}
+	switch strings.ToLower(cfg.Format) {
+	case "", "text":
+	case "json":
+		l.json = true
+	default:
+		return nil, fmt.Errorf("verdictlog: unknown format %q (want text or json)", cfg.Format)
+	}
+	if l.host == "" {
+		l.host = shortHostname()
+	}
+	// The hostname is one field of the syslog HEADER: no spaces.
+	l.host = strings.ReplaceAll(Sanitize(l.host), " ", "-")
+	sinks := cfg.Sinks
+	if len(sinks) == 0 {
+		sinks = []SinkConfig{{Type: "stderr"}}
+	}
+	fr := framer{host: l.host, tag: l.tag, pid: l.pid, json: l.json}
+	for i, sc := range sinks {
+		s, err := l.newSink(sc, fr)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("verdictlog: sink %d (%s): %w", i+1, sc.Type, err)
+		}
+		l.sinks = append(l.sinks, s)
+	}
+	return l, nil
+}
+
+func (l *Logger) newSink(sc SinkConfig, fr framer) (sink, error) {
+	typ := strings.ToLower(sc.Type)
+	if typ != "syslog" && (sc.Address != "" || sc.Facility != "") {
+		return nil, fmt.Errorf("address and facility are for syslog sinks only")
+	}
+	if typ != "file" && sc.Path != "" {
+		return nil, fmt.Errorf("path is for file sinks only")
+	}
+	switch typ {
+	case "stderr":
+		return &writerSink{framer: fr, w: l.stderr}, nil
+	case "file":
+		if sc.Path == "" {
+			return nil, fmt.Errorf("file sink needs a path")
+		}
+		f, err := openLogFile(sc.Path)
+		if err != nil {
+			return nil, err
+		}
+		return &fileSink{framer: fr, path: sc.Path, f: f}, nil
+	case "syslog":
+		fac := strings.ToLower(sc.Facility)
+		if fac == "" {
+			fac = "mail"
+		}
+		code, ok := facilities[fac]
+		if !ok {
+			return nil, fmt.Errorf("unknown syslog facility %q (want mail, daemon, user, local0…local7, …)", sc.Facility)
+		}
+		network, addr, err := parseSyslogAddress(sc.Address)
+		if err != nil {
+			return nil, err
+		}
+		s := &syslogSink{network: network, addr: addr, facility: code, host: l.host, tag: l.tag, pid: l.pid}
+		if err := s.dial(); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("unknown sink type %q (want stderr, file or syslog)", sc.Type)
+}
+
+// checkTag enforces RFC 3164 §4.1.3: at most 32 characters, and nothing
+// that would end the TAG early or confuse a parser.
+func checkTag(tag string) error {
+	if len(tag) > 32 {
+		return fmt.Errorf("verdictlog: tag %q longer than 32 characters (RFC 3164)", tag)
+	}
+	for _, c := range tag {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./", c)) {
+			return fmt.Errorf("verdictlog: tag %q: only letters, digits and - _ . / are allowed", tag)
+		}
+	}
+	return nil
+}
+
+// shortHostname is the system's host name up to the first dot, as syslogd
+// writes it (RFC 3164 §4.1.2: no domain name).
+func shortHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	if i := strings.IndexByte(h, '.'); i > 0 {
+		h = h[:i]
+	}
+	return h
+}
+
+// Close closes the sinks. Lines written afterwards are dropped.
+func (l *Logger) Close() error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var errs []error
+	for _, s := range l.sinks {
+		errs = append(errs, s.close())
+	}
+	return errors.Join(errs...)
+}
+
+// Reopen opens the file sinks' files again, for SIGHUP after logrotate
+// moved them away. A file that cannot be opened keeps its old descriptor.
+func (l *Logger) Reopen() error {
+	if l == nil {
+		return nil
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return errors.New("verdictlog: reopen after close")
+	}
+	var errs []error
+	for _, s := range l.sinks {
+		errs = append(errs, s.reopen())
+	}
+	return errors.Join(errs...)
+}
+
+// Dropped is the number of lines, summed over the sinks, that could not be
+// written.
+func (l *Logger) Dropped() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.dropped.Load()
+}
+
+// emit writes entries to every sink, together.
+func (l *Logger) emit(es ...entry) {
+	if l == nil || len(es) == 0 {
+		return
+	}
+	t := l.now()
+	recs := make([]record, len(es))
+	for i, e := range es {
+		sev := sevInfo
+		if e.err {
+			sev = sevErr
+		}
+		msg := e.line
+		if l.json {
+			msg = string(encodeJSON(e, t, l.host, l.tag, l.pid))
+		}
+		recs[i] = record{t: t, sev: sev, msg: msg}
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		l.dropped.Add(uint64(len(recs) * len(l.sinks)))
+		return
+	}
+	for _, s := range l.sinks {
+		if n := s.write(recs); n > 0 {
+			l.dropped.Add(uint64(n))
+		}
+	}
+}
+
+// Message writes the verdict lines of one message and returns them as
+// Lines does, so `chainmail replay` prints exactly what serve logs.
+func (l *Logger) Message(m *checks.Message, v *checks.Verdict) []string {
+	es := messageEntries(m, v)
+	l.emit(es...)
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.line
+	}
+	return out
+}
+
+// Infected logs "Infected message <id> came from <client-ip>".
+func (l *Logger) Infected(id, clientIP string) {
+	line := InfectedLine(id, clientIP)
+	l.emit(entry{event: "infected", queueID: queueID(id), line: line,
+		facts: infectedFacts{ClientIP: orUnknown(Sanitize(clientIP))}})
+}
+
+// FilenameCheck logs "Filename Checks: <log text> (<id> <filename>)".
+func (l *Logger) FilenameCheck(id, filename, logText string) {
+	l.emit(entry{event: "filename", queueID: queueID(id), line: FilenameCheckLine(id, filename, logText),
+		facts: fileFacts{Filename: Sanitize(filename), Text: Sanitize(logText)}})
+}
+
+// FiletypeCheck logs "Filetype Checks: <log text> (<id> <filename>)".
+func (l *Logger) FiletypeCheck(id, filename, logText string) {
+	l.emit(entry{event: "filetype", queueID: queueID(id), line: FiletypeCheckLine(id, filename, logText),
+		facts: fileFacts{Filename: Sanitize(filename), Text: Sanitize(logText)}})
+}
+
+// Whaling logs "Message <id> has been blocked as Whaling attack to
+// <Full Name> <addr>".
+func (l *Logger) Whaling(id, fullName, addr string) {
+	l.emit(entry{event: "whaling", queueID: queueID(id), line: WhalingLine(id, fullName, addr),
+		facts: whalingFacts{FullName: strings.TrimSpace(Sanitize(fullName)), Address: Sanitize(stripBrackets(addr))}})
+}
+
+// SDRDomains logs the domains a reputation query was made for (see
+// SDRDomainsLine).
+func (l *Logger) SDRDomains(id string, d SDRDomains) {
+	l.emit(entry{event: "sdr_domains", queueID: queueID(id), line: SDRDomainsLine(id, d), facts: d.sanitized()})
+}
+
+// SDRVerdict logs the consolidated sender reputation (see SDRVerdictLine).
+func (l *Logger) SDRVerdict(id string, v SDRVerdict) {
+	l.emit(entry{event: "sdr_verdict", queueID: queueID(id), line: SDRVerdictLine(id, v), facts: sdrVerdictFacts(v)})
+}
+
+// Quota logs a quota decision (see QuotaLine). Quota lines carry no queue
+// id: policyd logs them before there is one.
+func (l *Logger) Quota(q QuotaEvent) {
+	s := q.sanitized()
+	f := quotaFacts{
+		Action: s.Action, Host: s.Host, HELO: s.HELO, From: s.From, To: s.To, Reason: s.Reason,
+		Policy: s.Policy, Quota: s.Quota, Limit: s.Limit, Track: s.Track, Counter: s.Counter,
+		Current: s.Current, Max: s.Max,
+	}
+	if s.Max > 0 {
+		p := round1(s.Current / s.Max * 100)
+		f.Percent = &p
+	}
+	l.emit(entry{event: "quota", line: QuotaLine(q), facts: f})
+}
+
+// Printf logs an operational message (startup, reload, trouble) to the
+// same sinks, with severity info.
+func (l *Logger) Printf(format string, args ...any) {
+	l.emit(entry{event: "log", line: Sanitize(fmt.Sprintf(format, args...)), facts: logFacts{Level: "info"}})
+}
+
+// Errorf logs an operational error to the same sinks, with severity err.
+func (l *Logger) Errorf(format string, args ...any) {
+	l.emit(entry{event: "log", line: Sanitize(fmt.Sprintf(format, args...)), err: true, facts: logFacts{Level: "err"}})
+}

@@ -1,0 +1,421 @@
+package main
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"chainmail/checks"
+	"chainmail/checks/config"
+	"chainmail/checks/verdictlog"
+	"chainmail/milter"
+)
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// envelopeFile is the sidecar NAME.eml.envelope, keyed like the flags.
+type envelopeFile struct {
+	ClientIP string   `yaml:"client-ip"`
+	HELO     string   `yaml:"helo"`
+	From     *string  `yaml:"from"`
+	Rcpt     []string `yaml:"rcpt"`
+	Auth     string   `yaml:"auth"`
+	QueueID  string   `yaml:"queue-id"`
+}
+
+// replayResult is one message's JSON output.
+type replayResult struct {
+	File     string          `json:"file"`
+	QueueID  string          `json:"queue_id"`
+	Action   string          `json:"action"`
+	Score    float64         `json:"score"`
+	Required float64         `json:"required"`
+	Reply    string          `json:"reply"`
+	Results  []jsonResult    `json:"results"`
+	Symbols  []checks.Symbol `json:"symbols"`
+	Headers  []checks.Header `json:"headers"`
+	Log      []string        `json:"log"`
+	// Milter mode: what the milter answered.
+	Quarantine string `json:"quarantine,omitempty"`
+	Monitor    string `json:"would,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+type jsonResult struct {
+	Check  string  `json:"check"`
+	Status string  `json:"status"`
+	Score  float64 `json:"score"`
+	Reason string  `json:"reason"`
+}
+
+func replay(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var zones, rcpts multiFlag
+	cfgPath := fl.String("c", "", "configuration `FILE`")
+	fl.Var(&zones, "zone", "serve this RFC 1035 zone `FILE` on 127.0.0.1 and use it as the only resolver (repeatable)")
+	dnsAddr := fl.String("dns", "", "use the DNS server at `HOST:PORT` as the only resolver")
+	milterAddr := fl.String("milter", "", "send each message through the milter protocol to `ADDR` instead of running the chain in-process")
+	clientIP := fl.String("client-ip", "", "SMTP client `IP`")
+	helo := fl.String("helo", "", "HELO `NAME`")
+	from := fl.String("from", "", "envelope sender `ADDR` (MAIL FROM)")
+	fl.Var(&rcpts, "rcpt", "envelope recipient `ADDR` (repeatable)")
+	auth := fl.String("auth", "", "SASL `USER` the client authenticated as")
+	queueID := fl.String("queue-id", "", "queue `ID` (default: derived from the file's content)")
+	asJSON := fl.Bool("json", false, "print one JSON object per message")
+	if err := fl.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fl.NArg() == 0 {
+		fmt.Fprintln(stderr, "chainmail replay: no PATH given (an .eml file or a directory)")
+		return exitUsage
+	}
+	if len(zones) > 0 && *dnsAddr != "" {
+		fmt.Fprintln(stderr, "chainmail replay: --zone and --dns exclude each other")
+		return exitUsage
+	}
+	var flagIP net.IP
+	if *clientIP != "" {
+		if flagIP = net.ParseIP(*clientIP); flagIP == nil {
+			fmt.Fprintf(stderr, "chainmail replay: --client-ip %q is not an IP address\n", *clientIP)
+			return exitUsage
+		}
+	}
+	fromSet := false
+	fl.Visit(func(f *flag.Flag) {
+		if f.Name == "from" {
+			fromSet = true
+		}
+	})
+
+	var send func(env checks.Envelope, path string) (*milter.Outcome, error)
+	var eng *checks.Engine
+	if *milterAddr != "" {
+		network, addr, err := milter.ParseAddr(*milterAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
+			return exitUsage
+		}
+		client := &milter.Client{Network: network, Address: addr}
+		send = func(env checks.Envelope, path string) (*milter.Outcome, error) {
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			s, err := client.Dial(env)
+			if err != nil {
+				return nil, err
+			}
+			defer s.Close()
+			return s.Send(env, f)
+		}
+	} else {
+		f, err := config.Load(*cfgPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "chainmail: %v\n", err)
+			return exitUsage
+		}
+		deps, closeDNS, err := replayDependencies(f, zones, *dnsAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
+			return exitUsage
+		}
+		defer closeDNS()
+		if eng, err = f.Build(deps); err != nil {
+			fmt.Fprintf(stderr, "chainmail: %v\n", err)
+			return exitUsage
+		}
+		eng.Log = func(m *checks.Message, v *checks.Verdict) []string { return verdictlog.Lines(m, v) }
+	}
+
+	files, err := collect(fl.Args())
+	status := exitOK
+	if err != nil {
+		fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
+		status = exitFiles
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	for _, path := range files {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
+			status = exitFiles
+			continue
+		}
+		spool := checks.NewSpool(0, "")
+		msg, err := checks.ReadMessage(strings.NewReader(string(raw)), spool)
+		if err != nil {
+			spool.Close()
+			fmt.Fprintf(stderr, "chainmail replay: %s: %v\n", path, err)
+			status = exitFiles
+			continue
+		}
+		env := envelopeFromMessage(msg)
+		// Flags override what the message says.
+		if flagIP != nil {
+			env.ClientIP = flagIP
+		}
+		if *helo != "" {
+			env.HELO = *helo
+		}
+		if fromSet {
+			env.MailFrom = *from
+		}
+		if len(rcpts) > 0 {
+			env.Rcpts = append([]string(nil), rcpts...)
+		}
+		if *auth != "" {
+			env.AuthUser = *auth
+		}
+		if *queueID != "" {
+			env.QueueID = *queueID
+		}
+		if env.QueueID == "" {
+			sum := sha1.Sum(raw)
+			env.QueueID = strings.ToUpper(hex.EncodeToString(sum[:5]))
+		}
+		// The sidecar overrides both.
+		if err := applySidecar(&env, path+".envelope"); err != nil {
+			spool.Close()
+			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
+			status = exitFiles
+			continue
+		}
+		msg.Envelope = env
+
+		if send != nil {
+			out, err := send(env, path)
+			spool.Close()
+			if err != nil {
+				fmt.Fprintf(stderr, "chainmail replay: %s: milter: %v\n", path, err)
+				status = exitFiles
+				continue
+			}
+			if *asJSON {
+				enc.Encode(replayResult{File: path, QueueID: env.QueueID, Action: out.Action, Reply: out.Reply,
+					Headers: nonNil(out.Headers), Quarantine: out.Quarantine, Results: []jsonResult{}, Symbols: []checks.Symbol{}, Log: []string{}})
+			} else {
+				fmt.Fprintln(stdout, outcomeLine(path, env.QueueID, out))
+			}
+			continue
+		}
+
+		v, lines := eng.Evaluate(context.Background(), msg)
+		spool.Close()
+		if *asJSON {
+			r := replayResult{File: path, QueueID: env.QueueID, Action: v.Action.String(), Score: v.Score, Required: v.Required,
+				Reply: v.SMTPReply(), Symbols: v.Symbols, Headers: nonNil(v.Headers), Log: lines}
+			if r.Symbols == nil {
+				r.Symbols = []checks.Symbol{}
+			}
+			if v.Monitor {
+				r.Monitor = v.Would.String()
+			}
+			r.Results = []jsonResult{}
+			for _, res := range v.Results {
+				r.Results = append(r.Results, jsonResult{Check: res.Check, Status: string(res.Status), Score: res.Score, Reason: res.Reason})
+			}
+			enc.Encode(r)
+		} else {
+			for _, l := range lines {
+				fmt.Fprintln(stdout, l)
+			}
+		}
+	}
+	return status
+}
+
+func nonNil(h []checks.Header) []checks.Header {
+	if h == nil {
+		return []checks.Header{}
+	}
+	return h
+}
+
+// outcomeLine is the text output of milter mode.
+func outcomeLine(path, qid string, o *milter.Outcome) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: message %s %s", path, qid, o.Action)
+	if o.Stage != "" {
+		fmt.Fprintf(&b, " at %s", o.Stage)
+	}
+	if o.Reply != "" {
+		fmt.Fprintf(&b, " %q", o.Reply)
+	}
+	if o.Quarantine != "" {
+		fmt.Fprintf(&b, " quarantine=%q", o.Quarantine)
+	}
+	for _, h := range o.Headers {
+		fmt.Fprintf(&b, " header=%q", h.Name+": "+h.Value)
+	}
+	return b.String()
+}
+
+// collect expands directories into the *.eml files below them, sorted.
+func collect(paths []string) ([]string, error) {
+	var out []string
+	var errs []error
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				errs = append(errs, err)
+				return nil
+			}
+			if !d.IsDir() && strings.HasSuffix(strings.ToLower(d.Name()), ".eml") {
+				found = append(found, path)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, errors.Join(errs...)
+}
+
+// envelopeFromMessage derives envelope facts from the header: MAIL FROM
+// from Return-Path, recipients from Delivered-To else To and Cc, client
+// IP and HELO from the topmost Received.
+func envelopeFromMessage(m *checks.Message) checks.Envelope {
+	var env checks.Envelope
+	if rp := m.Get("Return-Path"); rp != "" {
+		env.MailFrom = strings.TrimSpace(strings.Trim(strings.TrimSpace(rp), "<>"))
+	} else if a := firstAddress(m.Get("From")); a != "" {
+		env.MailFrom = a
+	}
+	if dt := m.Values("Delivered-To"); len(dt) > 0 {
+		for _, d := range dt {
+			env.Rcpts = append(env.Rcpts, strings.Trim(strings.TrimSpace(d), "<>"))
+		}
+	} else {
+		for _, h := range []string{"To", "Cc"} {
+			for _, v := range m.Values(h) {
+				if as, err := mail.ParseAddressList(v); err == nil {
+					for _, a := range as {
+						env.Rcpts = append(env.Rcpts, a.Address)
+					}
+				}
+			}
+		}
+	}
+	if rs := m.Values("Received"); len(rs) > 0 {
+		env.ClientIP, env.HELO, env.ClientName = parseReceived(rs[0])
+	}
+	return env
+}
+
+func firstAddress(v string) string {
+	if as, err := mail.ParseAddressList(v); err == nil && len(as) > 0 {
+		return as[0].Address
+	}
+	return ""
+}
+
+// parseReceived reads "from HELO (NAME [IP])" as Postfix, sendmail and
+// most MTAs write it.
+func parseReceived(v string) (ip net.IP, helo, name string) {
+	v = checks.Unfold(v)
+	fields := strings.Fields(v)
+	for i := 0; i+1 < len(fields); i++ {
+		if strings.EqualFold(fields[i], "from") {
+			helo = fields[i+1]
+			break
+		}
+	}
+	if o := strings.IndexByte(v, '('); o >= 0 {
+		if c := strings.IndexByte(v[o:], ')'); c > 0 {
+			inner := v[o+1 : o+c]
+			if lb := strings.IndexByte(inner, '['); lb >= 0 {
+				if rb := strings.IndexByte(inner[lb:], ']'); rb > 0 {
+					lit := strings.TrimPrefix(strings.ToLower(inner[lb+1:lb+rb]), "ipv6:")
+					ip = net.ParseIP(lit)
+				}
+				name = strings.TrimSpace(inner[:lb])
+				if f := strings.Fields(name); len(f) > 0 {
+					name = f[len(f)-1]
+				}
+			}
+		}
+	}
+	if ip == nil {
+		// "from [192.0.2.1]" with no comment.
+		if lb := strings.IndexByte(v, '['); lb >= 0 {
+			if rb := strings.IndexByte(v[lb:], ']'); rb > 0 {
+				ip = net.ParseIP(strings.TrimPrefix(strings.ToLower(v[lb+1:lb+rb]), "ipv6:"))
+			}
+		}
+	}
+	return ip, helo, name
+}
+
+// applySidecar lays NAME.eml.envelope over env when it exists.
+func applySidecar(env *checks.Envelope, path string) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var ef envelopeFile
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&ef); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if ef.ClientIP != "" {
+		ip := net.ParseIP(ef.ClientIP)
+		if ip == nil {
+			return fmt.Errorf("%s: client-ip %q is not an IP address", path, ef.ClientIP)
+		}
+		env.ClientIP = ip
+	}
+	if ef.HELO != "" {
+		env.HELO = ef.HELO
+	}
+	if ef.From != nil {
+		env.MailFrom = strings.Trim(*ef.From, "<>")
+	}
+	if len(ef.Rcpt) > 0 {
+		env.Rcpts = ef.Rcpt
+	}
+	if ef.Auth != "" {
+		env.AuthUser = ef.Auth
+	}
+	if ef.QueueID != "" {
+		env.QueueID = ef.QueueID
+	}
+	return nil
+}

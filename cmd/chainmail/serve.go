@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"chainmail/checks"
+	"chainmail/checks/config"
+	"chainmail/checks/verdictlog"
+	"chainmail/milter"
+)
+
+// runtimeState is one loaded configuration with its logger.
+type runtimeState struct {
+	file   *config.File
+	engine *checks.Engine
+	log    *verdictlog.Logger
+}
+
+// load reads and builds a configuration; it never leaves anything open on
+// error.
+func load(path string, metrics *milter.Metrics, prev *runtimeState) (*runtimeState, error) {
+	f, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	deps, err := dependencies(f, nil)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := f.Build(deps)
+	if err != nil {
+		return nil, err
+	}
+	var lg *verdictlog.Logger
+	if prev != nil && reflect.DeepEqual(prev.file.Log, f.Log) {
+		lg = prev.log
+	} else if lg, err = verdictlog.New(f.Log); err != nil {
+		return nil, fmt.Errorf("%s: log: %v", nameOf(path), err)
+	}
+	eng.Log = lg.Message
+	if metrics != nil {
+		eng.Chain.Observe = metrics.ObserveCheck
+		eng.Observe = metrics.ObserveVerdict
+	}
+	return &runtimeState{file: f, engine: eng, log: lg}, nil
+}
+
+func nameOf(path string) string {
+	if path == "" {
+		return "(default)"
+	}
+	return path
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "", "configuration `FILE` (default: the embedded configuration)")
+	listen := fs.String("listen", "", "milter address `ADDR` (inet:HOST:PORT or unix:PATH), overrides the configuration")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "chainmail serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := milter.NewMetrics(reg)
+
+	st, err := load(*cfgPath, metrics, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "chainmail: %v\n", err)
+		return exitUsage
+	}
+	var current atomic.Pointer[runtimeState]
+	current.Store(st)
+	logf := func(format string, args ...any) { current.Load().log.Printf(format, args...) }
+
+	addr := st.file.Listen
+	if *listen != "" {
+		addr = *listen
+	}
+	ln, err := listenMilter(addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "chainmail: %v\n", err)
+		return exitUsage
+	}
+
+	srv := milter.NewServer(milter.Options{
+		Engine:         func() *checks.Engine { return current.Load().engine },
+		SpoolThreshold: int(st.file.Spool.Threshold),
+		SpoolDir:       st.file.Spool.Dir,
+		MaxHeaderBytes: int(st.file.Milter.MaxHeaderBytes),
+		Timeout:        time.Duration(st.file.Milter.Timeout),
+		Logf:           logf,
+		Metrics:        metrics,
+	})
+
+	var httpSrv *http.Server
+	if st.file.Metrics.Listen != "" {
+		hl, err := net.Listen("tcp", st.file.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "chainmail: metrics listener: %v\n", err)
+			return exitUsage
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "ok sessions=%d\n", srv.Sessions())
+		})
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go httpSrv.Serve(hl)
+		logf("chainmail %s: metrics and health on http://%s/metrics /healthz", version, hl.Addr())
+	}
+
+	logf("chainmail %s: milter listening on %s (configuration %s, %d checks)", version, ln.Addr(), nameOf(*cfgPath), len(st.engine.Chain.Steps))
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	for {
+		select {
+		case err := <-serveErr:
+			if err != nil {
+				logf("chainmail: milter server stopped: %v", err)
+				return exitServer
+			}
+			return exitOK
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				old := current.Load()
+				next, err := load(*cfgPath, metrics, old)
+				if err != nil {
+					logf("chainmail: configuration reload refused, keeping the running configuration: %v", err)
+					continue
+				}
+				if next.file.Listen != old.file.Listen && *listen == "" {
+					logf("chainmail: listen address changed to %s; it takes effect after a restart", next.file.Listen)
+				}
+				current.Store(next)
+				if next.log != old.log {
+					// Messages in progress may still log through the old
+					// logger: close it once they are surely done.
+					time.AfterFunc(time.Duration(old.file.Milter.Timeout)+5*time.Second, func() { old.log.Close() })
+				} else if err := next.log.Reopen(); err != nil {
+					logf("chainmail: reopening log files: %v", err)
+				}
+				logf("chainmail: configuration reloaded (%d checks)", len(next.engine.Chain.Steps))
+				continue
+			}
+			logf("chainmail: %s received, finishing messages in progress", sig)
+			grace := time.Duration(current.Load().file.Milter.Timeout) + 5*time.Second
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if httpSrv != nil {
+				httpSrv.Close()
+			}
+			if unixPath(addr) != "" {
+				os.Remove(unixPath(addr))
+			}
+			if err != nil && !errors.Is(err, net.ErrClosed) {
+				logf("chainmail: shutdown: %v", err)
+			}
+			logf("chainmail: stopped")
+			current.Load().log.Close()
+			return exitOK
+		}
+	}
+}
+
+func unixPath(addr string) string {
+	network, a, err := milter.ParseAddr(addr)
+	if err != nil || network != "unix" {
+		return ""
+	}
+	return a
+}
+
+// listenMilter opens the milter socket. A stale unix socket left by a
+// crashed process is removed; a live one is an error.
+func listenMilter(addr string) (net.Listener, error) {
+	network, a, err := milter.ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" {
+		if c, err := net.DialTimeout("unix", a, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen %s: another process is serving that socket", addr)
+		}
+		os.Remove(a)
+		ln, err := net.Listen("unix", a)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %v", addr, err)
+		}
+		// The MTA connects as its own user (postfix, smmsp).
+		if err := os.Chmod(a, 0o666); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen %s: %v", addr, err)
+		}
+		return ln, nil
+	}
+	ln, err := net.Listen(network, a)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %v", addr, err)
+	}
+	return ln, nil
+}
+
+func configCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "", "configuration `FILE` (default: the embedded configuration)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	f, err := config.Load(*cfgPath)
+	if err == nil {
+		var deps config.Deps
+		if deps, err = dependencies(f, nil); err == nil {
+			_, err = f.Build(deps)
+		}
+	}
+	if err == nil {
+		var lg *verdictlog.Logger
+		if lg, err = verdictlog.New(f.Log); err == nil {
+			lg.Close()
+		} else {
+			err = fmt.Errorf("%s: log: %v", nameOf(*cfgPath), err)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "chainmail: %v\n", err)
+		return exitUsage
+	}
+	out, err := f.Marshal()
+	if err != nil {
+		fmt.Fprintf(stderr, "chainmail: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "# configuration %s is valid; effective settings:\n", nameOf(*cfgPath))
+	stdout.Write(out)
+	return exitOK
+}

@@ -1,0 +1,56 @@
+package milter
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"chainmail/checks"
+)
+
+// Metrics are the Prometheus collectors of the milter and the chain.
+type Metrics struct {
+	Sessions     prometheus.Gauge
+	Messages     *prometheus.CounterVec
+	CheckStatus  *prometheus.CounterVec
+	CheckLatency *prometheus.HistogramVec
+	ChainLatency prometheus.Histogram
+}
+
+// NewMetrics creates the collectors and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chainmail_milter_sessions", Help: "Open milter connections.",
+		}),
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chainmail_messages_total", Help: "Messages by final action.",
+		}, []string{"action"}),
+		CheckStatus: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chainmail_check_results_total", Help: "Check results by check and status.",
+		}, []string{"check", "status"}),
+		CheckLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "chainmail_check_duration_seconds", Help: "Time one check took.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"check"}),
+		ChainLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chainmail_chain_duration_seconds", Help: "Time the whole chain and policy took per message.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Sessions, m.Messages, m.CheckStatus, m.CheckLatency, m.ChainLatency)
+	}
+	return m
+}
+
+// ObserveCheck records one check result.
+func (m *Metrics) ObserveCheck(r checks.Result) {
+	m.CheckStatus.WithLabelValues(r.Check, string(r.Status)).Inc()
+	m.CheckLatency.WithLabelValues(r.Check).Observe(r.Duration.Seconds())
+}
+
+// ObserveVerdict records one chain run.
+func (m *Metrics) ObserveVerdict(_ *checks.Verdict, d time.Duration) {
+	m.ChainLatency.Observe(d.Seconds())
+}

@@ -1,0 +1,353 @@
+package milter
+
+import (
+	"context"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"chainmail/checks"
+)
+
+// session is one milter connection: the connection facts that must
+// survive go-milter's backend resets, and the message in progress.
+type session struct {
+	srv  *Server
+	conn *conn
+	id   uint64
+
+	mu sync.Mutex
+	// Connection facts.
+	clientName string
+	clientIP   net.IP
+	clientPort int
+	helo       string
+	connMacros map[string]string
+
+	// The message in progress.
+	macros      map[string]string
+	mailFrom    string
+	rcpts       []string
+	header      []checks.HeaderField
+	headerBytes int
+	headerOver  bool
+	spool       *checks.Spool
+	spoolErr    error
+	started     bool
+}
+
+// connStages are the macro packets that describe the connection rather
+// than the message.
+func connStage(code byte) bool {
+	return code == byte(gomilter.CodeConn) || code == byte(gomilter.CodeHelo)
+}
+
+func (ss *session) resetMessage() {
+	if ss.spool != nil {
+		ss.spool.Close()
+	}
+	ss.macros = map[string]string{}
+	ss.mailFrom = ""
+	ss.rcpts = nil
+	ss.header = nil
+	ss.headerBytes = 0
+	ss.headerOver = false
+	ss.spool = nil
+	ss.spoolErr = nil
+	ss.started = false
+}
+
+// mergeMacros accumulates the macros of the latest packet: go-milter's
+// Modifier only carries the last macro packet.
+func (ss *session) mergeMacros(conn bool, m map[string]string) {
+	for k, v := range m {
+		k = strings.TrimSuffix(strings.TrimPrefix(k, "{"), "}")
+		if conn {
+			ss.connMacros[k] = v
+		}
+		ss.macros[k] = v
+	}
+}
+
+// backend is what go-milter calls; it forwards to the connection's
+// session, which outlives it.
+type backend struct{ s *session }
+
+func (b *backend) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
+	ss := b.s
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.clientName = host
+	ss.clientIP = addr
+	ss.clientPort = int(port)
+	ss.mergeMacros(true, m.Macros)
+	return gomilter.RespContinue, nil
+}
+
+func (b *backend) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
+	ss := b.s
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.helo = name
+	ss.mergeMacros(true, m.Macros)
+	return gomilter.RespContinue, nil
+}
+
+func (b *backend) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+	ss := b.s
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.resetMessage()
+	for k, v := range ss.connMacros {
+		ss.macros[k] = v
+	}
+	ss.mergeMacros(false, m.Macros)
+	ss.started = true
+	if ss.srv.draining.Load() {
+		return shutdownReply, nil
+	}
+	// go-milter trims the angle brackets; ESMTP parameters are not passed.
+	ss.mailFrom = from
+	return gomilter.RespContinue, nil
+}
+
+// shutdownReply answers messages that start while the server drains.
+var shutdownReply = gomilter.NewResponseStr('y', "451 4.3.2 chainmail is shutting down, try again later")
+
+func (b *backend) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
+	ss := b.s
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.mergeMacros(false, m.Macros)
+	ss.rcpts = append(ss.rcpts, rcpt)
+	return gomilter.RespContinue, nil
+}
+
+func (b *backend) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
+	ss := b.s
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.mergeMacros(false, m.Macros)
+	if ss.headerOver {
+		return gomilter.RespContinue, nil
+	}
+	ss.headerBytes += len(name) + len(value) + 4
+	if ss.headerBytes > ss.srv.opts.MaxHeaderBytes {
+		ss.headerOver = true
+		return gomilter.RespContinue, nil
+	}
+	ss.header = append(ss.header, checks.HeaderField{Name: name, Value: value})
+	return gomilter.RespContinue, nil
+}
+
+func (b *backend) Headers(h textproto.MIMEHeader, m *gomilter.Modifier) (gomilter.Response, error) {
+	ss := b.s
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.mergeMacros(false, m.Macros)
+	return gomilter.RespContinue, nil
+}
+
+func (b *backend) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Response, error) {
+	ss := b.s
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.spoolErr != nil || ss.headerOver {
+		return gomilter.RespContinue, nil
+	}
+	if ss.spool == nil {
+		ss.spool = checks.NewSpool(ss.srv.opts.SpoolThreshold, ss.srv.opts.SpoolDir)
+	}
+	if _, err := ss.spool.Write(chunk); err != nil {
+		ss.spoolErr = err
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (b *backend) Abort(m *gomilter.Modifier) error {
+	ss := b.s
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.resetMessage()
+	return nil
+}
+
+// Body is the end of the message: run the engine and apply the verdict.
+func (b *backend) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	ss := b.s
+	srv := ss.srv
+	srv.begin()
+	defer srv.end()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.mergeMacros(false, m.Macros)
+	defer ss.resetMessage()
+
+	if ss.spoolErr != nil {
+		srv.logf("milter: session %d: cannot store message body: %v", ss.id, ss.spoolErr)
+		return reply("451", "4.3.0 Cannot store the message, try again later"), nil
+	}
+	if ss.headerOver {
+		return reply("552", "5.3.4 Message header too large"), nil
+	}
+	msg := ss.message()
+	eng := srv.opts.Engine()
+	ctx, cancel := context.WithTimeout(context.Background(), srv.opts.Timeout)
+	defer cancel()
+	v, _ := eng.Evaluate(ctx, msg)
+	if mt := srv.opts.Metrics; mt != nil {
+		mt.Messages.WithLabelValues(v.Action.String()).Inc()
+	}
+	return apply(m, msg, v, eng.Policy.Hostname)
+}
+
+// message builds the checks' view of the message in progress.
+func (ss *session) message() *checks.Message {
+	macros := make(map[string]string, len(ss.macros))
+	for k, v := range ss.macros {
+		macros[k] = v
+	}
+	env := checks.Envelope{
+		ClientIP:   ss.clientIP,
+		ClientName: ss.clientName,
+		ClientPort: ss.clientPort,
+		HELO:       ss.helo,
+		MailFrom:   ss.mailFrom,
+		Rcpts:      append([]string(nil), ss.rcpts...),
+		AuthUser:   macros["auth_authen"],
+		QueueID:    macros["i"],
+		Macros:     macros,
+	}
+	// Fall back on macros when Connect did not carry the facts (a
+	// Connect with family "unknown", or a session whose Connect was lost).
+	if env.ClientIP == nil {
+		if ip := net.ParseIP(strings.Trim(macros["client_addr"], "[]")); ip != nil {
+			env.ClientIP = ip
+		}
+	}
+	if env.ClientName == "" {
+		env.ClientName = macros["client_name"]
+	}
+	if env.ClientPort == 0 {
+		env.ClientPort, _ = strconv.Atoi(macros["client_port"])
+	}
+	if env.QueueID == "" {
+		env.QueueID = "NOQUEUE"
+	}
+	msg := &checks.Message{Envelope: env, Header: append([]checks.HeaderField(nil), ss.header...)}
+	if ss.spool != nil {
+		msg.Body = ss.spool
+	}
+	return msg
+}
+
+func reply(code, text string) gomilter.Response {
+	return gomilter.NewResponseStr('y', code+" "+sanitizeReply(text))
+}
+
+// sanitizeReply keeps an SMTP reply on one line of printable ASCII.
+func sanitizeReply(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}
+
+// apply turns a verdict into milter modifications and the final response.
+// Modifications are only allowed at end of message; a quarantine is sent
+// before the accept, as Postfix requires.
+func apply(m *gomilter.Modifier, msg *checks.Message, v *checks.Verdict, authservID string) (gomilter.Response, error) {
+	switch v.Action {
+	case checks.Reject:
+		return reply(v.Code, v.Reply), nil
+	case checks.Tempfail:
+		return reply(v.Code, v.Reply), nil
+	case checks.Discard:
+		return gomilter.RespDiscard, nil
+	}
+	if authservID != "" && hasAuthResults(v.Headers) {
+		// Remove forged Authentication-Results carrying our authserv-id
+		// (RFC 8601 §5), highest index first so indexes stay valid.
+		idx := ourAuthResults(msg.Header, authservID)
+		for i := len(idx) - 1; i >= 0; i-- {
+			if err := m.ChangeHeader(idx[i], "Authentication-Results", ""); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, h := range v.Headers {
+		if err := m.AddHeader(h.Name, h.Value); err != nil {
+			return nil, err
+		}
+	}
+	if v.Subject != "" {
+		if i := headerIndex(msg.Header, "Subject"); i > 0 {
+			if err := m.ChangeHeader(i, "Subject", v.Subject); err != nil {
+				return nil, err
+			}
+		} else if err := m.AddHeader("Subject", v.Subject); err != nil {
+			return nil, err
+		}
+	}
+	if v.Action == checks.Quarantine {
+		if err := m.Quarantine(v.QuarantineReason); err != nil {
+			return nil, err
+		}
+	}
+	return gomilter.RespAccept, nil
+}
+
+func hasAuthResults(hs []checks.Header) bool {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, "Authentication-Results") {
+			return true
+		}
+	}
+	return false
+}
+
+// headerIndex returns the 1-based index among fields of that name of the
+// first one, 0 when absent.
+func headerIndex(fields []checks.HeaderField, name string) int {
+	for _, f := range fields {
+		if strings.EqualFold(f.Name, name) {
+			return 1
+		}
+	}
+	return 0
+}
+
+// ourAuthResults returns the 1-based per-name indexes of the
+// Authentication-Results fields whose authserv-id is ours.
+func ourAuthResults(fields []checks.HeaderField, authservID string) []int {
+	var out []int
+	n := 0
+	for _, f := range fields {
+		if !strings.EqualFold(f.Name, "Authentication-Results") {
+			continue
+		}
+		n++
+		v := checks.Unfold(f.Value)
+		id := v
+		if i := strings.IndexByte(v, ';'); i >= 0 {
+			id = v[:i]
+		}
+		// The authserv-id may be followed by a version (RFC 8601 §2.2)
+		// and comments.
+		id = strings.TrimSpace(id)
+		if i := strings.IndexAny(id, " \t("); i >= 0 {
+			id = id[:i]
+		}
+		if strings.EqualFold(id, authservID) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
