@@ -421,11 +421,11 @@ func TestBadClientsDoNotHurtOthers(t *testing.T) {
 	rec := &recorder{}
 	srv := miltertest.Start(t, newEngine(t, rec))
 	inputs := [][]byte{
-		{0, 0, 0, 0},                        // zero length
-		{0xff, 0xff, 0xff, 0xff, 'O'},       // absurd length
-		{0, 0, 0, 1, 'Z'},                   // unknown command
-		{0, 0, 0, 2, 'C', 'x'},              // malformed connect
-		{0, 0, 0, 1, 'M'},                   // MAIL before negotiation
+		{0, 0, 0, 0},                          // zero length
+		{0xff, 0xff, 0xff, 0xff, 'O'},         // absurd length
+		{0, 0, 0, 1, 'Z'},                     // unknown command
+		{0, 0, 0, 2, 'C', 'x'},                // malformed connect
+		{0, 0, 0, 1, 'M'},                     // MAIL before negotiation
 		[]byte("EHLO this is not milter\r\n"), // wrong protocol
 	}
 	for _, in := range inputs {

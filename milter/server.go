@@ -64,12 +64,12 @@ type Server struct {
 	mu        sync.Mutex
 	sessions  map[*session]struct{}
 	listeners []net.Listener
-	draining atomic.Bool
+	draining  atomic.Bool
 	// busy counts messages being evaluated; idle is closed when it drops
 	// to zero during a shutdown.
-	busy int
-	idle chan struct{}
-	nextID   atomic.Uint64
+	busy   int
+	idle   chan struct{}
+	nextID atomic.Uint64
 }
 
 // Actions the server asks for. Only version-2 action bits: go-milter's

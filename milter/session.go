@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/textproto"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,11 +74,25 @@ func (ss *session) mergeMacros(conn bool, m map[string]string) {
 	}
 }
 
+// guard turns a panic in the session code into a logged error that ends
+// this milter connection only (the MTA then applies its default action to
+// the message, never an accept from us).
+func (ss *session) guard(resp *gomilter.Response, err *error) {
+	if v := recover(); v != nil {
+		ss.srv.logf("milter: session %d: internal error, closing the connection: panic: %v\n%s", ss.id, v, debug.Stack())
+		if resp != nil {
+			*resp = nil
+		}
+		*err = errorf("session %d: panic: %v", ss.id, v)
+	}
+}
+
 // backend is what go-milter calls; it forwards to the connection's
 // session, which outlives it.
 type backend struct{ s *session }
 
-func (b *backend) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
+func (b *backend) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer b.s.guard(&resp, &err)
 	ss := b.s
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -88,7 +103,8 @@ func (b *backend) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	return gomilter.RespContinue, nil
 }
 
-func (b *backend) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (b *backend) Helo(name string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer b.s.guard(&resp, &err)
 	ss := b.s
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -97,7 +113,8 @@ func (b *backend) Helo(name string, m *gomilter.Modifier) (gomilter.Response, er
 	return gomilter.RespContinue, nil
 }
 
-func (b *backend) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (b *backend) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer b.s.guard(&resp, &err)
 	ss := b.s
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -118,7 +135,8 @@ func (b *backend) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 // shutdownReply answers messages that start while the server drains.
 var shutdownReply = gomilter.NewResponseStr('y', "451 4.3.2 chainmail is shutting down, try again later")
 
-func (b *backend) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (b *backend) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer b.s.guard(&resp, &err)
 	ss := b.s
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -127,7 +145,8 @@ func (b *backend) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, 
 	return gomilter.RespContinue, nil
 }
 
-func (b *backend) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (b *backend) Header(name, value string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer b.s.guard(&resp, &err)
 	ss := b.s
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -144,7 +163,8 @@ func (b *backend) Header(name, value string, m *gomilter.Modifier) (gomilter.Res
 	return gomilter.RespContinue, nil
 }
 
-func (b *backend) Headers(h textproto.MIMEHeader, m *gomilter.Modifier) (gomilter.Response, error) {
+func (b *backend) Headers(h textproto.MIMEHeader, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer b.s.guard(&resp, &err)
 	ss := b.s
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -152,7 +172,8 @@ func (b *backend) Headers(h textproto.MIMEHeader, m *gomilter.Modifier) (gomilte
 	return gomilter.RespContinue, nil
 }
 
-func (b *backend) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Response, error) {
+func (b *backend) BodyChunk(chunk []byte, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer b.s.guard(&resp, &err)
 	ss := b.s
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -168,7 +189,8 @@ func (b *backend) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Respon
 	return gomilter.RespContinue, nil
 }
 
-func (b *backend) Abort(m *gomilter.Modifier) error {
+func (b *backend) Abort(m *gomilter.Modifier) (err error) {
+	defer b.s.guard(nil, &err)
 	ss := b.s
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -177,7 +199,8 @@ func (b *backend) Abort(m *gomilter.Modifier) error {
 }
 
 // Body is the end of the message: run the engine and apply the verdict.
-func (b *backend) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+func (b *backend) Body(m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer b.s.guard(&resp, &err)
 	ss := b.s
 	srv := ss.srv
 	srv.begin()
