@@ -1,0 +1,45 @@
+# chainmail — make targets. `make test` is what CI runs.
+GO        ?= go
+PKGS      := ./...
+BENCH_N   ?= 4000
+BENCH_C   ?= 16
+
+.PHONY: all build run test race lint fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/chainmail ./cmd/chainmail
+
+# The milter on the embedded default configuration (inet:127.0.0.1:10025).
+run:
+	$(GO) run ./cmd/chainmail serve
+
+# The whole suite: unit tests, the public conformance suites, the real
+# Postfix / sendmail / DNS end-to-end tests, with the race detector.
+test: lint
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); \
+	  elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" $(PKGS); \
+	  else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest); skipped"; fi
+
+# Short fuzzing runs of every fuzz target (FUZZTIME each).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; done
+
+# Throughput, latency and memory through the real milter protocol.
+bench:
+	$(GO) build -o bin/chainmail ./cmd/chainmail
+	$(GO) run ./cmd/chainmail-bench -chainmail bin/chainmail -n $(BENCH_N) -c $(BENCH_C)
+
+clean:
+	rm -rf bin
