@@ -1,0 +1,310 @@
+// Command chainmail-bench measures chainmail through the real milter
+// protocol: it starts `chainmail serve` as a separate process with a DNS
+// server on loopback (serving SPF, DKIM and DMARC records for the test
+// domain), drives DKIM-signed messages through it at a chosen concurrency,
+// and prints throughput, latency percentiles, server CPU per message, DNS
+// queries per message and the server's peak RSS.
+//
+//	go run ./cmd/chainmail-bench -chainmail bin/chainmail -n 4000 -c 16
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+
+	"chainmail/checks"
+	"chainmail/checks/dns/dnstest"
+	"chainmail/milter"
+)
+
+func main() {
+	bin := flag.String("chainmail", "bin/chainmail", "chainmail binary to run")
+	n := flag.Int("n", 4000, "messages to send in the timed run")
+	conc := flag.Int("c", 16, "concurrent milter connections")
+	perConn := flag.Int("per-conn", 10, "messages per milter connection (as over one SMTP session)")
+	size := flag.Int("size", 10*1024, "message size in bytes")
+	flag.Parse()
+	if err := run(*bin, *n, *conc, *perConn, *size); err != nil {
+		fmt.Fprintln(os.Stderr, "chainmail-bench:", err)
+		os.Exit(1)
+	}
+}
+
+const domain = "bench.example"
+
+func run(bin string, n, conc, perConn, size int) error {
+	dir, err := os.MkdirTemp("", "chainmail-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	dnsSrv, err := dnstest.New()
+	if err != nil {
+		return err
+	}
+	zone := fmt.Sprintf(`$ORIGIN %[1]s.
+$TTL 3600
+@ IN SOA ns.%[1]s. hostmaster.%[1]s. 1 3600 600 86400 300
+@ IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+@ IN MX 10 mx.%[1]s.
+mx IN A 192.0.2.1
+_dmarc IN TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
+`, domain)
+	if err := dnsSrv.AddZone(zone, domain+"."); err != nil {
+		return err
+	}
+	// The key in 255-byte character-strings.
+	p := "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub)
+	var parts []string
+	for len(p) > 0 {
+		k := min(255, len(p))
+		parts = append(parts, strconv.Quote(p[:k]))
+		p = p[k:]
+	}
+	if err := dnsSrv.AddRecord(fmt.Sprintf("sel._domainkey.%s. 3600 IN TXT %s", domain, strings.Join(parts, " "))); err != nil {
+		return err
+	}
+	if err := dnsSrv.Start(); err != nil {
+		return err
+	}
+	defer dnsSrv.Close()
+
+	msg, err := signedMessage(key, size)
+	if err != nil {
+		return err
+	}
+
+	milterAddr, err := freePort()
+	if err != nil {
+		return err
+	}
+	cfg := filepath.Join(dir, "bench.yaml")
+	conf := fmt.Sprintf("listen: inet:%s\nhostname: mx.bench.test\nmetrics: {listen: \"\"}\ndns: {servers: [%q]}\nlog:\n  sinks: [{type: file, path: %q}]\n",
+		milterAddr, dnsSrv.Addr(), filepath.Join(dir, "verdicts.log"))
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	srv := exec.Command(bin, "serve", "-c", cfg)
+	var serr bytes.Buffer
+	srv.Stderr = &serr
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	if err := waitPort(milterAddr); err != nil {
+		return fmt.Errorf("%v\n%s", err, serr.String())
+	}
+	network, address, _ := milter.ParseAddr("inet:" + milterAddr)
+	client := &milter.Client{Network: network, Address: address, Timeout: time.Minute}
+	env := checks.Envelope{ClientIP: net.ParseIP("192.0.2.25"), ClientName: "mail." + domain, HELO: "mail." + domain,
+		MailFrom: "alice@" + domain, Rcpts: []string{"bob@example.org"}}
+
+	// Cold: the first message, with empty DNS caches.
+	dnsSrv.ResetQueries()
+	first, err := sendOne(client, env, msg)
+	if err != nil {
+		return err
+	}
+	cold := dnsSrv.Queries()
+	if first.Action != "accept" {
+		return fmt.Errorf("the benchmark message was not accepted (%s %s); server log:\n%s", first.Action, first.Reply, serr.String())
+	}
+	authResults := "(none)"
+	for _, h := range first.Headers {
+		if h.Name == "Authentication-Results" {
+			authResults = h.Value
+		}
+	}
+	// Warm-up, then the timed run.
+	if _, _, err := sendBatch(client, env, msg, 200, conc, perConn); err != nil {
+		return err
+	}
+	dnsSrv.ResetQueries()
+	cpu0, _ := cpuTime(srv.Process.Pid)
+	start := time.Now()
+	_, lat, err := sendBatch(client, env, msg, n, conc, perConn)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	cpu1, _ := cpuTime(srv.Process.Pid)
+	warm := dnsSrv.Queries()
+	rss, _ := peakRSS(srv.Process.Pid)
+
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration { return lat[int(float64(len(lat)-1)*p)] }
+	fmt.Printf("chainmail-bench: %d messages of %d bytes (DKIM rsa-2048 signed), %d connections, %d messages per connection\n",
+		n, len(msg), conc, perConn)
+	fmt.Printf("  Authentication-Results of the first message: %s\n", authResults)
+	fmt.Printf("  throughput        %8.0f msgs/s\n", float64(n)/elapsed.Seconds())
+	fmt.Printf("  latency p50       %8.2f ms\n", ms(pct(0.50)))
+	fmt.Printf("  latency p99       %8.2f ms\n", ms(pct(0.99)))
+	fmt.Printf("  latency max       %8.2f ms\n", ms(lat[len(lat)-1]))
+	fmt.Printf("  server CPU        %8.3f ms per message\n", ms(cpu1-cpu0)/float64(n))
+	fmt.Printf("  DNS queries       %8d cold (first message), %.3f per message warm\n", cold, float64(warm)/float64(n))
+	fmt.Printf("  server peak RSS   %8.1f MiB\n", float64(rss)/1024)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// sendBatch sends n messages over conc workers, each opening a new milter
+// connection every perConn messages.
+func sendBatch(c *milter.Client, env checks.Envelope, msg []byte, n, conc, perConn int) ([]string, []time.Duration, error) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var actions []string
+	var firstErr error
+	jobs := make(chan int, n)
+	for i := 0; i < n; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var s *milter.Session
+			sent := 0
+			defer func() {
+				if s != nil {
+					s.Close()
+				}
+			}()
+			for i := range jobs {
+				if s == nil || sent == perConn {
+					if s != nil {
+						s.Close()
+					}
+					var err error
+					if s, err = c.Dial(env); err != nil {
+						mu.Lock()
+						firstErr = err
+						mu.Unlock()
+						return
+					}
+					sent = 0
+				}
+				e := env
+				e.QueueID = fmt.Sprintf("B%06d", i)
+				t0 := time.Now()
+				out, err := s.Send(e, bytes.NewReader(msg))
+				d := time.Since(t0)
+				sent++
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				if err == nil {
+					lat = append(lat, d)
+					actions = append(actions, out.Action)
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return actions, lat, firstErr
+}
+
+func sendOne(c *milter.Client, env checks.Envelope, msg []byte) (*milter.Outcome, error) {
+	s, err := c.Dial(env)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	env.QueueID = "BCOLD"
+	return s.Send(env, bytes.NewReader(msg))
+}
+
+func signedMessage(key *rsa.PrivateKey, size int) ([]byte, error) {
+	var body strings.Builder
+	line := "The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
+	for body.Len() < size {
+		body.WriteString(line)
+	}
+	raw := "From: Alice <alice@" + domain + ">\r\nTo: Bob <bob@example.org>\r\nSubject: Quarterly figures\r\n" +
+		"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bench@" + domain + ">\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=us-ascii\r\n\r\n" + body.String()
+	var signed bytes.Buffer
+	err := dkim.Sign(&signed, strings.NewReader(raw), &dkim.SignOptions{
+		Domain: domain, Selector: "sel", Signer: key,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
+	})
+	return signed.Bytes(), err
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitPort(addr string) error {
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("chainmail did not start listening on %s", addr)
+}
+
+// cpuTime is the process's user+system CPU time from /proc.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	// USER_HZ is 100 on Linux.
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// peakRSS is VmHWM in KiB.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			f := strings.Fields(l)
+			return strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM")
+}
