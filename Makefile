@@ -3,6 +3,8 @@ GO        ?= go
 PKGS      := ./...
 BENCH_N   ?= 4000
 BENCH_C   ?= 16
+# Where .ci/install-sendmail unpacked sendmail for the end-to-end tests.
+export CHAINMAIL_SENDMAIL_ROOT ?= $(HOME)/.cache/chainmail/sendmail
 
 .PHONY: all build run test race lint fuzz bench clean
 
