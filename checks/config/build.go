@@ -8,9 +8,12 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"chainmail/checks"
+	"chainmail/checks/dkim"
+	"chainmail/checks/dmarc"
 	"chainmail/checks/dns"
 	"chainmail/checks/gtube"
 	"chainmail/checks/lists"
+	"chainmail/checks/spf"
 )
 
 // Deps are the shared services checks are built with.
@@ -40,6 +43,9 @@ func build[C any, K checks.Check](def func() C, newf func(C, Deps) (K, error)) c
 var table = map[string]constructor{
 	"gtube": build(gtube.DefaultConfig, func(c gtube.Config, _ Deps) (*gtube.Check, error) { return gtube.New(c) }),
 	"lists": build(lists.DefaultConfig, func(c lists.Config, _ Deps) (*lists.Check, error) { return lists.New(c) }),
+	"spf":   build(spf.DefaultConfig, func(c spf.Config, d Deps) (*spf.Check, error) { return spf.New(c, d.Resolver) }),
+	"dkim":  build(dkim.DefaultConfig, func(c dkim.Config, d Deps) (*dkim.Check, error) { return dkim.New(c, d.Resolver) }),
+	"dmarc": build(dmarc.DefaultConfig, func(c dmarc.Config, d Deps) (*dmarc.Check, error) { return dmarc.New(c, d.Resolver) }),
 }
 
 // Names returns the names of all known checks, sorted.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"chainmail/checks/checktest"
+	"chainmail/checks/dns/dnstest"
 	"chainmail/milter/mtatest"
 )
 
@@ -242,4 +244,50 @@ func TestSendmailEndToEnd(t *testing.T) {
 	}
 	// sendmail has no XCLIENT: its milter sees the client as 127.0.0.1.
 	d.waitLog(t, "from 127.0.0.1 (spam@example.net)", "is spam")
+}
+
+// DMARC through a real Postfix, with the domains' records on a DNS server
+// on loopback: a p=reject failure is rejected with the DMARC reply, an
+// aligned DKIM pass is delivered with Authentication-Results.
+func TestPostfixDMARC(t *testing.T) {
+	bin := buildBinary(t)
+	zones, _ := filepath.Glob(filepath.Join(checktest.RepoRoot(), "testdata", "cases", "01[01]-*", "*.zone"))
+	dnsSrv := dnstest.Start(t, zones...)
+	d := startDaemon(t, bin, fmt.Sprintf("hostname: mx.chainmail.test\ndns: {servers: [%q]}\n", dnsSrv.Addr()))
+	pf := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "inet:" + d.Addr})
+
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(caseDir(name), "message.eml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	c := pf.Dial(t)
+	c.Ehlo("client.example")
+	c.XClient("ADDR=203.0.113.66 NAME=[UNAVAILABLE] HELO=mail.bank.example")
+	r := c.Send("security@bank.example", []string{"bob@example.org"}, read("010-dmarc-reject"))
+	if r.Code != 550 || !strings.Contains(r.Text, "Email rejected per DMARC policy") {
+		t.Errorf("p=reject failure: %v", r)
+	}
+	c.Quit()
+
+	c = pf.Dial(t)
+	c.Ehlo("client.example")
+	c.XClient("ADDR=198.51.100.80 NAME=relay.forwarder.example HELO=relay.forwarder.example")
+	if r := c.Send("bounces@forwarder.example", []string{"bob@example.org"}, read("011-dkim-dmarc-pass")); r.Code != 250 {
+		t.Fatalf("aligned DKIM pass: %v", r)
+	}
+	c.Quit()
+	got := pf.Delivered(t, 1, 30*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("delivered %d", len(got))
+	}
+	ar := got[0].Header("Authentication-Results")
+	for _, want := range []string{"mx.chainmail.test;", "dkim=pass", "dmarc=pass", "header.from=signed.example"} {
+		if !strings.Contains(ar, want) {
+			t.Errorf("delivered Authentication-Results %q lacks %q", ar, want)
+		}
+	}
+	d.waitLog(t, "(security@bank.example)", "is spam", "DMARC_POLICY_REJECT")
 }

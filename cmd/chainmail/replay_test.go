@@ -264,3 +264,41 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("bad rule: %d %q", code, errOut)
 	}
 }
+
+// DMARC policy honouring reaches the reply, and a passing message carries
+// one Authentication-Results header with every method.
+func TestReplayDMARCReplyAndAuthResults(t *testing.T) {
+	decode := func(args []string) map[string]any {
+		t.Helper()
+		code, out, errOut := runCmd(t, args...)
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := decode(caseArgs(t, caseDir("010-dmarc-reject"), "--json"))
+	if r["action"] != "reject" || r["reply"] != "550 5.7.1 Email rejected per DMARC policy" {
+		t.Errorf("p=reject failure: action %v reply %v", r["action"], r["reply"])
+	}
+	r = decode(caseArgs(t, caseDir("011-dkim-dmarc-pass"), "--json"))
+	var ar string
+	for _, h := range r["headers"].([]any) {
+		h := h.(map[string]any)
+		if h["name"] == "Authentication-Results" {
+			ar = h["value"].(string)
+		}
+	}
+	for _, want := range []string{"localhost;", "spf=none", "dkim=pass", "header.d=signed.example", "dmarc=pass", "header.from=signed.example"} {
+		if !strings.Contains(ar, want) {
+			t.Errorf("Authentication-Results %q lacks %q", ar, want)
+		}
+	}
+	r = decode(caseArgs(t, caseDir("012-dmarc-quarantine"), "--json"))
+	if r["action"] != "quarantine" {
+		t.Errorf("p=quarantine failure: %v", r["action"])
+	}
+}
