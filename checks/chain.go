@@ -85,7 +85,8 @@ const DefaultDeadline = 60 * time.Second
 // Chain runs steps in configured order. A step starts as soon as the
 // checks it depends on and every earlier decisive step have finished, so
 // independent checks run in parallel while a decisive verdict still
-// stops everything configured after it.
+// stops everything configured after it (except the checks that decisive
+// step itself depends on, which run before it whatever their order).
 type Chain struct {
 	Steps []Step
 	// Deadline bounds the whole run; 0 means DefaultDeadline.
@@ -114,17 +115,16 @@ func (c *Chain) Run(ctx context.Context, m *Message) Results {
 	n := len(c.Steps)
 	results := make(Results, n)
 	done := make([]chan struct{}, n)
-	index := make(map[string]int, n)
-	for i, s := range c.Steps {
+	for i := range c.Steps {
 		done[i] = make(chan struct{})
-		index[s.Check.Name()] = i
 	}
+	waits := c.plan()
 	size := m.Size()
 
 	for i := range c.Steps {
 		go func(i int) {
 			defer close(done[i])
-			r := c.runAt(ctx, m, i, size, index, results, done)
+			r := c.runAt(ctx, m, i, size, waits[i], results, done)
 			results[i] = r
 			if c.Observe != nil {
 				c.Observe(r)
@@ -137,25 +137,75 @@ func (c *Chain) Run(ctx context.Context, m *Message) Results {
 	return results
 }
 
-// runAt runs step i once the steps it waits for have finished: every
-// earlier decisive step and the checks it depends on. results[j] may only
-// be read after done[j] is closed.
-func (c *Chain) runAt(ctx context.Context, m *Message, i int, size int64, index map[string]int, results Results, done []chan struct{}) Result {
-	step := c.Steps[i]
-	name := step.Check.Name()
-	waits := make([]bool, len(c.Steps))
-	for j := 0; j < i; j++ {
-		if c.Steps[j].Decisive != DecisiveNone {
-			waits[j] = true
+// plan returns, for each step i, the steps it waits for (waits[i][j]):
+// the checks it depends on and every earlier decisive step. A wait that
+// would close a cycle is left out, so a run never hangs until the
+// deadline: dependencies are planned first, then the decisive waits, each
+// in step order. A decisive step configured before the checks it depends
+// on (DMARC before SPF) thus lets them run first.
+func (c *Chain) plan() [][]bool {
+	n := len(c.Steps)
+	index := make(map[string]int, n)
+	for i, s := range c.Steps {
+		if _, dup := index[s.Check.Name()]; !dup {
+			index[s.Check.Name()] = i
 		}
 	}
-	if d, ok := step.Check.(Dependent); ok {
-		for _, dep := range d.DependsOn() {
-			if j, ok := index[dep]; ok && j != i {
-				waits[j] = true
+	waits := make([][]bool, n)
+	for i := range waits {
+		waits[i] = make([]bool, n)
+	}
+	// reaches reports whether from waits for to, directly or not.
+	reaches := func(from, to int) bool {
+		seen := make([]bool, n)
+		stack := []int{from}
+		for len(stack) > 0 {
+			k := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if k == to {
+				return true
+			}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			for j, w := range waits[k] {
+				if w {
+					stack = append(stack, j)
+				}
+			}
+		}
+		return false
+	}
+	add := func(i, j int) {
+		if i != j && !waits[i][j] && !reaches(j, i) {
+			waits[i][j] = true
+		}
+	}
+	for i, s := range c.Steps {
+		if d, ok := s.Check.(Dependent); ok {
+			for _, dep := range d.DependsOn() {
+				if j, ok := index[dep]; ok {
+					add(i, j)
+				}
 			}
 		}
 	}
+	for i := range c.Steps {
+		for j := 0; j < i; j++ {
+			if c.Steps[j].Decisive != DecisiveNone {
+				add(i, j)
+			}
+		}
+	}
+	return waits
+}
+
+// runAt runs step i once the steps it waits for have finished. results[j]
+// may only be read after done[j] is closed.
+func (c *Chain) runAt(ctx context.Context, m *Message, i int, size int64, waits []bool, results Results, done []chan struct{}) Result {
+	step := c.Steps[i]
+	name := step.Check.Name()
 	// prior is in configured order, each waited-for step once.
 	var prior Results
 	for j, w := range waits {

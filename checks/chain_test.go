@@ -192,6 +192,51 @@ func TestChainPriorHoldsEachStepOnce(t *testing.T) {
 	}
 }
 
+func TestChainNeverWaitsInACircle(t *testing.T) {
+	run := func(t *testing.T, c *Chain) Results {
+		t.Helper()
+		c.Deadline = 5 * time.Second
+		start := time.Now()
+		rs := c.Run(context.Background(), testMessage())
+		if el := time.Since(start); el > 2*time.Second {
+			t.Fatalf("run took %v: steps waited for each other", el)
+		}
+		return rs
+	}
+	t.Run("decisive step before its dependencies", func(t *testing.T) {
+		// DMARC decisive and configured first: SPF (later in the order)
+		// would wait for it, and it for SPF.
+		var prior Results
+		dmarc := &dependent{deps: []string{"spf"}}
+		dmarc.name = "dmarc"
+		dmarc.fn = func(_ context.Context, _ *Message, p Results) Result {
+			prior = p
+			return Result{Status: StatusFail, Class: ClassSpam}
+		}
+		rs := run(t, &Chain{Steps: []Step{
+			{Check: dmarc, Decisive: DecisiveSpam},
+			{Check: newFake("spf", func(context.Context, *Message, Results) Result { return Result{Status: StatusFail} })},
+			{Check: newFake("rbl", nil)},
+		}})
+		if got, want := statuses(rs), "dmarc=fail spf=fail rbl=skipped"; got != want {
+			t.Errorf("results %q, want %q", got, want)
+		}
+		if got := statuses(prior); got != "spf=fail" {
+			t.Errorf("dmarc's prior %q", got)
+		}
+	})
+	t.Run("dependencies in a circle", func(t *testing.T) {
+		a := &dependent{deps: []string{"b"}}
+		a.name = "a"
+		b := &dependent{deps: []string{"a"}}
+		b.name = "b"
+		rs := run(t, &Chain{Steps: []Step{{Check: a}, {Check: b}}})
+		if got, want := statuses(rs), "a=pass b=pass"; got != want {
+			t.Errorf("results %q, want %q", got, want)
+		}
+	})
+}
+
 func TestChainDecisive(t *testing.T) {
 	classed := func(c Class) func(context.Context, *Message, Results) Result {
 		return func(context.Context, *Message, Results) Result { return Result{Status: StatusPass, Class: c} }

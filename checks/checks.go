@@ -96,10 +96,16 @@ type Result struct {
 	// Facts are extra named values exposed to policy rules as
 	// <check>.<name>, e.g. dmarc.policy.
 	Facts map[string]any `json:"facts,omitempty"`
-	// AuthResults is added to the Authentication-Results header when set.
-	AuthResults authres.Result `json:"-"`
+	// AuthResults are the RFC 8601 method results this check adds to the
+	// Authentication-Results header (DKIM: one per signature).
+	AuthResults []authres.Result `json:"-"`
 	// Err carries the underlying error, if any. It is never panicked or
 	// returned separately.
+	// Events are extra verdict-log lines the check reports for this
+	// message (Filename Checks, Infected message, SDR, Whaling…), worded
+	// with the checks/verdictlog builders. They are written after the RBL
+	// line and before the verdict line.
+	Events   []Event       `json:"events,omitempty"`
 	Err      error         `json:"-"`
 	Duration time.Duration `json:"-"`
 	// decided is set by the chain when this result ended it.
@@ -109,6 +115,16 @@ type Result struct {
 // Decided reports whether this result ended the chain (its check is
 // decisive for the class it found).
 func (r Result) Decided() bool { return r.decided }
+
+// Event is one extra verdict-log line.
+type Event struct {
+	// Name is the JSON event name ("filename", "infected", "whaling", …).
+	Name string `json:"event"`
+	// Line is the exact text line.
+	Line string `json:"line"`
+	// Facts are the event's JSON fields; nil for none.
+	Facts any `json:"facts,omitempty"`
+}
 
 // Check is one configurable test on a message.
 type Check interface {

@@ -195,14 +195,33 @@ var ErrHeaderTooLarge = errors.New("checks: header block too large")
 // > 0, a block longer than limit bytes gives ErrHeaderTooLarge.
 func ParseHeader(r *bufio.Reader, limit int) ([]HeaderField, error) {
 	var fields []HeaderField
+	// The field being read: continuation lines are collected in a builder
+	// (appending to a string would be quadratic in the number of lines).
+	var value strings.Builder
+	open := false
+	flush := func() {
+		if open {
+			fields[len(fields)-1].Value = value.String()
+			value.Reset()
+			open = false
+		}
+	}
+	start := func(name, v string) {
+		flush()
+		fields = append(fields, HeaderField{Name: name})
+		value.WriteString(v)
+		open = true
+	}
 	read := 0
 	for {
 		line, err := r.ReadString('\n')
 		read += len(line)
 		if limit > 0 && read > limit {
+			flush()
 			return fields, ErrHeaderTooLarge
 		}
 		if line == "" && err != nil {
+			flush()
 			if err == io.EOF {
 				return fields, nil
 			}
@@ -210,23 +229,25 @@ func ParseHeader(r *bufio.Reader, limit int) ([]HeaderField, error) {
 		}
 		trimmed := strings.TrimRight(line, "\r\n")
 		if trimmed == "" {
+			flush()
 			return fields, nil
 		}
 		if (trimmed[0] == ' ' || trimmed[0] == '\t') && len(fields) > 0 {
-			fields[len(fields)-1].Value += "\r\n" + trimmed
+			value.WriteString("\r\n")
+			value.WriteString(trimmed)
 		} else if i := strings.IndexByte(trimmed, ':'); i > 0 && !strings.ContainsAny(trimmed[:i], " \t") {
-			v := trimmed[i+1:]
-			v = strings.TrimPrefix(v, " ")
-			fields = append(fields, HeaderField{Name: trimmed[:i], Value: v})
+			start(trimmed[:i], strings.TrimPrefix(trimmed[i+1:], " "))
 		} else if i > 0 && strings.TrimRight(trimmed[:i], " \t") != "" && !strings.ContainsAny(strings.TrimRight(trimmed[:i], " \t"), " \t") {
 			// "Name : value" (obsolete syntax, RFC 5322 §4.5.3)
-			fields = append(fields, HeaderField{Name: strings.TrimRight(trimmed[:i], " \t"), Value: strings.TrimPrefix(trimmed[i+1:], " ")})
+			start(strings.TrimRight(trimmed[:i], " \t"), strings.TrimPrefix(trimmed[i+1:], " "))
 		} else {
 			// Not a header line: the body started without an empty line.
 			// Push the line back by returning it as the body start.
+			flush()
 			return fields, &BodyStartError{Line: line}
 		}
 		if err != nil {
+			flush()
 			if err == io.EOF {
 				return fields, nil
 			}

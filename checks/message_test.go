@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func readMessage(t testing.TB, raw string, threshold int) (*Message, *Spool) {
@@ -129,6 +130,20 @@ func TestReadMessageWithoutEmptyLine(t *testing.T) {
 	var bs *BodyStartError
 	if !errors.As(err, &bs) || bs.Line != "body\n" || len(fields) != 1 {
 		t.Errorf("ParseHeader: %q, %v", fields, err)
+	}
+}
+
+func TestParseHeaderManyContinuationLines(t *testing.T) {
+	// 200,000 folded lines (600 KB): linear work, not quadratic (that took
+	// minutes).
+	raw := "A: x\n" + strings.Repeat(" y\n", 200000) + "B: z\n\nbody"
+	start := time.Now()
+	m, _ := readMessage(t, raw, 0)
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("took %v", el)
+	}
+	if len(m.Header) != 2 || len(m.Header[0].Value) != 1+200000*4 || !strings.HasSuffix(m.Header[0].Value, "\r\n y") || m.Header[1].Value != "z" {
+		t.Errorf("fields: %d, first value %d bytes", len(m.Header), len(m.Header[0].Value))
 	}
 }
 
@@ -274,7 +289,8 @@ func FuzzReadMessage(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := NewSpool(64, t.TempDir())
+		// A small threshold so that bodies go to (unlinked) files too.
+		s := NewSpool(64, "")
 		defer s.Close()
 		m, err := ReadMessage(bytes.NewReader(in), s)
 		if err != nil {

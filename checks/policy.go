@@ -166,7 +166,8 @@ func (p *Policy) Compile(known []string) error {
 // no check ran: expr types the fields of a check as "any", so a condition
 // like `lists.status` compiles and would fail on every message.
 func compileRule(cond string, known []string) (*vm.Program, error) {
-	sample := ruleEnv(known, nil, nil, 0, 0)
+	// SMTP always has a recipient: envelope.rcpt[0] must not fail here.
+	sample := ruleEnv(known, &Message{Envelope: Envelope{Rcpts: []string{"postmaster@example.invalid"}}}, nil, 0, 0)
 	// The map environment makes unknown top-level names (a misspelt
 	// check) a compile error; fields of a check are open-ended.
 	prog, err := expr.Compile(cond, expr.Env(sample), expr.AsBool())
@@ -211,7 +212,11 @@ func (p *Policy) required() float64 {
 	return req
 }
 
-// Decide turns the results of one chain run into a Verdict.
+// Decide turns the results of one chain run into a Verdict. The most
+// severe of the score thresholds, a decisive spam result (DecisiveSpam),
+// a failed check (OnError) and the matching rules wins. A decisive ham
+// result sets no threshold action and ignores failed checks (the message
+// was decided without them); rules still apply.
 func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 	v := &Verdict{Required: p.required(), Results: rs, Why: "score"}
 	for _, r := range rs {
@@ -424,9 +429,7 @@ func (p *Policy) headers(v *Verdict) []Header {
 func (p *Policy) authResults(rs Results) string {
 	var ars []authres.Result
 	for _, r := range rs {
-		if r.AuthResults != nil {
-			ars = append(ars, r.AuthResults)
-		}
+		ars = append(ars, r.AuthResults...)
 	}
 	if len(ars) == 0 {
 		return ""

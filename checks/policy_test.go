@@ -170,6 +170,7 @@ func TestPolicyCompileErrors(t *testing.T) {
 	}{
 		{`lists.status`, "true/false"},
 		{`lists.score + 1`, "true/false"},
+		{`lists.listed[0] == "ZEN"`, "did not run"}, // fails on every message lists did not list
 		{`score`, "expected bool"},
 		{`1`, "expected bool"},
 		{`lists.status ==`, "unexpected token"},
@@ -204,6 +205,7 @@ func TestPolicyCompileErrors(t *testing.T) {
 		{Name: "sdr", If: `sdr.verdict in ["awful","poor"] && !sdr.excepted`},
 		{Name: "env", If: `envelope.client_ip startsWith "192.0.2." && score >= required`},
 		{Name: "lists", If: `"X" in lists.symbols || len(lists.listed) > 0`},
+		{Name: "rcpt", If: `envelope.rcpt[0] endsWith "@example.org"`},
 	}
 	if err := p.Compile(knownChecks); err != nil {
 		t.Errorf("good rules: %v", err)
@@ -461,9 +463,9 @@ func TestPolicyHeaders(t *testing.T) {
 
 func TestPolicyAuthenticationResults(t *testing.T) {
 	spf := res("spf", StatusPass)
-	spf.AuthResults = &authres.SPFResult{Value: authres.ResultPass, From: "example.com"}
+	spf.AuthResults = []authres.Result{&authres.SPFResult{Value: authres.ResultPass, From: "example.com"}}
 	dkim := res("dkim", StatusFail)
-	dkim.AuthResults = &authres.DKIMResult{Value: authres.ResultFail, Domain: "example.com", Identifier: "@example.com"}
+	dkim.AuthResults = []authres.Result{&authres.DKIMResult{Value: authres.ResultFail, Domain: "example.com", Identifier: "@example.com"}}
 	p := DefaultPolicy()
 	p.Hostname = "mx.example.net"
 	p.Headers = HeadersNever

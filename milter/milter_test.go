@@ -74,7 +74,7 @@ func (r *recorder) Check(ctx context.Context, m *checks.Message, _ checks.Result
 	case strings.Contains(subj, "tag"):
 		res.Symbols = []checks.Symbol{{Name: "TEST_TAG", Score: 6}}
 	case strings.Contains(subj, "auth"):
-		res.AuthResults = &authres.SPFResult{Value: authres.ResultPass, From: "example.com"}
+		res.AuthResults = []authres.Result{&authres.SPFResult{Value: authres.ResultPass, From: "example.com"}}
 	}
 	return res
 }

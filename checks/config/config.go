@@ -282,12 +282,12 @@ func (f *File) decodeInto(name string, data []byte) error {
 		if errors.Is(err, io.EOF) {
 			return nil // empty file: all defaults
 		}
-		return yamlError(name, err)
+		return syntaxError(name, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return yamlError(name, err)
+			return syntaxError(name, err)
 		}
 		return &Error{File: name, Line: extra.Line, Msg: "more than one YAML document (a --- line): the configuration is one mapping"}
 	}

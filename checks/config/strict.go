@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -52,6 +53,39 @@ func yamlError(file string, err error) error {
 		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
 	}
 	return &Error{File: file, Line: line, Msg: msg}
+}
+
+// parserProblems are the messages of yaml.v3's parser (not scanner)
+// errors. yaml.v3 v3.0.1 numbers their lines from 0 (its parser.fail adds
+// 1 for scanner errors only), and leaves the line out for the first line.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// syntaxError is yamlError for the errors of reading a document, with
+// yaml.v3's line numbers corrected.
+func syntaxError(file string, err error) error {
+	e := yamlError(file, err)
+	var ce *Error
+	if errors.As(e, &ce) {
+		if ce.Line > 0 && parserProblems[ce.Msg] {
+			ce.Line++
+		}
+		if ce.Line == 0 {
+			ce.Line = 1
+		}
+	}
+	return e
 }
 
 var nodeType = reflect.TypeOf(yaml.Node{})

@@ -601,15 +601,8 @@ func (c *Check) summarise(res *checks.Result, sigs []Signature, tooMany bool) {
 	res.Facts["domains_pass"] = nonNil(passDomains)
 	res.Facts["domains_temperror"] = nonNil(tempDomains)
 	res.Facts["domains"] = nonNil(domains)
-	if ars := AuthResults(sigs); len(ars) > 0 {
-		res.AuthResults = ars[0]
-		for i, s := range sigs {
-			if s.Status == string(checks.StatusPass) {
-				res.AuthResults = ars[i]
-				break
-			}
-		}
-	}
+	// One dkim= result per signature, in header order (RFC 8601 §2.7.1).
+	res.AuthResults = AuthResults(sigs)
 }
 
 func (c *Check) addSymbol(res *checks.Result, name, detail string) {

@@ -158,7 +158,7 @@ func TestNoSignature(t *testing.T) {
 	c := newCheck(t, DefaultConfig(), &fakeResolver{})
 	r := run(t, c, plainMessage)
 	want(t, r, checks.StatusNone, nil, SymNA)
-	if r.Score != 0 || r.AuthResults != nil {
+	if r.Score != 0 || len(r.AuthResults) != 0 {
 		t.Errorf("score %v, authres %v", r.Score, r.AuthResults)
 	}
 	if got := r.Facts["domains_pass"].([]string); len(got) != 0 {
@@ -190,7 +190,7 @@ func TestPass(t *testing.T) {
 			if got := r.Facts["domains_pass"].([]string); !slices.Equal(got, []string{"example.com"}) {
 				t.Errorf("domains_pass = %v", got)
 			}
-			ar, ok := r.AuthResults.(*authres.DKIMResult)
+			ar, ok := mainAuthResult(r)
 			if !ok || ar.Value != authres.ResultPass || ar.Domain != "example.com" {
 				t.Errorf("authres = %#v", r.AuthResults)
 			}
@@ -280,7 +280,7 @@ func TestRFC8301(t *testing.T) {
 		if s := results(r)[0]; s.KeyBits != 768 || !strings.Contains(s.Reason, "RFC 8301") {
 			t.Errorf("signature = %+v", s)
 		}
-		if ar := r.AuthResults.(*authres.DKIMResult); ar.Value != authres.ResultPolicy {
+		if ar, _ := mainAuthResult(r); ar.Value != authres.ResultPolicy {
 			t.Errorf("authres value = %v", ar.Value)
 		}
 	})
@@ -393,7 +393,7 @@ func TestMixed(t *testing.T) {
 	if got := r.Facts["domains_pass"].([]string); !slices.Equal(got, []string{"example.org", "example.com"}) {
 		t.Errorf("domains_pass = %v", got)
 	}
-	if ar := r.AuthResults.(*authres.DKIMResult); ar.Domain != "example.org" || ar.Value != authres.ResultPass {
+	if ar, _ := mainAuthResult(r); ar.Domain != "example.org" || ar.Value != authres.ResultPass || len(r.AuthResults) != 3 {
 		t.Errorf("authres = %+v (want the first pass)", ar)
 	}
 	if n := len(AuthResults(results(r))); n != 3 {
@@ -680,3 +680,25 @@ func TestLookupName(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// mainAuthResult returns the first passing dkim= result, else the first
+// one.
+func mainAuthResult(r checks.Result) (*authres.DKIMResult, bool) {
+	var first *authres.DKIMResult
+	for _, a := range r.AuthResults {
+		d, ok := a.(*authres.DKIMResult)
+		if !ok {
+			return nil, false
+		}
+		if first == nil {
+			first = d
+		}
+		if d.Value == authres.ResultPass {
+			return d, true
+		}
+	}
+	if first == nil {
+		return &authres.DKIMResult{}, false
+	}
+	return first, true
+}

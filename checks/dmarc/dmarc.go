@@ -296,7 +296,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, prior checks.Resul
 	if best.status == checks.StatusTemperror || best.status == checks.StatusPermerror {
 		ar.Reason = clip(best.reason, 100)
 	}
-	res.AuthResults = ar
+	res.AuthResults = []authres.Result{ar}
 	return res
 }
 

@@ -129,7 +129,11 @@ func runCases(t *testing.T, cases []tc) {
 			if c.queries != nil && !slices.Equal(z.Queries(), c.queries) {
 				t.Errorf("queries = %v, want %v", z.Queries(), c.queries)
 			}
-			ar, ok := r.AuthResults.(*authres.DMARCResult)
+			var ar *authres.DMARCResult
+			ok := len(r.AuthResults) == 1
+			if ok {
+				ar, ok = r.AuthResults[0].(*authres.DMARCResult)
+			}
 			if !ok || string(ar.Value) != string(c.status) {
 				t.Errorf("authres = %#v", r.AuthResults)
 			}

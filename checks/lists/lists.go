@@ -108,11 +108,14 @@ func compile(which string, l List) (compiled, error) {
 // normPattern validates an address pattern and returns it lower-cased,
 // with a bare domain turned into *@domain.
 func normPattern(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("not UTF-8")
+	}
 	p := strings.ToLower(strings.TrimSpace(s))
 	if p == "" {
 		return "", fmt.Errorf("empty pattern")
 	}
-	if !utf8.ValidString(p) || strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+	if strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		return "", fmt.Errorf("white space or control character in pattern")
 	}
 	switch strings.Count(p, "@") {

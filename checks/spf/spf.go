@@ -264,7 +264,7 @@ func (c *Check) report(o outcome, heloOut *outcome, mailFrom string) checks.Resu
 	} else {
 		ar.Helo = o.domain
 	}
-	res.AuthResults = ar
+	res.AuthResults = []authres.Result{ar}
 	if o.result == libspf.TempError || o.result == libspf.PermError {
 		res.Err = o.err
 	}

@@ -87,7 +87,11 @@ func TestResults(t *testing.T) {
 			if res.Facts["identity"] != tc.identity || res.Facts["domain"] != tc.domain {
 				t.Errorf("facts %v, want identity %s domain %s", res.Facts, tc.identity, tc.domain)
 			}
-			ar, ok := res.AuthResults.(*authres.SPFResult)
+			var ar *authres.SPFResult
+			ok := len(res.AuthResults) == 1
+			if ok {
+				ar, ok = res.AuthResults[0].(*authres.SPFResult)
+			}
 			if !ok || string(ar.Value) != string(tc.status) {
 				t.Fatalf("AuthResults %#v", res.AuthResults)
 			}
@@ -272,7 +276,7 @@ func TestSkippedWithoutClientIP(t *testing.T) {
 func TestAuthenticationResultsHeader(t *testing.T) {
 	_, c := setup(t, spf.DefaultConfig())
 	res := run(c, msg("203.0.113.1", "mx.example.net", "user@example.com"))
-	h := authres.Format("mx.receiver.example", []authres.Result{res.AuthResults})
+	h := authres.Format("mx.receiver.example", res.AuthResults)
 	if !strings.Contains(h, "spf=fail") || !strings.Contains(h, "smtp.mailfrom=user@example.com") {
 		t.Errorf("header %q", h)
 	}

@@ -110,6 +110,13 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 		})
 	}
 
+	// Events the checks reported (attachments, antivirus, reputation…).
+	for _, r := range v.Results {
+		for _, ev := range r.Events {
+			es = append(es, entry{event: ev.Name, queueID: id, line: Sanitize(ev.Line), facts: ev.Facts})
+		}
+	}
+
 	// 2. The verdict line.
 	var b strings.Builder
 	b.WriteString("Message ")

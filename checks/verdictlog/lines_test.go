@@ -320,3 +320,20 @@ func TestEventLines(t *testing.T) {
 		}
 	}
 }
+
+// Events reported by checks come after the RBL line and before the
+// verdict line, in result order.
+func TestLinesIncludeCheckEvents(t *testing.T) {
+	m := &checks.Message{Envelope: checks.Envelope{QueueID: "Q9", MailFrom: "a@example.net", Rcpts: []string{"b@example.org"}}}
+	v := &checks.Verdict{Listed: []string{"ZEN"}, Results: checks.Results{
+		{Check: "attachment", Events: []checks.Event{{Name: "filename", Line: FilenameCheckLine("Q9", "x.exe", "Windows executable")}}},
+		{Check: "antivirus", Events: []checks.Event{{Name: "infected", Line: InfectedLine("Q9", "192.0.2.1")}}},
+	}}
+	got := Lines(m, v)
+	if len(got) < 4 || got[0] != "RBL checks: Q9 found in ZEN" ||
+		got[1] != "Filename Checks: Windows executable (Q9 x.exe)" ||
+		got[2] != "Infected message Q9 came from 192.0.2.1" ||
+		!strings.HasPrefix(got[3], "Message Q9 from ") {
+		t.Fatalf("lines %q", got)
+	}
+}
