@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -15,6 +16,9 @@ type Engine struct {
 	Known []string
 	// Log, when set, writes the verdict log lines and returns them.
 	Log func(m *Message, v *Verdict) []string
+	// LogEvents, when set, writes events that happen outside a verdict
+	// (RCPT-time refusals and alerts).
+	LogEvents func(env *Envelope, events []Event)
 	// Observe, when set, is told the verdict and the chain's duration.
 	Observe func(v *Verdict, d time.Duration)
 }
@@ -32,4 +36,90 @@ func (e *Engine) Evaluate(ctx context.Context, m *Message) (*Verdict, []string) 
 		lines = e.Log(m, v)
 	}
 	return v, lines
+}
+
+// RcptChecker is implemented by checks that act at RCPT time, before the
+// body is sent (quotas, greylisting): a refused recipient never gets to
+// send data. The chain's position, enabled flag and timeout apply; size
+// limits do not (there is no message yet).
+type RcptChecker interface {
+	CheckRcpt(ctx context.Context, env *Envelope, rcpt string) RcptResult
+}
+
+// RcptResult is what an RcptChecker decides for one recipient.
+type RcptResult struct {
+	// Action is Accept (go on), Tempfail or Reject; anything else counts
+	// as Accept at this stage.
+	Action Action
+	// Code and Reply form the SMTP answer ("451", "4.7.1 …"); empty means
+	// the policy's tempfail or reject reply.
+	Code, Reply string
+	// Events are verdict-log lines to write (quota alerts).
+	Events []Event
+	// Err is set when the check could not decide (state store down); the
+	// recipient is then accepted and the error logged, so mail keeps
+	// flowing (DESIGN failure policy).
+	Err error
+}
+
+// CheckRcpt asks every RCPT-time check about rcpt, in chain order, and
+// returns the most severe answer. In monitor mode the answer is logged but
+// the recipient accepted.
+func (e *Engine) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (RcptResult, []Event) {
+	var out RcptResult
+	var events []Event
+	for _, s := range e.Chain.Steps {
+		rc, ok := s.Check.(RcptChecker)
+		if !ok {
+			continue
+		}
+		timeout := s.Timeout
+		if timeout <= 0 {
+			timeout = DefaultCheckTimeout
+		}
+		r := runRcpt(ctx, rc, env, rcpt, timeout)
+		events = append(events, r.Events...)
+		if r.Err != nil {
+			events = append(events, Event{Name: "log", Line: "Check " + s.Check.Name() + " on recipient " + rcpt + ": " + r.Err.Error()})
+			continue
+		}
+		if r.Action != Tempfail && r.Action != Reject {
+			continue
+		}
+		if r.Action > out.Action {
+			out = r
+		}
+	}
+	if out.Action == Reject && out.Code == "" {
+		out.Code, out.Reply = e.Policy.RejectCode, e.Policy.RejectReply
+	}
+	if out.Action == Tempfail && out.Code == "" {
+		out.Code, out.Reply = e.Policy.TempfailCode, e.Policy.TempfailReply
+	}
+	if e.Policy.Monitor && out.Action != Accept {
+		events = append(events, Event{Name: "monitor", Line: "Monitor: recipient " + rcpt + " would get " + out.Code + " " + out.Reply})
+		out = RcptResult{}
+	}
+	out.Events = nil
+	return out, events
+}
+
+func runRcpt(ctx context.Context, rc RcptChecker, env *Envelope, rcpt string, timeout time.Duration) (r RcptResult) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ch := make(chan RcptResult, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				ch <- RcptResult{Err: fmt.Errorf("%w: %v", ErrPanic, v)}
+			}
+		}()
+		ch <- rc.CheckRcpt(ctx, env, rcpt)
+	}()
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		r = RcptResult{Err: ErrTimeout}
+	}
+	return r
 }

@@ -27,6 +27,9 @@ type Outcome struct {
 	Headers []checks.Header `json:"headers"`
 	// Quarantine is the hold reason, when one was sent.
 	Quarantine string `json:"quarantine,omitempty"`
+	// Refused lists recipients refused at RCPT time ("addr: 451 4.7.1 …");
+	// the message goes on to the others, as with an MTA.
+	Refused []string `json:"refused,omitempty"`
 	// Stage names the protocol step that ended the message early
 	// ("connect", "helo", "mail", "rcpt", "header", "eoh", "body"), "" when
 	// it reached end of message.
@@ -193,6 +196,8 @@ func (s *Session) Send(env checks.Envelope, raw io.Reader) (*Outcome, error) {
 	if act.Code != gomilter.ActContinue {
 		return early("mail", act), nil
 	}
+	var refused []string
+	var last *gomilter.Action
 	for _, r := range env.Rcpts {
 		if err := c.Macros(gomilter.CodeRcpt, "i", qid, "{rcpt_addr}", r); err != nil {
 			return nil, err
@@ -201,9 +206,21 @@ func (s *Session) Send(env checks.Envelope, raw io.Reader) (*Outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		if act.Code != gomilter.ActContinue {
+		switch act.Code {
+		case gomilter.ActContinue:
+		case gomilter.ActReplyCode, gomilter.ActReject, gomilter.ActTempFail:
+			// Only this recipient is refused.
+			o := early("rcpt", act)
+			refused = append(refused, r+": "+o.Reply)
+			last = act
+		default:
 			return early("rcpt", act), nil
 		}
+	}
+	if len(env.Rcpts) > 0 && len(refused) == len(env.Rcpts) {
+		o := early("rcpt", last)
+		o.Refused = refused
+		return o, nil
 	}
 	br := bufio.NewReaderSize(raw, 64*1024)
 	fields, err := checks.ParseHeader(br, 0)
@@ -268,7 +285,7 @@ func (s *Session) Send(env checks.Envelope, raw io.Reader) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Outcome{}
+	o := &Outcome{Refused: refused}
 	for _, m := range mods {
 		switch m.Code {
 		case gomilter.ActAddHeader:

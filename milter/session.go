@@ -141,6 +141,19 @@ func (b *backend) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.mergeMacros(false, m.Macros)
+	eng := ss.srv.opts.Engine()
+	env := ss.envelope()
+	ctx, cancel := context.WithTimeout(context.Background(), ss.srv.opts.Timeout)
+	defer cancel()
+	r, events := eng.CheckRcpt(ctx, &env, rcpt)
+	if len(events) > 0 && eng.LogEvents != nil {
+		eng.LogEvents(&env, events)
+	}
+	if r.Action == checks.Reject || r.Action == checks.Tempfail {
+		// Only this recipient is refused (a reply code, which go-milter
+		// does not treat as the end of the message).
+		return reply(r.Code, r.Reply), nil
+	}
 	ss.rcpts = append(ss.rcpts, rcpt)
 	return gomilter.RespContinue, nil
 }
@@ -230,6 +243,16 @@ func (b *backend) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 
 // message builds the checks' view of the message in progress.
 func (ss *session) message() *checks.Message {
+	env := ss.envelope()
+	msg := &checks.Message{Envelope: env, Header: append([]checks.HeaderField(nil), ss.header...)}
+	if ss.spool != nil {
+		msg.Body = ss.spool
+	}
+	return msg
+}
+
+// envelope is what is known of the transaction so far.
+func (ss *session) envelope() checks.Envelope {
 	macros := make(map[string]string, len(ss.macros))
 	for k, v := range ss.macros {
 		macros[k] = v
@@ -261,11 +284,7 @@ func (ss *session) message() *checks.Message {
 	if env.QueueID == "" {
 		env.QueueID = "NOQUEUE"
 	}
-	msg := &checks.Message{Envelope: env, Header: append([]checks.HeaderField(nil), ss.header...)}
-	if ss.spool != nil {
-		msg.Body = ss.spool
-	}
-	return msg
+	return env
 }
 
 func reply(code, text string) gomilter.Response {

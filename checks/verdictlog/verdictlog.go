@@ -327,6 +327,16 @@ func (l *Logger) Message(m *checks.Message, v *checks.Verdict) []string {
 	return out
 }
 
+// Events writes events reported outside a verdict (RCPT-time refusals,
+// quota alerts) for the message with queue id id.
+func (l *Logger) Events(id string, evs []checks.Event) {
+	es := make([]entry, 0, len(evs))
+	for _, ev := range evs {
+		es = append(es, entry{event: ev.Name, queueID: queueID(id), line: Sanitize(ev.Line), facts: ev.Facts})
+	}
+	l.emit(es...)
+}
+
 // Infected logs "Infected message <id> came from <client-ip>".
 func (l *Logger) Infected(id, clientIP string) {
 	line := InfectedLine(id, clientIP)

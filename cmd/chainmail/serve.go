@@ -54,6 +54,7 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState) (*runtimeSta
 		return nil, fmt.Errorf("%s: log: %v", nameOf(path), err)
 	}
 	eng.Log = lg.Message
+	eng.LogEvents = func(env *checks.Envelope, evs []checks.Event) { lg.Events(env.QueueID, evs) }
 	if metrics != nil {
 		eng.Chain.Observe = metrics.ObserveCheck
 		eng.Observe = metrics.ObserveVerdict
