@@ -101,6 +101,11 @@ type Result struct {
 	AuthResults []authres.Result `json:"-"`
 	// Err carries the underlying error, if any. It is never panicked or
 	// returned separately.
+	// NewBody, when set, is the message body this check wants delivered
+	// instead of the original (an attachment removed and a note put in its
+	// place). The policy passes it on for delivered messages; when several
+	// checks set one, the last in chain order wins.
+	NewBody Body `json:"-"`
 	// Events are extra verdict-log lines the check reports for this
 	// message (Filename Checks, Infected message, SDR, Whaling…), worded
 	// with the checks/verdictlog builders. They are written after the RBL
@@ -236,6 +241,8 @@ type Verdict struct {
 	Headers          []Header `json:"headers"`
 	// Subject, when not empty, replaces the message's Subject.
 	Subject string `json:"subject,omitempty"`
+	// NewBody, when set, replaces the body of the delivered message.
+	NewBody Body `json:"-"`
 	// Why names what decided the action: "score", "rule:<name>",
 	// "decisive:<check>", "error:<check>", "error:rule:<name>". In monitor
 	// mode it names what decided Would.

@@ -356,6 +356,11 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 	}
 
 	if v.Action <= Quarantine {
+		for _, r := range rs {
+			if r.NewBody != nil {
+				v.NewBody = r.NewBody
+			}
+		}
 		v.Headers = p.headers(v)
 		if v.Action == Tag && p.SubjectTag != "" && m != nil {
 			// The Subject as received (encoded words kept): the milter

@@ -25,6 +25,8 @@ type Outcome struct {
 	// Headers lists header additions and changes in the order sent; a
 	// change or deletion is written "Name[index]: value".
 	Headers []checks.Header `json:"headers"`
+	// Body is the replacement body, when the milter replaced it.
+	Body []byte `json:"body,omitempty"`
 	// Quarantine is the hold reason, when one was sent.
 	Quarantine string `json:"quarantine,omitempty"`
 	// Refused lists recipients refused at RCPT time ("addr: 451 4.7.1 …");
@@ -294,6 +296,11 @@ func (s *Session) Send(env checks.Envelope, raw io.Reader) (*Outcome, error) {
 			o.Headers = append(o.Headers, checks.Header{Name: fmt.Sprintf("%s[%d]", m.HeaderName, m.HeaderIndex), Value: m.HeaderValue})
 		case gomilter.ActQuarantine:
 			o.Quarantine = m.Reason
+		case gomilter.ActReplBody:
+			if o.Body == nil {
+				o.Body = []byte{}
+			}
+			o.Body = append(o.Body, m.Body...)
 		}
 	}
 	fill(o, act)

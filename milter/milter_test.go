@@ -597,3 +597,30 @@ func TestRcptTimeRefusal(t *testing.T) {
 		t.Errorf("all recipients refused: %+v", out)
 	}
 }
+
+// bodyRewriter replaces the body with a long multi-packet one.
+type bodyRewriter struct{ body []byte }
+
+func (b *bodyRewriter) Name() string { return "rewriter" }
+func (b *bodyRewriter) Check(context.Context, *checks.Message, checks.Results) checks.Result {
+	sp := checks.NewSpool(0, "")
+	sp.Write(b.body)
+	return checks.Result{Status: checks.StatusNone, NewBody: sp}
+}
+
+// A replacement body reaches the MTA whole, across several packets, with
+// no line end broken at a packet boundary.
+func TestBodyReplacement(t *testing.T) {
+	var body bytes.Buffer
+	for i := 0; body.Len() < 200000; i++ {
+		fmt.Fprintf(&body, "line %d of the replacement body, long enough to cross packets\r\n", i)
+	}
+	p := checks.DefaultPolicy()
+	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: &bodyRewriter{body.Bytes()}}}}, Policy: p}
+	srv := miltertest.Start(t, eng)
+	out := srv.Send(t, clientEnv, msg("rewrite"))
+	want := strings.ReplaceAll(body.String(), "\r\n", "\n")
+	if out.Action != "accept" || string(out.Body) != want {
+		t.Fatalf("action %s, body %d bytes (CR count %d), want %d bytes", out.Action, len(out.Body), bytes.Count(out.Body, []byte("\r")), len(want))
+	}
+}

@@ -74,7 +74,7 @@ type Server struct {
 
 // Actions the server asks for. Only version-2 action bits: go-milter's
 // client (and older MTAs) refuse v6 bits from a v2 server.
-const actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine
+const actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptChangeBody
 
 // NewServer returns a server for opts.
 func NewServer(opts Options) *Server {

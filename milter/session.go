@@ -1,7 +1,10 @@
 package milter
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/textproto"
 	"runtime/debug"
@@ -338,12 +341,49 @@ func apply(m *gomilter.Modifier, msg *checks.Message, v *checks.Verdict, authser
 			return nil, err
 		}
 	}
+	if v.NewBody != nil {
+		if err := replaceBody(m, v.NewBody); err != nil {
+			return nil, err
+		}
+	}
 	if v.Action == checks.Quarantine {
 		if err := m.Quarantine(v.QuarantineReason); err != nil {
 			return nil, err
 		}
 	}
 	return gomilter.RespAccept, nil
+}
+
+// replaceBody sends the new body in chunks the size MTAs read body
+// packets in (the MTA concatenates the replace-body packets). go-milter
+// turns CRLF into LF for Postfix, so chunks end at a line end: a CR LF
+// pair split across two packets would reach the MTA as CR CR LF.
+func replaceBody(m *gomilter.Modifier, body checks.Body) error {
+	buf := make([]byte, 65535)
+	for off := int64(0); off < body.Size(); {
+		n, err := body.ReadAt(buf, off)
+		if n > 0 && off+int64(n) < body.Size() {
+			if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+				n, err = i+1, nil
+			}
+		}
+		if n > 0 {
+			if werr := m.ReplaceBody(buf[:n]); werr != nil {
+				return werr
+			}
+			off += int64(n)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if body.Size() == 0 {
+		return m.ReplaceBody(nil)
+	}
+	return nil
 }
 
 func hasAuthResults(hs []checks.Header) bool {
