@@ -44,12 +44,6 @@ type session struct {
 	started     bool
 }
 
-// connStages are the macro packets that describe the connection rather
-// than the message.
-func connStage(code byte) bool {
-	return code == byte(gomilter.CodeConn) || code == byte(gomilter.CodeHelo)
-}
-
 func (ss *session) resetMessage() {
 	if ss.spool != nil {
 		ss.spool.Close()

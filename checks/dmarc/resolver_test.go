@@ -21,7 +21,6 @@ type fakeResolver struct {
 
 // Failures spelled as data.
 var (
-	errNXDOMAIN = &net.DNSError{Err: "no such host", IsNotFound: true}
 	errServfail = &net.DNSError{Err: "server misbehaving", IsTemporary: true}
 	errTimeout  = &net.DNSError{Err: "i/o timeout", IsTimeout: true}
 )

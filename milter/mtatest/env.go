@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -130,17 +131,26 @@ func waitGone(pid int, timeout time.Duration) bool {
 	return true
 }
 
+var unshareOnce struct {
+	sync.Once
+	path string
+}
+
 // unsharePath returns the unshare(1) binary, or "" when namespaces cannot be
-// used here (no binary, or a trial unshare of a mount namespace fails).
+// used here (no binary, or a trial unshare of mount and UTS namespaces
+// fails).
 func unsharePath() string {
-	p, err := exec.LookPath("unshare")
-	if err != nil {
-		return ""
-	}
-	if err := exec.Command(p, "--mount", "--uts", "true").Run(); err != nil {
-		return ""
-	}
-	return p
+	unshareOnce.Do(func() {
+		p, err := exec.LookPath("unshare")
+		if err != nil {
+			return
+		}
+		if err := exec.Command(p, "--mount", "--uts", "--pid", "--fork", "true").Run(); err != nil {
+			return
+		}
+		unshareOnce.path = p
+	})
+	return unshareOnce.path
 }
 
 // shQuote quotes s for a POSIX shell.

@@ -118,7 +118,9 @@ func startTestMilter(t *testing.T) (int, *recorder) {
 	}
 	done := make(chan struct{})
 	go func() { srv.Serve(ln); close(done) }()
-	t.Cleanup(func() { srv.Close(); <-done })
+	// Close the listener too: Server.Close only knows listeners that Serve
+	// has registered, and Serve may not have started yet.
+	t.Cleanup(func() { srv.Close(); ln.Close(); <-done })
 	return ln.Addr().(*net.TCPAddr).Port, rec
 }
 
@@ -241,6 +243,7 @@ func TestPostfixMilterDown(t *testing.T) {
 	down := fmt.Sprintf("inet:127.0.0.1:%d", freePort(t))
 
 	t.Run("tempfail", func(t *testing.T) {
+		t.Parallel()
 		pf := StartPostfix(t, PostfixOptions{Milter: down, DefaultAction: "tempfail"})
 		c := pf.Dial(t)
 		c.Ehlo("client.example")
@@ -249,6 +252,7 @@ func TestPostfixMilterDown(t *testing.T) {
 		c.Quit()
 	})
 	t.Run("accept", func(t *testing.T) {
+		t.Parallel()
 		pf := StartPostfix(t, PostfixOptions{Milter: down, DefaultAction: "accept"})
 		c := pf.Dial(t)
 		c.Ehlo("client.example")
