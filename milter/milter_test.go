@@ -3,7 +3,6 @@ package milter_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -523,5 +522,96 @@ func TestParseAddr(t *testing.T) {
 		if _, _, err := milter.ParseAddr(bad); err == nil {
 			t.Errorf("ParseAddr(%q) accepted", bad)
 		}
+	}
+}
+
+// rcptGate refuses recipients at RCPT time by their local part.
+type rcptGate struct{}
+
+func (g *rcptGate) Name() string { return "gate" }
+func (g *rcptGate) Check(context.Context, *checks.Message, checks.Results) checks.Result {
+	return checks.Result{Status: checks.StatusNone}
+}
+
+func (g *rcptGate) CheckRcpt(ctx context.Context, env *checks.Envelope, rcpt string) checks.RcptResult {
+	switch {
+	case strings.HasPrefix(rcpt, "full@"):
+		return checks.RcptResult{Action: checks.Tempfail, Code: "451", Reply: "4.2.2 Mailbox over quota",
+			Events: []checks.Event{{Name: "quota", Line: "quota hit for " + rcpt + " from " + env.ClientIP.String()}}}
+	case strings.HasPrefix(rcpt, "gone@"):
+		return checks.RcptResult{Action: checks.Reject}
+	case strings.HasPrefix(rcpt, "broken@"):
+		return checks.RcptResult{Err: fmt.Errorf("store down")}
+	}
+	return checks.RcptResult{}
+}
+
+// RCPT-time checks refuse single recipients before any data is sent; the
+// message goes on to the others, and a check that cannot decide lets the
+// recipient through.
+func TestRcptTimeRefusal(t *testing.T) {
+	g := &rcptGate{}
+	rec := &recorder{}
+	eng := newEngine(t, rec)
+	eng.Chain.Steps = append(eng.Chain.Steps, checks.Step{Check: g})
+	var mu sync.Mutex
+	var logged []string
+	eng.LogEvents = func(env *checks.Envelope, evs []checks.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range evs {
+			logged = append(logged, e.Line)
+		}
+	}
+	srv := miltertest.Start(t, eng)
+	env := clientEnv
+	env.Rcpts = []string{"full@example.org", "bob@example.org", "gone@example.org", "broken@example.org"}
+	out := srv.Send(t, env, msg("hello"))
+	if out.Action != "accept" {
+		t.Fatalf("%+v", out)
+	}
+	want := []string{"full@example.org: 451 4.2.2 Mailbox over quota", "gone@example.org: 550 5.7.1 Message rejected as spam"}
+	if strings.Join(out.Refused, "|") != strings.Join(want, "|") {
+		t.Errorf("refused %q, want %q", out.Refused, want)
+	}
+	got := rec.all()
+	if len(got) != 1 || strings.Join(got[0].Rcpts, ",") != "bob@example.org,broken@example.org" {
+		t.Errorf("the message was checked with recipients %v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(logged) != 2 || logged[0] != "quota hit for full@example.org from 192.0.2.10" || !strings.Contains(logged[1], "store down") {
+		t.Errorf("events %q", logged)
+	}
+	env.Rcpts = []string{"gone@example.org"}
+	if out := srv.Send(t, env, msg("x")); out.Stage != "rcpt" || out.Action != "reject" {
+		t.Errorf("all recipients refused: %+v", out)
+	}
+}
+
+// bodyRewriter replaces the body with a long multi-packet one.
+type bodyRewriter struct{ body []byte }
+
+func (b *bodyRewriter) Name() string { return "rewriter" }
+func (b *bodyRewriter) Check(context.Context, *checks.Message, checks.Results) checks.Result {
+	sp := checks.NewSpool(0, "")
+	sp.Write(b.body)
+	return checks.Result{Status: checks.StatusNone, NewBody: sp}
+}
+
+// A replacement body reaches the MTA whole, across several packets, with
+// no line end broken at a packet boundary.
+func TestBodyReplacement(t *testing.T) {
+	var body bytes.Buffer
+	for i := 0; body.Len() < 200000; i++ {
+		fmt.Fprintf(&body, "line %d of the replacement body, long enough to cross packets\r\n", i)
+	}
+	p := checks.DefaultPolicy()
+	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: &bodyRewriter{body.Bytes()}}}}, Policy: p}
+	srv := miltertest.Start(t, eng)
+	out := srv.Send(t, clientEnv, msg("rewrite"))
+	want := strings.ReplaceAll(body.String(), "\r\n", "\n")
+	if out.Action != "accept" || string(out.Body) != want {
+		t.Fatalf("action %s, body %d bytes (CR count %d), want %d bytes", out.Action, len(out.Body), bytes.Count(out.Body, []byte("\r")), len(want))
 	}
 }

@@ -215,9 +215,18 @@ func TestPostfixXClientSession(t *testing.T) {
 	}
 	c.Quit()
 
-	got := pf.Delivered(t, len(subjects), 10*time.Second)
-	for i, d := range got {
-		checkAccepted(t, d, subjects[i])
+	// Postfix delivers in parallel: arrival order need not be submission order.
+	bySubject := map[string]Delivered{}
+	for _, d := range pf.Delivered(t, len(subjects), 10*time.Second) {
+		bySubject[d.Header("Subject")] = d
+	}
+	for _, s := range subjects {
+		d, ok := bySubject[s]
+		if !ok {
+			t.Errorf("message %q not delivered", s)
+			continue
+		}
+		checkAccepted(t, d, s)
 	}
 	if conns := rec.connectAddrs(); len(conns) == 0 || conns[len(conns)-1] != "192.0.2.10" {
 		t.Errorf("milter Connect addresses %q, want the XCLIENT address 192.0.2.10 last", conns)

@@ -288,8 +288,9 @@ func (p *Postfix) Dial(t testing.TB) *SMTPClient {
 }
 
 // Delivered waits until the sink has received at least n messages from this
-// instance and returns all of them in arrival order; it fails the test with
-// the maillog if that takes longer than timeout.
+// instance and returns all of them in arrival order (Postfix delivers in
+// parallel, so that need not be submission order); it fails the test with the
+// maillog if that takes longer than timeout.
 func (p *Postfix) Delivered(t testing.TB, n int, timeout time.Duration) []Delivered {
 	t.Helper()
 	return p.sink.delivered(t, n, timeout, "Postfix", p.Log)
