@@ -18,6 +18,7 @@
 package milter
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -208,7 +209,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	wc := &conn{Conn: c}
+	wc := &conn{Conn: c, r: bufio.NewReaderSize(c, 64*1024)}
 	ss := l.s.newSession(wc)
 	wc.sess = ss
 	l.s.mu.Lock()
@@ -227,6 +228,9 @@ func (l *listener) Accept() (net.Conn, error) {
 type conn struct {
 	net.Conn
 	sess *session
+	// r buffers reads: go-milter reads each packet's length and payload
+	// straight from the connection, two system calls per packet.
+	r *bufio.Reader
 
 	// Outgoing packet parser state: header bytes of the current packet
 	// seen so far, and payload bytes still to come.
@@ -246,6 +250,8 @@ func resets(code byte) bool {
 	}
 	return false
 }
+
+func (c *conn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (c *conn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)

@@ -16,6 +16,8 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net"
 	"os"
 	"os/exec"
@@ -101,8 +103,12 @@ _dmarc IN TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
 		return err
 	}
 	cfg := filepath.Join(dir, "bench.yaml")
-	conf := fmt.Sprintf("listen: inet:%s\nhostname: mx.bench.test\nmetrics: {listen: \"\"}\ndns: {servers: [%q]}\nlog:\n  sinks: [{type: file, path: %q}]\n",
-		milterAddr, dnsSrv.Addr(), filepath.Join(dir, "verdicts.log"))
+	metricsAddr, err := freePort()
+	if err != nil {
+		return err
+	}
+	conf := fmt.Sprintf("listen: inet:%s\nhostname: mx.bench.test\nmetrics: {listen: %q}\ndns: {servers: [%q]}\nlog:\n  sinks: [{type: file, path: %q}]\n",
+		milterAddr, metricsAddr, dnsSrv.Addr(), filepath.Join(dir, "verdicts.log"))
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}
@@ -142,6 +148,10 @@ _dmarc IN TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
 		return err
 	}
 	dnsSrv.ResetQueries()
+	checks0, err := checkTimes(metricsAddr)
+	if err != nil {
+		return err
+	}
 	cpu0, _ := cpuTime(srv.Process.Pid)
 	start := time.Now()
 	_, lat, err := sendBatch(client, env, msg, n, conc, perConn)
@@ -152,6 +162,10 @@ _dmarc IN TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
 	cpu1, _ := cpuTime(srv.Process.Pid)
 	warm := dnsSrv.Queries()
 	rss, _ := peakRSS(srv.Process.Pid)
+	checks1, err := checkTimes(metricsAddr)
+	if err != nil {
+		return err
+	}
 
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration { return lat[int(float64(len(lat)-1)*p)] }
@@ -165,6 +179,23 @@ _dmarc IN TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
 	fmt.Printf("  server CPU        %8.3f ms per message\n", ms(cpu1-cpu0)/float64(n))
 	fmt.Printf("  DNS queries       %8d cold (first message), %.3f per message warm\n", cold, float64(warm)/float64(n))
 	fmt.Printf("  server peak RSS   %8.1f MiB\n", float64(rss)/1024)
+	fmt.Printf("  time per check (mean over the timed run, from chainmail_check_duration_seconds):\n")
+	var names []string
+	for name := range checks1 {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	total := 0.0
+	for _, name := range names {
+		d := checks1[name].sum - checks0[name].sum
+		c := checks1[name].count - checks0[name].count
+		if c == 0 {
+			continue
+		}
+		total += d / c
+		fmt.Printf("    %-12s %8.3f ms\n", name, d/c*1000)
+	}
+	fmt.Printf("    %-12s %8.3f ms\n", "all checks", total*1000)
 	return nil
 }
 
@@ -278,6 +309,44 @@ func waitPort(addr string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("chainmail did not start listening on %s", addr)
+}
+
+type sumCount struct{ sum, count float64 }
+
+// checkTimes scrapes the per-check latency histograms from /metrics.
+func checkTimes(addr string) (map[string]sumCount, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]sumCount{}
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, suffix := range []string{"_sum", "_count"} {
+			prefix := "chainmail_check_duration_seconds" + suffix + "{check=\""
+			if !strings.HasPrefix(line, prefix) {
+				continue
+			}
+			rest := line[len(prefix):]
+			name, val, ok := strings.Cut(rest, "\"} ")
+			if !ok {
+				continue
+			}
+			v, _ := strconv.ParseFloat(val, 64)
+			sc := out[name]
+			if suffix == "_sum" {
+				sc.sum = v
+			} else {
+				sc.count = v
+			}
+			out[name] = sc
+		}
+	}
+	return out, nil
 }
 
 // cpuTime is the process's user+system CPU time from /proc.
