@@ -122,7 +122,16 @@ func e2eMessage(subject, body string) []byte {
 // session each keep the client's address and HELO.
 func TestPostfixEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
-	d := startDaemon(t, bin, e2eConfig)
+	// Every message of the session must reach the checks with the
+	// connection facts XCLIENT gave; a message that lost them is refused
+	// and the assertions below fail.
+	conf := strings.Replace(e2eConfig, "rules:\n", `rules:
+  - name: connection-facts-lost
+    if: envelope.client_ip != "192.0.2.10" || envelope.helo != "mail.example.net" || envelope.client_name != "mail.example.net"
+    action: reject
+    reply: "550 5.7.0 connection facts lost"
+`, 1)
+	d := startDaemon(t, bin, conf)
 	pf := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "inet:" + d.Addr, DefaultAction: "tempfail"})
 
 	c := pf.Dial(t)
