@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -105,6 +106,13 @@ func (f *File) Build(d Deps) (*checks.Engine, error) {
 func (f *File) policy() *checks.Policy {
 	p := checks.DefaultPolicy()
 	p.Hostname = f.Hostname
+	if p.Hostname == "" {
+		if h, err := os.Hostname(); err == nil {
+			p.Hostname = h
+		} else {
+			p.Hostname = "localhost"
+		}
+	}
 	p.Monitor = f.Policy.Monitor
 	p.Tag, p.Quarantine, p.Reject = f.Policy.Tag, f.Policy.Quarantine, f.Policy.Reject
 	p.DecisiveSpam, _ = checks.ParseAction(f.Policy.DecisiveSpam)

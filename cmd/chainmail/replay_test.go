@@ -284,7 +284,9 @@ func TestReplayDMARCReplyAndAuthResults(t *testing.T) {
 	if r["action"] != "reject" || r["reply"] != "550 5.7.1 Email rejected per DMARC policy" {
 		t.Errorf("p=reject failure: action %v reply %v", r["action"], r["reply"])
 	}
-	r = decode(caseArgs(t, caseDir("011-dkim-dmarc-pass"), "--json"))
+	conf := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(conf, []byte("hostname: mx.example.org\n"), 0o644)
+	r = decode(append([]string{"replay", "-c", conf}, caseArgs(t, caseDir("011-dkim-dmarc-pass"), "--json")[1:]...))
 	var ar string
 	for _, h := range r["headers"].([]any) {
 		h := h.(map[string]any)
@@ -292,7 +294,7 @@ func TestReplayDMARCReplyAndAuthResults(t *testing.T) {
 			ar = h["value"].(string)
 		}
 	}
-	for _, want := range []string{"localhost;", "spf=none", "dkim=pass", "header.d=signed.example", "dmarc=pass", "header.from=signed.example"} {
+	for _, want := range []string{"mx.example.org;", "spf=none", "dkim=pass", "header.d=signed.example", "dmarc=pass", "header.from=signed.example"} {
 		if !strings.Contains(ar, want) {
 			t.Errorf("Authentication-Results %q lacks %q", ar, want)
 		}
