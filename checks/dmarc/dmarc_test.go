@@ -76,6 +76,7 @@ func zone() *fakeResolver {
 			"_dmarc.notdmarc.test":         {"v=spf1 -all"},
 			"_dmarc.evil.co.uk":            {"v=DMARC1; p=reject"},
 			"_dmarc.xn--bcher-kva.example": {"v=DMARC1; p=reject"},
+			"_dmarc.under_score.test":      {"v=DMARC1; p=quarantine"},
 		},
 		Fail: map[string]error{
 			"_dmarc.timeout.test":   errTimeout,
@@ -325,6 +326,21 @@ func TestAuthorProblems(t *testing.T) {
 			status: checks.StatusPermerror, policy: "", syms: []string{SymBadFrom}},
 		{name: "trailing dot", from: []string{"jo@example.com."}, prior: pass("example.com"),
 			status: checks.StatusPass, policy: "reject", syms: []string{SymAllow}},
+		// A label with "_" or other atext is a domain DNS can be asked
+		// about: it is evaluated, never a permerror that would let a
+		// spoofed subdomain of a p=reject domain through.
+		{name: "underscore in a subdomain falls back to the organizational domain", from: []string{"ceo@Mail_GW.example.com"}, prior: none,
+			status: checks.StatusFail, policy: "reject", syms: []string{SymReject},
+			facts:   map[string]any{"domain": "mail_gw.example.com", "record_domain": "example.com", "from_problem": ""},
+			queries: []string{"_dmarc.mail_gw.example.com", "_dmarc.example.com"}},
+		{name: "underscore domain with its own record", from: []string{"x@under_score.test"}, prior: none,
+			status: checks.StatusFail, policy: "quarantine", syms: []string{SymQuarantine},
+			facts: map[string]any{"domain": "under_score.test", "record_domain": "under_score.test"}},
+		{name: "underscore domain aligned", from: []string{"x@under_score.test"}, prior: pass("under_score.test"),
+			status: checks.StatusPass, policy: "quarantine", syms: []string{SymAllow}},
+		{name: "other atext and a leading hyphen", from: []string{"x@-a+b.example.com"}, prior: none,
+			status: checks.StatusFail, policy: "reject", syms: []string{SymReject},
+			facts: map[string]any{"domain": "-a+b.example.com", "record_domain": "example.com"}},
 	})
 	t.Run("too many author domains", func(t *testing.T) {
 		var addrs []string
@@ -419,6 +435,44 @@ func TestRuleFacts(t *testing.T) {
 		rs := checks.Results{c.Check(context.Background(), m, nil)}
 		if v := p.Decide(m, rs, known); v.Action != want {
 			t.Errorf("%s: %s (%s), want %s", from, v.Action, v.Why, want)
+		}
+	}
+}
+
+func TestNormalizeDomain(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"Example.COM.", "example.com"},
+		{"Mail_GW.Example.com", "mail_gw.example.com"},
+		{"zero_pct.com", "zero_pct.com"},
+		{"_dmarc.example.com", "_dmarc.example.com"},
+		{"-a+b.example.com", "-a+b.example.com"},
+		{"a!#$%&'*+-/=?^_`{|}~z.test", "a!#$%&'*+-/=?^_`{|}~z.test"},
+		{"Bücher.Example", "xn--bcher-kva.example"},
+		{strings.Repeat("a", 63) + ".test", strings.Repeat("a", 63) + ".test"},
+		// Not a domain.
+		{"", ""},
+		{".", ""},
+		{"a..b", ""},
+		{".a.b", ""},
+		{strings.Repeat("a", 64) + ".test", ""},
+		{strings.Repeat("a.", 127) + "ab", ""}, // 255 octets
+		{`a"b.test`, ""},
+		{`a\b.test`, ""},
+		{"a b.test", ""},
+		{"a(b).test", ""},
+		{"a@b.test", ""},
+		{"a\x00b.test", ""},
+		{"xn--zz.example", ""},
+		{"b\xfccher.example", ""}, // not UTF-8
+	} {
+		got, err := NormalizeDomain(c.in)
+		if (err != nil) != (c.want == "") || got != c.want {
+			t.Errorf("NormalizeDomain(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+		if err == nil {
+			if again, err := NormalizeDomain(got); err != nil || again != got {
+				t.Errorf("NormalizeDomain(%q) = %q, %v: not a fixed point", got, again, err)
+			}
 		}
 	}
 }

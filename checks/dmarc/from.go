@@ -90,8 +90,14 @@ var errBadDomain = errors.New("dmarc: not a valid domain name")
 // NormalizeDomain returns d as DMARC compares and looks it up: lower-case,
 // U-labels converted to A-labels (IDNA2008 lookup rules, so "Bücher.Example"
 // and "xn--bcher-kva.example" are the same author), one trailing dot
-// dropped, every label 1 to 63 octets of letters, digits and hyphens, the
-// whole at most 253 octets.
+// dropped, every label 1 to 63 octets, the whole at most 253 octets.
+//
+// An ASCII label may hold any RFC 5322 atext character, not only letters,
+// digits and hyphens: the From domain is a dot-atom (RFC 5322 §3.4.1), a
+// DNS label may hold any octet (RFC 2181 §11), and names such as
+// "mail_gw.example.com" exist. Refusing them would let a From naming such
+// a subdomain of a p=reject domain escape the policy with a permerror,
+// where RFC 7489 §6.6.3 falls back to the organizational domain's record.
 func NormalizeDomain(d string) (string, error) {
 	d = strings.TrimSuffix(d, ".")
 	if d == "" || len(d) > 1024 {
@@ -117,16 +123,22 @@ func NormalizeDomain(d string) (string, error) {
 		return "", errBadDomain
 	}
 	for _, l := range strings.Split(d, ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		if l == "" || len(l) > 63 {
 			return "", errBadDomain
 		}
 		for i := 0; i < len(l); i++ {
-			if c := l[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			if !isAtext(l[i]) {
 				return "", errBadDomain
 			}
 		}
 	}
 	return d, nil
+}
+
+// isAtext tells whether c is an RFC 5322 §3.2.3 atext character (ASCII).
+func isAtext(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
 }
 
 func isASCII(s string) bool {
