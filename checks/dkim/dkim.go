@@ -136,6 +136,12 @@ type Config struct {
 	// MinRSABits is the smallest RSA key accepted. RFC 8301 §3.2 sets
 	// 1024; smaller values are refused. Default 1024.
 	MinRSABits int `yaml:"min_rsa_bits"`
+	// MaxRSABits is the largest RSA key verified: RFC 6376 sets no upper
+	// bound, but one verification with a 16384-bit key costs milliseconds
+	// of CPU, so a sender could make every message expensive. A larger
+	// key is refused before any RSA operation ("policy", permerror
+	// overall, as rspamd does). Default 8192.
+	MaxRSABits int `yaml:"max_rsa_bits"`
 	// Scores maps symbol names to scores. Symbols not listed keep their
 	// default: R_DKIM_ALLOW -0.20, R_DKIM_REJECT 1.00, R_DKIM_TEMPFAIL
 	// 0.00, R_DKIM_PERMFAIL 0.00, R_DKIM_NA 0.00, DKIM_UNSIGNED_BODY 0.50,
@@ -161,6 +167,7 @@ func DefaultConfig() Config {
 		MaxSignatures:  5,
 		MaxHeaderBytes: 256 << 10,
 		MinRSABits:     1024,
+		MaxRSABits:     8192,
 		Scores:         defaultScores(),
 	}
 }
@@ -190,6 +197,12 @@ func New(cfg Config, r dns.Resolver) (*Check, error) {
 	}
 	if cfg.MinRSABits == 0 {
 		cfg.MinRSABits = def.MinRSABits
+	}
+	if cfg.MaxRSABits == 0 {
+		cfg.MaxRSABits = def.MaxRSABits
+	}
+	if cfg.MaxRSABits < cfg.MinRSABits {
+		return nil, fmt.Errorf("dkim: max_rsa_bits %d is below min_rsa_bits %d", cfg.MaxRSABits, cfg.MinRSABits)
 	}
 	if cfg.MinRSABits < 1024 {
 		return nil, fmt.Errorf("dkim: min_rsa_bits %d is below the 1024 bits RFC 8301 §3.2 requires", cfg.MinRSABits)
@@ -349,6 +362,8 @@ func (c *Check) classify(m *checks.Message, f *sigField, v *dkim.Verification, k
 		s.Status, s.Reason = string(checks.StatusPermerror), trimPrefix(f.err.Error())
 	case f.algorithm == "rsa-sha1":
 		s.Status, s.Reason = string(StatusPolicy), "rsa-sha1 is not accepted (RFC 8301 §3.1)"
+	case s.KeyBits > c.cfg.MaxRSABits:
+		s.Status, s.Reason = string(StatusPolicy), fmt.Sprintf("RSA key of %d bits is over %d (resource limit)", s.KeyBits, c.cfg.MaxRSABits)
 	case s.KeyBits > 0 && s.KeyBits < c.cfg.MinRSABits:
 		s.Status, s.Reason = string(StatusPolicy), fmt.Sprintf("RSA key of %d bits is under %d (RFC 8301 §3.2)", s.KeyBits, c.cfg.MinRSABits)
 	case verr == nil:
@@ -537,6 +552,13 @@ func (c *Check) lookupTXT(ctx context.Context, keys *keyLog, name string) ([]str
 		return nil, &net.DNSError{Err: msg, Name: q, IsTemporary: true}
 	}
 	keys.add(name, txts)
+	for _, t := range txts {
+		if bits := rsaKeyBits(t); bits > c.cfg.MaxRSABits {
+			// Refused before go-msgauth spends CPU on it: a permanent
+			// error, classified as "policy" below.
+			return nil, &net.DNSError{Err: fmt.Sprintf("RSA key of %d bits is over %d", bits, c.cfg.MaxRSABits), Name: q}
+		}
+	}
 	return txts, nil
 }
 

@@ -702,3 +702,18 @@ func mainAuthResult(r checks.Result) (*authres.DKIMResult, bool) {
 	}
 	return first, true
 }
+
+// max_rsa_bits defaults to 8192 and may not be under min_rsa_bits. (The
+// refusal itself is exercised by rspamd's 16384- and 32768-bit key cases
+// in cmd/chainmail/rspamd_test.go.)
+func TestOversizedKeyRefused(t *testing.T) {
+	c := newCheck(t, DefaultConfig(), &fakeResolver{})
+	if c.cfg.MaxRSABits != 8192 {
+		t.Fatalf("default max_rsa_bits %d", c.cfg.MaxRSABits)
+	}
+	cfg := DefaultConfig()
+	cfg.MaxRSABits = 512
+	if _, err := New(cfg, &fakeResolver{}); err == nil {
+		t.Error("max_rsa_bits under min_rsa_bits accepted")
+	}
+}
