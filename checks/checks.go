@@ -129,6 +129,11 @@ type Event struct {
 	Line string `json:"line"`
 	// Facts are the event's JSON fields; nil for none.
 	Facts any `json:"facts,omitempty"`
+	// IfBlocked keeps the line only when the verdict blocks the message
+	// (quarantine, discard or reject, not in monitor mode): a check that
+	// finds an attack cannot know whether policy will stop it, and its
+	// line says it was ("… has been blocked as Whaling attack …").
+	IfBlocked bool `json:"-"`
 }
 
 // Check is one configurable test on a message.
@@ -146,6 +151,31 @@ type Check interface {
 // named checks have finished.
 type Dependent interface {
 	DependsOn() []string
+}
+
+// Aliased is implemented by checks that policy rules may also name by
+// other words (the reputation check answers to "sdr", Cisco's name for
+// it). Aliases must return constants: the configuration asks a zero
+// value of the check's type, before any check is built.
+type Aliased interface {
+	Aliases() []string
+}
+
+// Factual is implemented by checks that declare their facts: the values
+// are what rules see when the check did not run (skipped, disabled,
+// timed out), so `sdr.age_days < 7` compiles and is false then instead
+// of failing on a missing fact. Like Aliases, the result must be
+// constant.
+type Factual interface {
+	Facts() map[string]any
+}
+
+// Learner is implemented by checks that learn from the final verdict
+// (the reputation check keeps per-sender history). The engine calls Learn
+// once per message after the verdict is logged; it must be quick (queue
+// the work, don't do it) and must not change v.
+type Learner interface {
+	Learn(ctx context.Context, m *Message, v *Verdict)
 }
 
 // Results is the set of results of one chain run, in configured order.

@@ -23,7 +23,8 @@ type Engine struct {
 	Observe func(v *Verdict, d time.Duration)
 }
 
-// Evaluate runs the chain and the policy on m and logs the verdict.
+// Evaluate runs the chain and the policy on m, logs the verdict and tells
+// the checks that learn (Learner) what was decided.
 func (e *Engine) Evaluate(ctx context.Context, m *Message) (*Verdict, []string) {
 	start := time.Now()
 	rs := e.Chain.Run(ctx, m)
@@ -34,6 +35,11 @@ func (e *Engine) Evaluate(ctx context.Context, m *Message) (*Verdict, []string) 
 	var lines []string
 	if e.Log != nil {
 		lines = e.Log(m, v)
+	}
+	for _, s := range e.Chain.Steps {
+		if l, ok := s.Check.(Learner); ok {
+			l.Learn(ctx, m, v)
+		}
 	}
 	return v, lines
 }
@@ -63,7 +69,7 @@ type RcptResult struct {
 }
 
 // CheckRcpt asks every RCPT-time check about rcpt, in chain order, and
-// returns the most severe answer. In monitor mode the answer is logged but
+// returns the first refusal. In monitor mode the answer is logged but
 // the recipient accepted.
 func (e *Engine) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (RcptResult, []Event) {
 	var out RcptResult
@@ -86,9 +92,10 @@ func (e *Engine) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Rcp
 		if r.Action != Tempfail && r.Action != Reject {
 			continue
 		}
-		if r.Action > out.Action {
-			out = r
-		}
+		// The first refusal answers: the checks after it are not asked, so
+		// a recipient refused by one never counts against another's quota.
+		out = r
+		break
 	}
 	if out.Action == Reject && out.Code == "" {
 		out.Code, out.Reply = e.Policy.RejectCode, e.Policy.RejectReply

@@ -62,6 +62,13 @@ type Policy struct {
 	// original subject.
 	SubjectTag string
 	Headers    HeaderMode
+	// Aliases are other names rules may use for a check: alias → check
+	// name (see Aliased). A rule sees the alias exactly as the check.
+	Aliases map[string]string
+	// Facts are the facts a check declares (see Factual), by check name:
+	// a check's result starts from them, so a rule never meets a missing
+	// fact.
+	Facts map[string]map[string]any
 
 	// known is what Compile compiled the rules against.
 	known []string
@@ -107,10 +114,14 @@ func DefaultPolicy() *Policy {
 // ruleEnv builds the variables a rule sees. Every check name in known is
 // present (status "skipped" when it did not run), so rules can be
 // type-checked at compile time and never fail on a missing check.
-func ruleEnv(known []string, m *Message, rs Results, score, required float64) map[string]any {
-	env := make(map[string]any, len(known)+4)
+func ruleEnv(known []string, aliases map[string]string, facts map[string]map[string]any, m *Message, rs Results, score, required float64) map[string]any {
+	env := make(map[string]any, len(known)+len(aliases)+4)
 	for _, k := range known {
-		env[k] = map[string]any{"status": string(StatusSkipped), "score": 0.0, "reason": "", "symbols": []string{}, "listed": []string{}, "class": "none"}
+		v := map[string]any{"status": string(StatusSkipped), "score": 0.0, "reason": "", "symbols": []string{}, "listed": []string{}, "class": "none"}
+		for fk, fv := range facts[k] {
+			v[fk] = fv
+		}
+		env[k] = v
 	}
 	for _, r := range rs {
 		syms := make([]string, 0, len(r.Symbols))
@@ -118,10 +129,18 @@ func ruleEnv(known []string, m *Message, rs Results, score, required float64) ma
 			syms = append(syms, s.Name)
 		}
 		v := map[string]any{"status": string(r.Status), "score": r.Score, "reason": r.Reason, "symbols": syms, "listed": append([]string{}, r.Listed...), "class": r.Class.String()}
+		for fk, fv := range facts[r.Check] {
+			v[fk] = fv
+		}
 		for fk, fv := range r.Facts {
 			v[fk] = fv
 		}
 		env[r.Check] = v
+	}
+	for alias, name := range aliases {
+		if v, ok := env[name]; ok {
+			env[alias] = v
+		}
 	}
 	ip := ""
 	if m != nil && m.ClientIP != nil {
@@ -153,7 +172,7 @@ func (p *Policy) Compile(known []string) error {
 			return &RuleError{Index: i, Name: r.Name, Err: fmt.Errorf("defined twice")}
 		}
 		seen[r.Name] = true
-		prog, err := compileRule(r.If, p.known)
+		prog, err := compileRule(r.If, p.known, p.Aliases, p.Facts)
 		if err != nil {
 			return &RuleError{Index: i, Name: r.Name, Err: err}
 		}
@@ -165,9 +184,9 @@ func (p *Policy) Compile(known []string) error {
 // compileRule compiles one condition and runs it once over results where
 // no check ran: expr types the fields of a check as "any", so a condition
 // like `lists.status` compiles and would fail on every message.
-func compileRule(cond string, known []string) (*vm.Program, error) {
+func compileRule(cond string, known []string, aliases map[string]string, facts map[string]map[string]any) (*vm.Program, error) {
 	// SMTP always has a recipient: envelope.rcpt[0] must not fail here.
-	sample := ruleEnv(known, &Message{Envelope: Envelope{Rcpts: []string{"postmaster@example.invalid"}}}, nil, 0, 0)
+	sample := ruleEnv(known, aliases, facts, &Message{Envelope: Envelope{Rcpts: []string{"postmaster@example.invalid"}}}, nil, 0, 0)
 	// The map environment makes unknown top-level names (a misspelt
 	// check) a compile error; fields of a check are open-ended.
 	prog, err := expr.Compile(cond, expr.Env(sample), expr.AsBool())
@@ -281,7 +300,7 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 		for _, r := range rs {
 			names = append(names, r.Check)
 		}
-		env := ruleEnv(names, m, rs, v.Score, p.required())
+		env := ruleEnv(names, p.Aliases, p.Facts, m, rs, v.Score, p.required())
 		for i := range p.Rules {
 			r := &p.Rules[i]
 			prog := r.program
@@ -289,7 +308,7 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 			if prog == nil {
 				// Not compiled (Compile was not called): compile it here
 				// rather than skip a rule that may stop mail.
-				prog, err = compileRule(r.If, names)
+				prog, err = compileRule(r.If, names, p.Aliases, p.Facts)
 			}
 			var out any
 			if err == nil {
@@ -352,7 +371,11 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 		v.Monitor, v.Would = true, v.Action
 		v.Action, v.Code, v.Reply, v.QuarantineReason = Accept, "", "", ""
 		v.Headers = nil
+		v.Results = withoutBlockedEvents(v.Results)
 		return v
+	}
+	if v.Action != Quarantine && v.Action != Discard && v.Action != Reject {
+		v.Results = withoutBlockedEvents(v.Results)
 	}
 
 	if v.Action <= Quarantine {
@@ -369,6 +392,35 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 		}
 	}
 	return v
+}
+
+// withoutBlockedEvents drops the events that are only true of a blocked
+// message (Event.IfBlocked). The results are copied when one is dropped:
+// the chain's own stay as they were.
+func withoutBlockedEvents(rs Results) Results {
+	var out Results
+	for i, r := range rs {
+		var keep []Event
+		dropped := false
+		for _, e := range r.Events {
+			if e.IfBlocked {
+				dropped = true
+			} else {
+				keep = append(keep, e)
+			}
+		}
+		if !dropped {
+			continue
+		}
+		if out == nil {
+			out = append(Results(nil), rs...)
+		}
+		out[i].Events = keep
+	}
+	if out == nil {
+		return rs
+	}
+	return out
 }
 
 func quarantineReason(p *Policy, v *Verdict) string {

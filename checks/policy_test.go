@@ -528,3 +528,146 @@ func TestEngineEvaluate(t *testing.T) {
 		t.Errorf("without Log: %v %q", v.Action, lines)
 	}
 }
+
+// A rule may name a check by an alias: the alias sees the check's status
+// and facts, compiles when the check is only known, and a misspelt alias
+// is still a compile error.
+func TestPolicyAliases(t *testing.T) {
+	p := DefaultPolicy()
+	p.Aliases = map[string]string{"sdr": "reputation"}
+	p.Rules = []Rule{{Name: "sdr-reject", If: `sdr.verdict in ["awful", "poor"] && !sdr.excepted`, Action: Reject}}
+	known := []string{"reputation", "dmarc"}
+	if err := p.Compile(known); err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	rep := func(verdict string, excepted bool) Result {
+		return Result{Check: "reputation", Status: StatusPass, Facts: map[string]any{"verdict": verdict, "excepted": excepted}}
+	}
+	for _, tc := range []struct {
+		rs   Results
+		want Action
+	}{
+		{Results{rep("awful", false)}, Reject},
+		{Results{rep("poor", true)}, Accept},
+		{Results{rep("good", false)}, Accept},
+		{nil, Accept}, // the check did not run: the alias is "skipped"
+	} {
+		if v := p.Decide(policyMessage(), tc.rs, known); v.Action != tc.want {
+			t.Errorf("%v: %v (%s), want %v", tc.rs, v.Action, v.Why, tc.want)
+		}
+	}
+	bad := DefaultPolicy()
+	bad.Aliases = p.Aliases
+	bad.Rules = []Rule{{Name: "typo", If: `sdrr.verdict == "awful"`, Action: Reject}}
+	if err := bad.Compile(known); err == nil {
+		t.Error("a misspelt alias compiled")
+	}
+	// An alias of a check nobody knows is not a name either.
+	orphan := DefaultPolicy()
+	orphan.Aliases = map[string]string{"x": "missing"}
+	orphan.Rules = []Rule{{Name: "x", If: `x.status == "pass"`, Action: Reject}}
+	if err := orphan.Compile(known); err == nil {
+		t.Error("an alias of an unknown check compiled")
+	}
+}
+
+// An IfBlocked event is kept only when the message is blocked.
+func TestPolicyIfBlockedEvents(t *testing.T) {
+	mk := func() Results {
+		return Results{{Check: "whaling", Status: StatusFail, Events: []Event{
+			{Name: "note", Line: "always"},
+			{Name: "whaling", Line: "blocked", IfBlocked: true},
+		}}}
+	}
+	lines := func(v *Verdict) string {
+		var out []string
+		for _, r := range v.Results {
+			for _, e := range r.Events {
+				out = append(out, e.Line)
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		action  Action
+		monitor bool
+		want    string
+	}{
+		{Quarantine, false, "always,blocked"},
+		{Reject, false, "always,blocked"},
+		{Tag, false, "always"},
+		{Accept, false, "always"},
+		{Tempfail, false, "always"},
+		{Quarantine, true, "always"},
+	} {
+		p := DefaultPolicy()
+		p.Monitor = tc.monitor
+		if tc.action != Accept {
+			p.Rules = []Rule{{Name: "r", If: `whaling.status == "fail"`, Action: tc.action}}
+		}
+		rs := mk()
+		v := p.Decide(policyMessage(), rs, []string{"whaling"})
+		if got := lines(v); got != tc.want {
+			t.Errorf("%v monitor=%v: events %q, want %q", tc.action, tc.monitor, got, tc.want)
+		}
+		if len(rs[0].Events) != 2 {
+			t.Errorf("the chain's results were changed: %v", rs[0].Events)
+		}
+	}
+}
+
+// learner is a fake check that records what it learnt.
+type learner struct {
+	fake
+	got []Action
+}
+
+func (l *learner) Learn(_ context.Context, _ *Message, v *Verdict) { l.got = append(l.got, v.Action) }
+
+func TestEngineLearners(t *testing.T) {
+	l := &learner{fake: fake{name: "l", fn: func(context.Context, *Message, Results) Result { return res("", StatusFail, sym("L", 20)) }}}
+	var logged bool
+	e := &Engine{
+		Chain:  &Chain{Steps: []Step{{Check: l}, {Check: newFake("other", nil)}}},
+		Policy: DefaultPolicy(),
+		Log: func(*Message, *Verdict) []string {
+			logged = true
+			return nil
+		},
+	}
+	e.Evaluate(context.Background(), policyMessage())
+	if len(l.got) != 1 || l.got[0] != Reject || !logged {
+		t.Errorf("learnt %v (logged %v), want one reject after the log", l.got, logged)
+	}
+}
+
+// Declared facts (Factual) are what a rule sees when the check did not
+// run, so a comparison compiles and is simply false.
+func TestPolicyDeclaredFacts(t *testing.T) {
+	p := DefaultPolicy()
+	p.Aliases = map[string]string{"sdr": "reputation"}
+	p.Facts = map[string]map[string]any{"reputation": {"age_days": -1, "excepted": false}}
+	p.Rules = []Rule{{Name: "young", If: `sdr.age_days >= 0 && sdr.age_days < 7 && !sdr.excepted`, Action: Quarantine}}
+	known := []string{"reputation"}
+	if err := p.Compile(known); err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	if v := p.Decide(policyMessage(), nil, known); v.Action != Accept {
+		t.Errorf("not run: %v", v.Action)
+	}
+	// A result without the fact (a timeout) falls back to the declared one.
+	if v := p.Decide(policyMessage(), Results{{Check: "reputation", Status: StatusTimeout}}, known); v.Action != Accept {
+		t.Errorf("timed out: %v (%s)", v.Action, v.Why)
+	}
+	young := Results{{Check: "reputation", Status: StatusFail, Facts: map[string]any{"age_days": 2, "excepted": false}}}
+	if v := p.Decide(policyMessage(), young, known); v.Action != Quarantine {
+		t.Errorf("young: %v (%s)", v.Action, v.Why)
+	}
+	// Without the declaration the same rule does not compile.
+	bare := DefaultPolicy()
+	bare.Aliases = p.Aliases
+	bare.Rules = p.Rules
+	if err := bare.Compile(known); err == nil {
+		t.Error("compiled without declared facts")
+	}
+}

@@ -3,32 +3,74 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
 	"chainmail/checks"
+	"chainmail/checks/antivirus"
+	"chainmail/checks/attachment"
 	"chainmail/checks/dkim"
 	"chainmail/checks/dmarc"
 	"chainmail/checks/dns"
+	"chainmail/checks/greylist"
 	"chainmail/checks/gtube"
+	"chainmail/checks/helo"
 	"chainmail/checks/lists"
+	"chainmail/checks/quota"
+	"chainmail/checks/rbl"
+	"chainmail/checks/reputation"
 	"chainmail/checks/spf"
+	"chainmail/checks/uribl"
+	"chainmail/checks/whaling"
+	"chainmail/reputation/store"
 )
 
 // Deps are the shared services checks are built with.
 type Deps struct {
 	Resolver dns.Resolver
+	// Store is the state store (reputation history); nil when none is
+	// configured.
+	Store store.Store
+	// Registerer takes the Prometheus collectors of checks that have
+	// their own (quota, greylist); nil registers nothing. Collectors
+	// registered by an earlier load are reused, so a reload keeps counts.
+	Registerer prometheus.Registerer
+	// Logf receives operational lines of checks (a failing webhook); nil
+	// is quiet.
+	Logf func(format string, args ...any)
 }
 
-// constructor builds one check from its options node.
-type constructor func(file string, opts *yaml.Node, d Deps) (checks.Check, error)
+// stateful are the checks that need Deps.Store: the store is opened only
+// when one of them is enabled (UsesState).
+var stateful = map[string]bool{"quota": true, "greylist": true, "reputation": true}
+
+// UsesState reports whether an enabled check needs the state store.
+func (f *File) UsesState() bool {
+	for _, c := range f.Checks {
+		if c.IsEnabled() && stateful[c.Name] {
+			return true
+		}
+	}
+	return false
+}
+
+// constructor builds one check from its options node; aliases are the
+// other names rules may use for it (checks.Aliased), facts the facts it
+// declares (checks.Factual).
+type constructor struct {
+	make    func(file string, opts *yaml.Node, d Deps) (checks.Check, error)
+	aliases []string
+	facts   map[string]any
+}
 
 // build adapts a check package's DefaultConfig/New pair into a
 // constructor: options are decoded strictly over the defaults.
 func build[C any, K checks.Check](def func() C, newf func(C, Deps) (K, error)) constructor {
-	return func(file string, opts *yaml.Node, d Deps) (checks.Check, error) {
+	return constructor{make: func(file string, opts *yaml.Node, d Deps) (checks.Check, error) {
 		cfg := def()
 		if opts != nil && opts.Kind != 0 {
 			if err := decodeStrict(file, opts, &cfg); err != nil {
@@ -36,7 +78,48 @@ func build[C any, K checks.Check](def func() C, newf func(C, Deps) (K, error)) c
 			}
 		}
 		return newf(cfg, d)
+	}, aliases: aliasesOf[K](), facts: factsOf[K]()}
+}
+
+// aliasesOf asks a zero K for its aliases (checks.Aliased says they are
+// constants).
+func aliasesOf[K checks.Check]() []string {
+	var k K
+	if a, ok := any(k).(checks.Aliased); ok {
+		return a.Aliases()
 	}
+	return nil
+}
+
+// factsOf asks a zero K for the facts it declares (checks.Factual).
+func factsOf[K checks.Check]() map[string]any {
+	var k K
+	if f, ok := any(k).(checks.Factual); ok {
+		return f.Facts()
+	}
+	return nil
+}
+
+// facts maps the name of every check that declares facts to them.
+func facts() map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for name, c := range table {
+		if c.facts != nil {
+			out[name] = c.facts
+		}
+	}
+	return out
+}
+
+// aliases maps every alias of a known check to the check's name.
+func aliases() map[string]string {
+	out := map[string]string{}
+	for name, c := range table {
+		for _, a := range c.aliases {
+			out[a] = name
+		}
+	}
+	return out
 }
 
 // table is every check chainmail knows, by the name used in
@@ -47,6 +130,31 @@ var table = map[string]constructor{
 	"spf":   build(spf.DefaultConfig, func(c spf.Config, d Deps) (*spf.Check, error) { return spf.New(c, d.Resolver) }),
 	"dkim":  build(dkim.DefaultConfig, func(c dkim.Config, d Deps) (*dkim.Check, error) { return dkim.New(c, d.Resolver) }),
 	"dmarc": build(dmarc.DefaultConfig, func(c dmarc.Config, d Deps) (*dmarc.Check, error) { return dmarc.New(c, d.Resolver) }),
+	"rbl":   build(rbl.DefaultConfig, func(c rbl.Config, d Deps) (*rbl.Check, error) { return rbl.New(c, d.Resolver) }),
+	"uribl": build(uribl.DefaultConfig, func(c uribl.Config, d Deps) (*uribl.Check, error) { return uribl.New(c, d.Resolver) }),
+	"helo":  build(helo.DefaultConfig, func(c helo.Config, d Deps) (*helo.Check, error) { return helo.New(c, d.Resolver) }),
+	"reputation": build(reputation.DefaultConfig, func(c reputation.Config, d Deps) (*reputation.Check, error) {
+		return reputation.New(c, d.Store, d.Resolver, d.Logf)
+	}),
+	"quota": build(quota.DefaultConfig, func(c quota.Config, d Deps) (*quota.Check, error) {
+		return quota.New(c, quota.Deps{Store: d.Store, Metrics: quota.NewMetrics(d.Registerer), Logf: d.Logf})
+	}),
+	"greylist": build(greylist.DefaultConfig, func(c greylist.Config, d Deps) (*greylist.Check, error) {
+		return greylist.New(c, greylist.Deps{Store: d.Store, Metrics: greylist.NewMetrics(d.Registerer)})
+	}),
+	"whaling": build(whaling.DefaultConfig, func(c whaling.Config, _ Deps) (*whaling.Check, error) { return whaling.New(c) }),
+	// attachment: rule file paths are relative to the configuration file.
+	"attachment": {make: func(file string, opts *yaml.Node, _ Deps) (checks.Check, error) {
+		cfg := attachment.DefaultConfig()
+		if opts != nil && opts.Kind != 0 {
+			if err := decodeStrict(file, opts, &cfg); err != nil {
+				return nil, err
+			}
+		}
+		cfg.BaseDir = filepath.Dir(file)
+		return attachment.New(cfg)
+	}, facts: factsOf[*attachment.Check]()},
+	"antivirus": build(antivirus.DefaultConfig, func(c antivirus.Config, _ Deps) (*antivirus.Check, error) { return antivirus.New(c) }),
 }
 
 // Names returns the names of all known checks, sorted.
@@ -68,6 +176,7 @@ func (f *File) Build(d Deps) (*checks.Engine, error) {
 		return nil, err
 	}
 	p.Rules = rules
+	p.Aliases, p.Facts = aliases(), facts()
 	if err := p.Compile(Names()); err != nil {
 		return nil, &Error{File: f.Path, Msg: err.Error()}
 	}
@@ -81,7 +190,7 @@ func (f *File) Build(d Deps) (*checks.Engine, error) {
 		if !ok {
 			return nil, &Error{File: c.file, Line: c.line, Msg: fmt.Sprintf("unknown check %q (known checks: %v)", c.Name, Names())}
 		}
-		chk, err := ctor(c.file, &c.Options, d)
+		chk, err := ctor.make(c.file, &c.Options, d)
 		if err != nil {
 			if _, isCfg := err.(*Error); isCfg {
 				return nil, err

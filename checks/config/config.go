@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -42,6 +43,7 @@ type File struct {
 	Metrics  Metrics           `yaml:"metrics"`
 	Spool    Spool             `yaml:"spool"`
 	Milter   Milter            `yaml:"milter"`
+	State    State             `yaml:"state"`
 	Policy   Policy            `yaml:"policy"`
 	Rules    []Rule            `yaml:"rules"`
 	Checks   []Check           `yaml:"checks"`
@@ -83,6 +85,79 @@ type Spool struct {
 type Milter struct {
 	Timeout        Duration `yaml:"timeout"`
 	MaxHeaderBytes Size     `yaml:"max_header_bytes"`
+}
+
+// State configures the state store of the checks that keep state
+// (quota, greylist, reputation): a bbolt file for one MTA, Redis when
+// several MTAs share quotas, greylisting and history. It is opened only
+// when such a check is enabled.
+type State struct {
+	// Backend is bolt or redis.
+	Backend string `yaml:"backend"`
+	// Path is the bbolt file.
+	Path string `yaml:"path"`
+	// FlushInterval is how often bbolt commits (with fsync) the changes
+	// kept in memory: what a crash can lose.
+	FlushInterval Duration   `yaml:"flush_interval"`
+	Redis         RedisState `yaml:"redis"`
+}
+
+// RedisState says where Redis is.
+type RedisState struct {
+	// Addrs: one server; the Sentinels with sentinel_master; seed nodes
+	// with cluster.
+	Addrs            []string `yaml:"addrs"`
+	SentinelMaster   string   `yaml:"sentinel_master"`
+	SentinelPassword string   `yaml:"sentinel_password"`
+	Cluster          bool     `yaml:"cluster"`
+	Username         string   `yaml:"username"`
+	Password         string   `yaml:"password"`
+	DB               int      `yaml:"db"`
+	Prefix           string   `yaml:"prefix"`
+	// Timeout bounds connecting, reading and writing: how long a check
+	// waits for an unreachable Redis before it lets the mail through.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// validate checks the state section.
+func (s *State) validate(f *File) error {
+	switch s.Backend {
+	case "bolt":
+		if s.Path == "" {
+			return f.errAt("state.path", "empty (want the bbolt file, like /var/lib/chainmail/state.db)")
+		}
+		if s.FlushInterval <= 0 {
+			return f.errAt("state.flush_interval", "must be positive (like 1s)")
+		}
+	case "redis":
+		r := s.Redis
+		if len(r.Addrs) == 0 {
+			return f.errAt("state.redis.addrs", "empty (want HOST:PORT)")
+		}
+		for _, a := range r.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return f.errAt("state.redis.addrs", "%q is not HOST:PORT", a)
+			}
+		}
+		if r.Cluster && r.SentinelMaster != "" {
+			return f.errAt("state.redis.cluster", "cluster and sentinel_master exclude each other")
+		}
+		if r.Cluster && r.DB != 0 {
+			return f.errAt("state.redis.db", "a Redis Cluster has only database 0")
+		}
+		if !r.Cluster && r.SentinelMaster == "" && len(r.Addrs) > 1 {
+			return f.errAt("state.redis.addrs", "several addresses need cluster: true or a sentinel_master")
+		}
+		if r.DB < 0 {
+			return f.errAt("state.redis.db", "must be 0 or more")
+		}
+		if r.Timeout <= 0 {
+			return f.errAt("state.redis.timeout", "must be positive (like 500ms)")
+		}
+	default:
+		return f.errAt("state.backend", "%q (want bolt or redis)", s.Backend)
+	}
+	return nil
 }
 
 // Policy is the policy section.
@@ -429,6 +504,9 @@ func (f *File) validate() error {
 			}
 		}
 	}
+	if err := f.State.validate(f); err != nil {
+		return err
+	}
 	if _, err := f.rules(); err != nil {
 		return err
 	}
@@ -461,7 +539,7 @@ func (f *File) rules() ([]checks.Rule, error) {
 		}
 		out = append(out, rule)
 	}
-	p := &checks.Policy{Rules: out}
+	p := &checks.Policy{Rules: out, Aliases: aliases(), Facts: facts()}
 	if err := p.Compile(Names()); err != nil {
 		var re *checks.RuleError
 		if errors.As(err, &re) && re.Index < len(f.Rules) {
@@ -520,11 +598,19 @@ func (f *File) Marshal() ([]byte, error) {
 		Metrics  Metrics           `yaml:"metrics"`
 		Spool    Spool             `yaml:"spool"`
 		Milter   Milter            `yaml:"milter"`
+		State    State             `yaml:"state"`
 		Policy   Policy            `yaml:"policy"`
 		Rules    []Rule            `yaml:"rules"`
 		Checks   []Check           `yaml:"checks"`
 	}
-	o := out{f.Listen, f.Hostname, f.DNS, f.Log, f.Metrics, f.Spool, f.Milter, f.Policy, f.Rules, f.Checks}
+	// Secrets are not printed.
+	st := f.State
+	for _, p := range []*string{&st.Redis.Password, &st.Redis.SentinelPassword} {
+		if *p != "" {
+			*p = "(hidden)"
+		}
+	}
+	o := out{f.Listen, f.Hostname, f.DNS, f.Log, f.Metrics, f.Spool, f.Milter, st, f.Policy, f.Rules, f.Checks}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)

@@ -41,10 +41,25 @@ func main() {
 	conc := flag.Int("c", 16, "concurrent milter connections")
 	perConn := flag.Int("per-conn", 10, "messages per milter connection (as over one SMTP session)")
 	size := flag.Int("size", 10*1024, "message size in bytes")
+	dnsbl := flag.Bool("dnsbl", true, "also measure the DNS list checks (rbl, uribl) and URL extraction")
+	atts := flag.Bool("attachments", true, "also measure the attachment check on gargantua.eml and a 10 MB attachment")
+	corpus := flag.String("corpus", "../shared/corpus", "the shared test corpus (for gargantua.eml)")
 	flag.Parse()
 	if err := run(*bin, *n, *conc, *perConn, *size); err != nil {
 		fmt.Fprintln(os.Stderr, "chainmail-bench:", err)
 		os.Exit(1)
+	}
+	if *dnsbl {
+		if err := runDNSBL(*bin, *n, *conc); err != nil {
+			fmt.Fprintln(os.Stderr, "chainmail-bench: dnsbl:", err)
+			os.Exit(1)
+		}
+	}
+	if *atts {
+		if err := runAttachments(*bin, *corpus); err != nil {
+			fmt.Fprintln(os.Stderr, "chainmail-bench: attachments:", err)
+			os.Exit(1)
+		}
 	}
 }
 

@@ -2,11 +2,19 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"chainmail/checks/config"
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/reputation/store"
+	"chainmail/reputation/store/bolt"
+	"chainmail/reputation/store/redis"
 )
 
 // dependencies builds the shared services of a configuration: the DNS
@@ -46,11 +54,90 @@ func replayDependencies(f *config.File, zones []string, dnsAddr string) (config.
 			srv.Close()
 			return config.Deps{}, noop, err
 		}
-		return d, func() { srv.Close() }, nil
+		closeState, err := replayState(f, &d)
+		if err != nil {
+			srv.Close()
+			return config.Deps{}, noop, err
+		}
+		return d, func() { closeState(); srv.Close() }, nil
 	case dnsAddr != "":
 		d, err := dependencies(f, []string{dnsAddr})
-		return d, noop, err
+		if err != nil {
+			return d, noop, err
+		}
+		closeState, err := replayState(f, &d)
+		return d, closeState, err
 	}
 	d, err := dependencies(f, nil)
-	return d, noop, err
+	if err != nil {
+		return d, noop, err
+	}
+	closeState, err := replayState(f, &d)
+	return d, closeState, err
+}
+
+// replayState opens the state store for replay (quotas count, reputation
+// learns, as they would in the daemon) and returns its closer.
+func replayState(f *config.File, d *config.Deps) (func(), error) {
+	st, err := openState(f, nil, nil, func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "chainmail replay: "+format+"\n", args...)
+	})
+	if err != nil || st == nil {
+		return func() {}, err
+	}
+	d.Store = st.store
+	return func() { st.store.Close() }, nil
+}
+
+// stateStore is the open state store of a configuration; a reload keeps
+// it while the state section stays the same.
+type stateStore struct {
+	cfg   config.State
+	store store.Store
+}
+
+// openState opens the state store when an enabled check needs one (nil
+// otherwise). prev's store is kept when the state section did not change,
+// and also when a bbolt file stays where it is with other options (its
+// lock cannot be taken twice; those options need a restart).
+func openState(f *config.File, prev *stateStore, reg prometheus.Registerer, logf func(string, ...any)) (*stateStore, error) {
+	if !f.UsesState() {
+		return nil, nil
+	}
+	sc := f.State
+	if prev != nil && reflect.DeepEqual(prev.cfg, sc) {
+		return prev, nil
+	}
+	if prev != nil && prev.cfg.Backend == "bolt" && sc.Backend == "bolt" && filepath.Clean(prev.cfg.Path) == filepath.Clean(sc.Path) {
+		logf("chainmail: state: changed bbolt options take effect after a restart")
+		return prev, nil
+	}
+	metrics := store.NewMetrics(reg)
+	var s store.Store
+	switch sc.Backend {
+	case "bolt":
+		if err := os.MkdirAll(filepath.Dir(sc.Path), 0o750); err != nil {
+			return nil, fmt.Errorf("%s: state: %v", nameOf(f.Path), err)
+		}
+		b, err := bolt.Open(sc.Path, bolt.Options{FlushInterval: time.Duration(sc.FlushInterval), Metrics: metrics, Logf: logf})
+		if err != nil {
+			return nil, fmt.Errorf("%s: state: %v", nameOf(f.Path), err)
+		}
+		s = b
+	case "redis":
+		r := sc.Redis
+		rs, err := redis.Open(redis.Options{
+			Addrs: r.Addrs, MasterName: r.SentinelMaster, Cluster: r.Cluster,
+			Username: r.Username, Password: r.Password, SentinelPassword: r.SentinelPassword,
+			DB: r.DB, Prefix: r.Prefix, Timeout: time.Duration(r.Timeout),
+			Metrics: metrics, Logf: logf,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: state: %v", nameOf(f.Path), err)
+		}
+		s = rs
+	default:
+		return nil, fmt.Errorf("%s: state: unknown backend %q", nameOf(f.Path), sc.Backend)
+	}
+	return &stateStore{cfg: sc, store: s}, nil
 }

@@ -40,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "replay":
 		return replay(args[1:], stdout, stderr)
+	case "learn":
+		return learn(args[1:], stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "check" {
 			fmt.Fprintln(stderr, "usage: chainmail config check [-c FILE]")

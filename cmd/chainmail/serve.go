@@ -24,6 +24,7 @@ import (
 	"chainmail/checks/config"
 	"chainmail/checks/verdictlog"
 	"chainmail/milter"
+	"chainmail/reputation/store"
 )
 
 // runtimeState is one loaded configuration with its logger.
@@ -31,11 +32,14 @@ type runtimeState struct {
 	file   *config.File
 	engine *checks.Engine
 	log    *verdictlog.Logger
+	// state is the open state store; nil when no check needs one.
+	state *stateStore
 }
 
 // load reads and builds a configuration; it never leaves anything open on
-// error.
-func load(path string, metrics *milter.Metrics, prev *runtimeState) (*runtimeState, error) {
+// error. reg takes the collectors of the state store and of the checks;
+// logf their operational lines.
+func load(path string, metrics *milter.Metrics, prev *runtimeState, reg prometheus.Registerer, logf func(string, ...any)) (*runtimeState, error) {
 	f, err := config.Load(path)
 	if err != nil {
 		return nil, err
@@ -44,14 +48,33 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState) (*runtimeSta
 	if err != nil {
 		return nil, err
 	}
+	var prevState *stateStore
+	if prev != nil {
+		prevState = prev.state
+	}
+	state, err := openState(f, prevState, reg, logf)
+	if err != nil {
+		return nil, err
+	}
+	closeNew := func() {
+		if state != nil && state != prevState {
+			state.store.Close()
+		}
+	}
+	if state != nil {
+		deps.Store = state.store
+	}
+	deps.Registerer, deps.Logf = reg, logf
 	eng, err := f.Build(deps)
 	if err != nil {
+		closeNew()
 		return nil, err
 	}
 	var lg *verdictlog.Logger
 	if prev != nil && reflect.DeepEqual(prev.file.Log, f.Log) {
 		lg = prev.log
 	} else if lg, err = verdictlog.New(f.Log); err != nil {
+		closeNew()
 		return nil, fmt.Errorf("%s: log: %v", nameOf(path), err)
 	}
 	eng.Log = lg.Message
@@ -60,7 +83,7 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState) (*runtimeSta
 		eng.Chain.Observe = metrics.ObserveCheck
 		eng.Observe = metrics.ObserveVerdict
 	}
-	return &runtimeState{file: f, engine: eng, log: lg}, nil
+	return &runtimeState{file: f, engine: eng, log: lg, state: state}, nil
 }
 
 func nameOf(path string) string {
@@ -87,14 +110,22 @@ func serve(args []string, stderr io.Writer) int {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := milter.NewMetrics(reg)
 
-	st, err := load(*cfgPath, metrics, nil)
+	var current atomic.Pointer[runtimeState]
+	// Before the first configuration is loaded (the state store may log
+	// while it opens) lines go to stderr.
+	logf := func(format string, args ...any) {
+		if st := current.Load(); st != nil {
+			st.log.Printf(format, args...)
+			return
+		}
+		fmt.Fprintf(stderr, "chainmail: "+format+"\n", args...)
+	}
+	st, err := load(*cfgPath, metrics, nil, reg, logf)
 	if err != nil {
 		fmt.Fprintf(stderr, "chainmail: %v\n", err)
 		return exitUsage
 	}
-	var current atomic.Pointer[runtimeState]
 	current.Store(st)
-	logf := func(format string, args ...any) { current.Load().log.Printf(format, args...) }
 
 	addr := st.file.Listen
 	if *listen != "" {
@@ -158,7 +189,7 @@ func serve(args []string, stderr io.Writer) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				old := current.Load()
-				next, err := load(*cfgPath, metrics, old)
+				next, err := load(*cfgPath, metrics, old, reg, logf)
 				if err != nil {
 					logf("chainmail: configuration reload refused, keeping the running configuration: %v", err)
 					continue
@@ -167,6 +198,10 @@ func serve(args []string, stderr io.Writer) int {
 					logf("chainmail: listen address changed to %s; it takes effect after a restart", next.file.Listen)
 				}
 				current.Store(next)
+				if old.state != nil && next.state != old.state {
+					// Like the logger: messages in progress may still use it.
+					time.AfterFunc(time.Duration(old.file.Milter.Timeout)+5*time.Second, func() { old.state.store.Close() })
+				}
 				if next.log != old.log {
 					// Messages in progress may still log through the old
 					// logger: close it once they are surely done.
@@ -190,6 +225,11 @@ func serve(args []string, stderr io.Writer) int {
 			}
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				logf("chainmail: shutdown: %v", err)
+			}
+			if s := current.Load().state; s != nil {
+				if err := s.store.Close(); err != nil {
+					logf("chainmail: closing the state store: %v", err)
+				}
 			}
 			logf("chainmail: stopped")
 			current.Load().log.Close()
@@ -248,6 +288,11 @@ func configCheck(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		var deps config.Deps
 		if deps, err = dependencies(f, nil); err == nil {
+			// The store is not opened: a running daemon holds the bbolt
+			// file's lock, and checking must not touch state.
+			if f.UsesState() {
+				deps.Store = store.Unavailable(errors.New("not opened by config check"))
+			}
 			_, err = f.Build(deps)
 		}
 	}

@@ -34,6 +34,13 @@ type Store interface {
 	// WindowAdd records weight at time at in the sliding window under key,
 	// drops what is older than at-window, and returns the sum of the
 	// weights left in the window (the new one included).
+	//
+	// Both backends merge an event into the newest one when both fall in
+	// the same 1/1024 of the window (keeping the later time), so a window
+	// holds at most about 1024 events whatever the traffic: an event may
+	// then leave the window up to window/1024 late (3.5s of an hour),
+	// never early. An event exactly window old has left it; events after
+	// at (a clock that went back) still count.
 	WindowAdd(ctx context.Context, key string, at time.Time, weight float64, window time.Duration) (float64, error)
 	// WindowSum is WindowAdd without adding.
 	WindowSum(ctx context.Context, key string, at time.Time, window time.Duration) (float64, error)

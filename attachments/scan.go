@@ -1,0 +1,825 @@
+package attachments
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/bodgit/sevenzip"
+	"github.com/nwaples/rardecode/v2"
+	"github.com/ulikunitz/xz"
+)
+
+// Category is how policy should see a finding.
+type Category string
+
+// Finding categories.
+const (
+	// CategoryUnscannable: part of the message could not be inspected
+	// (structure unreadable, encrypted archive, a limit reached). Never a
+	// silent pass: the policy decides (chainmail's default quarantines).
+	CategoryUnscannable Category = "unscannable"
+	// CategorySuspicious: active content or a disguise (macros, DDE, PDF
+	// JavaScript, a name that lies about the content, RTLO).
+	CategorySuspicious Category = "suspicious"
+	// CategoryEncrypted: an encrypted document (its content is hidden but
+	// it is a document, not an archive).
+	CategoryEncrypted Category = "encrypted"
+	// CategoryMalformed: damage that was read past (bad base64, a missing
+	// end boundary); informational.
+	CategoryMalformed Category = "malformed"
+)
+
+// Finding is one thing a scan reports.
+type Finding struct {
+	Category Category
+	// Kind is a short stable name: "encrypted-archive", "vba-macro",
+	// "limit-depth", "name-type-mismatch", "mime-structure", …
+	Kind string
+	// Path is the file's path ("1.2", "1.2/a.zip/b.exe"); File its
+	// display name ("" for the message itself).
+	Path, File string
+	Detail     string
+}
+
+// File is one file the message carries: a MIME part, a uuencoded block, a
+// TNEF attachment or an archive member.
+type File struct {
+	// Path: the MIME path of the part, then "/" and the names of the
+	// containers and members inside it.
+	Path string
+	// Names are the names the file goes by, preferred first; Name is the
+	// first, "" for an unnamed part.
+	Names []Filename
+	Name  string
+	// Declared is the Content-Type of a MIME part ("" for members).
+	Declared string
+	Type     Type
+	// Size is the decoded size (for members the declared uncompressed
+	// size when the content was not read).
+	Size int64
+	// Member: inside an archive, so archive rules apply. TNEF attachments
+	// and uuencoded files are not members (MailScanner checks them with
+	// the normal rules).
+	Member bool
+	// Container: "", "zip", "gzip", "tar", "bzip2", "xz", "7z", "rar",
+	// "tnef", "uuencode", "ole".
+	Container string
+	Depth     int
+	// Entity is the MIME part that carries the file.
+	Entity    *Entity
+	Encrypted bool
+}
+
+// NameList returns the names of f for rule matching.
+func (f *File) NameList() []string {
+	out := make([]string, 0, len(f.Names))
+	for _, n := range f.Names {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// Report is the outcome of Scan.
+type Report struct {
+	Tree     *Tree
+	Files    []*File
+	Findings []Finding
+	// Attachments counts the MIME parts that are attachments.
+	Attachments int
+	// Inspected is the number of decoded and decompressed bytes read.
+	Inspected int64
+}
+
+// Has reports whether the report has a finding of the category.
+func (r *Report) Has(c Category) bool {
+	for _, f := range r.Findings {
+		if f.Category == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Options bound a scan. Zero values take the defaults.
+type Options struct {
+	Walk WalkOptions
+	// MaxAttachments per message (default 200).
+	MaxAttachments int
+	// MaxFileSize is the largest file read whole for inspection (archives,
+	// documents; default 32 MiB). Larger containers are a finding.
+	MaxFileSize int64
+	// MaxTotal bounds the bytes decoded and decompressed per message
+	// (default 256 MiB).
+	MaxTotal int64
+	// MaxRatio is the largest compression ratio accepted for archive
+	// members over RatioFloor bytes (defaults 100 and 1 MiB).
+	MaxRatio   float64
+	RatioFloor int64
+	// MaxEntries per archive (default 1000).
+	MaxEntries int
+	// MaxDepth of nested containers (default 5).
+	MaxDepth int
+}
+
+func (o *Options) defaults() {
+	if o.MaxAttachments <= 0 {
+		o.MaxAttachments = 200
+	}
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = 32 << 20
+	}
+	if o.MaxTotal <= 0 {
+		o.MaxTotal = 256 << 20
+	}
+	if o.MaxRatio <= 0 {
+		o.MaxRatio = 100
+	}
+	if o.RatioFloor <= 0 {
+		o.RatioFloor = 1 << 20
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = 1000
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = 5
+	}
+}
+
+// Scan walks the message in src and inspects every file it carries.
+func Scan(src io.ReaderAt, size int64, opts Options) *Report {
+	opts.defaults()
+	s := &scanner{opts: opts, budget: opts.MaxTotal, rep: &Report{}}
+	s.rep.Tree = Walk(src, size, opts.Walk)
+	for _, p := range s.rep.Tree.Problems {
+		c := CategoryMalformed
+		if p.Unreadable {
+			c = CategoryUnscannable
+		}
+		s.add(Finding{Category: c, Kind: "mime-structure", Path: p.Path, Detail: p.Detail})
+	}
+	for _, e := range s.rep.Tree.Root.Leaves() {
+		s.part(e)
+	}
+	return s.rep
+}
+
+type scanner struct {
+	opts      Options
+	budget    int64
+	rep       *Report
+	overAtt   bool
+	overTotal bool
+}
+
+func (s *scanner) add(f Finding) { s.rep.Findings = append(s.rep.Findings, f) }
+
+// take reserves n bytes of the per-message budget; false when it is spent.
+func (s *scanner) take(n int64) bool {
+	if s.budget < n {
+		s.budget = 0
+		if !s.overTotal {
+			s.overTotal = true
+			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-total", Detail: fmt.Sprintf("more than %d bytes to decode and unpack: the rest was not inspected", s.opts.MaxTotal)})
+		}
+		return false
+	}
+	s.budget -= n
+	s.rep.Inspected += n
+	return true
+}
+
+// budgetReader reads through the per-message budget.
+type budgetReader struct {
+	r io.Reader
+	s *scanner
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.s.budget <= 0 {
+		b.s.take(1)
+		return 0, errBudget
+	}
+	if int64(len(p)) > b.s.budget {
+		p = p[:b.s.budget]
+	}
+	n, err := b.r.Read(p)
+	b.s.take(int64(n))
+	return n, err
+}
+
+var errBudget = errors.New("attachments: byte budget spent")
+
+// read reads a file's content: the first SniffSize bytes always, and the
+// whole file (up to limit bytes) only when keep(head) says it is worth
+// opening. The rest of a file that is not kept is not read at all: a
+// member that lies about its size costs nothing. over is set when a kept
+// file is larger than limit (data is then its head only).
+func (s *scanner) read(r io.Reader, keep func(head []byte) int64) (data []byte, whole, over bool, err error) {
+	br := &budgetReader{r: r, s: s}
+	head := make([]byte, SniffSize)
+	n, err := io.ReadFull(br, head)
+	head = head[:n]
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return head, true, false, nil
+	}
+	if err != nil {
+		return head, false, false, err
+	}
+	limit := keep(head)
+	if limit <= int64(n) {
+		return head, false, false, nil
+	}
+	var buf bytes.Buffer
+	buf.Write(head)
+	_, err = io.Copy(&buf, io.LimitReader(br, limit-int64(n)+1))
+	if err != nil {
+		return buf.Bytes(), false, false, err
+	}
+	if int64(buf.Len()) <= limit {
+		return buf.Bytes(), true, false, nil
+	}
+	return buf.Bytes()[:limit], false, true, nil
+}
+
+// textScan is how much of a text file is read for uuencoded blocks, DDE
+// formulas and SYLK macros.
+const textScan = 1 << 20
+
+// keep says how much of a file to read whole, from its first bytes:
+// containers (archives, documents, TNEF) up to MaxFileSize, text up to
+// textScan, anything else not past its head.
+func (s *scanner) keep(head []byte) int64 {
+	t := Sniff(head)
+	switch {
+	case t.Family == FamilyArchive, t.Family == FamilyOffice, t.Family == FamilyPDF, t.SelfExtracting:
+		return s.opts.MaxFileSize
+	case IsTNEF(head), IsOLE(head), bytes.HasPrefix(head, []byte("PK\x03\x04")):
+		return s.opts.MaxFileSize
+	case t.MIME == "application/java-archive", t.MIME == "application/vnd.android.package-archive":
+		return s.opts.MaxFileSize
+	case t.Family == FamilyText:
+		return textScan
+	}
+	return 0
+}
+
+// part inspects one leaf MIME entity.
+func (s *scanner) part(e *Entity) {
+	att := e.IsAttachment()
+	if att {
+		s.rep.Attachments++
+		if s.rep.Attachments > s.opts.MaxAttachments {
+			if !s.overAtt {
+				s.overAtt = true
+				s.add(Finding{Category: CategoryUnscannable, Kind: "limit-attachments", Path: e.Path, Detail: fmt.Sprintf("more than %d attachments: the rest were not inspected", s.opts.MaxAttachments)})
+			}
+			// Names are still checked, content is not.
+			s.rep.Files = append(s.rep.Files, &File{Path: e.Path, Names: e.Names, Name: e.Filename(), Declared: e.MediaType, Entity: e, Size: e.RawSize(), Type: Type{Description: "data", Family: FamilyData}})
+			return
+		}
+	}
+	d := e.Open()
+	if !d.Known() {
+		s.add(Finding{Category: CategoryMalformed, Kind: "unknown-encoding", Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("unknown Content-Transfer-Encoding %q: read as is", truncateString(e.Encoding, 40))})
+	}
+	if s.budget <= 0 {
+		s.take(1)
+		s.rep.Files = append(s.rep.Files, &File{Path: e.Path, Names: e.Names, Name: e.Filename(), Declared: e.MediaType, Entity: e, Size: e.RawSize(), Type: Type{Description: "data", Family: FamilyData}})
+		return
+	}
+	data, whole, over, _ := s.read(d, s.keep)
+	size := int64(len(data))
+	if !whole {
+		size = e.RawSize()
+		if e.Encoding == "base64" {
+			size = size * 3 / 4
+		}
+	}
+	if d.Bad > 0 {
+		s.add(Finding{Category: CategoryMalformed, Kind: "bad-encoding", Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("%d bytes invalid in %s", d.Bad, e.Encoding)})
+	}
+	f := &File{Path: e.Path, Names: e.Names, Name: e.Filename(), Declared: e.MediaType, Entity: e, Size: size}
+	if !att && len(data) == 0 {
+		return
+	}
+	if !att && strings.HasPrefix(e.MediaType, "text/") {
+		// Message text: not a file, but it may carry uuencoded files and
+		// is sniffed (an executable sent as text/plain is still one).
+		f.Type = Sniff(data)
+		if f.Type.Family == FamilyText || f.Type.Family == FamilyData {
+			s.uuencoded(f, data, 0)
+			return
+		}
+	}
+	s.rep.Files = append(s.rep.Files, f)
+	s.inspect(f, data, whole, 0)
+	if over && f.Type.Family != FamilyText {
+		s.tooBig(f)
+	}
+}
+
+func (s *scanner) tooBig(f *File) {
+	s.add(Finding{Category: CategoryUnscannable, Kind: "limit-size", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("%s larger than %d bytes: not inspected", firstField(f.Type.Description), s.opts.MaxFileSize)})
+}
+
+// inspect looks at one file's content (data: the whole file when whole,
+// else its first bytes) and opens it when it is a container.
+func (s *scanner) inspect(f *File, data []byte, whole bool, depth int) {
+	f.Depth = depth
+	if f.Type.Description == "" {
+		f.Type = Sniff(data)
+	}
+	if whole && IsOLE(data) {
+		if t, ok := oleType(data); ok {
+			f.Type = t
+		}
+	}
+	for _, n := range f.Names {
+		if n.Flags&NameBidi != 0 {
+			s.add(Finding{Category: CategorySuspicious, Kind: "name-bidi", Path: f.Path, File: n.Name, Detail: "bidirectional control characters in the file name (right-to-left override disguise)"})
+		}
+		if n.Flags&NameNUL != 0 {
+			s.add(Finding{Category: CategorySuspicious, Kind: "name-nul", Path: f.Path, File: n.Name, Detail: "NUL byte in the file name"})
+		}
+	}
+	for _, n := range f.Names {
+		if m := Mismatch(n.Name, f.Declared, f.Type); m != "" {
+			s.add(Finding{Category: CategorySuspicious, Kind: "name-type-mismatch", Path: f.Path, File: f.Name, Detail: m})
+			break
+		}
+	}
+	if len(f.Names) == 0 && f.Declared != "" {
+		if m := Mismatch("", f.Declared, f.Type); m != "" {
+			s.add(Finding{Category: CategorySuspicious, Kind: "name-type-mismatch", Path: f.Path, File: f.Name, Detail: m})
+		}
+	}
+	if !whole {
+		return
+	}
+	if depth >= s.opts.MaxDepth && (f.Type.Family == FamilyArchive || IsTNEF(data)) {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-depth", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("archive nested deeper than %d: not opened", s.opts.MaxDepth)})
+		return
+	}
+	switch {
+	case IsTNEF(data):
+		s.tnef(f, data, depth)
+	case IsOLE(data):
+		s.ole(f, data, depth)
+	case bytes.HasPrefix(data, []byte("PK\x03\x04")) || bytes.HasPrefix(data, []byte("PK\x05\x06")) || f.Type.MIME == "application/zip" || f.Type.SelfExtracting && bytes.Contains(data, []byte("PK\x03\x04")):
+		s.zip(f, data, depth)
+	case bytes.HasPrefix(data, []byte("\x1f\x8b")):
+		s.stream(f, data, depth, "gzip")
+	case bytes.HasPrefix(data, []byte("BZh")):
+		s.stream(f, data, depth, "bzip2")
+	case bytes.HasPrefix(data, []byte("\xfd7zXZ\x00")):
+		s.stream(f, data, depth, "xz")
+	case f.Type.MIME == "application/x-tar":
+		s.tar(f, bytes.NewReader(data), depth)
+	case bytes.HasPrefix(data, []byte("7z\xbc\xaf\x27\x1c")):
+		s.sevenZip(f, data, depth)
+	case bytes.HasPrefix(data, []byte("Rar!\x1a\x07")):
+		s.rar(f, data, depth)
+	case f.Type.MIME == "application/pdf":
+		s.active(f, PDFActive(data, min(s.budget, 16<<20)))
+	case f.Type.MIME == "text/rtf" || bytes.HasPrefix(data, []byte(`{\rt`)):
+		s.active(f, RTFActive(data))
+	case f.Type.Family == FamilyText || f.Type.Family == FamilyData:
+		s.active(f, TextActive(data))
+		s.uuencoded(f, data, depth)
+	}
+}
+
+func (s *scanner) active(f *File, as []Active) {
+	for _, a := range as {
+		s.add(Finding{Category: a.Category, Kind: a.Kind, Path: f.Path, File: f.Name, Detail: a.Detail})
+	}
+}
+
+// member records an archive member and inspects it.
+func (s *scanner) member(parent *File, name, source string, data []byte, size int64, whole bool, depth int, container string) *File {
+	names := NormalizeFilename(name, source)
+	f := &File{
+		Path: containerPath(parent) + "/" + strings.TrimLeft(name, "/"), Names: names,
+		Size: size, Member: container != "tnef" && container != "uuencode", Container: container, Entity: parent.Entity,
+	}
+	if len(names) > 0 {
+		f.Name = names[0].Name
+	}
+	f.Path = strings.ReplaceAll(f.Path, "//", "/")
+	s.rep.Files = append(s.rep.Files, f)
+	s.inspect(f, data, whole, depth)
+	return f
+}
+
+// containerPath is the path members of f hang from: a MIME part's path
+// gets its file name ("1.2/a.zip"), a member's path has it already.
+func containerPath(f *File) string {
+	if f.Entity != nil && f.Path == f.Entity.Path {
+		if f.Name == "" {
+			return f.Path
+		}
+		return f.Path + "/" + f.Name
+	}
+	return f.Path
+}
+
+// extract reads one member's content through the budget, refusing bombs:
+// a declared ratio over the limit is not unpacked at all, and no member is
+// read past its declared size (plus one byte, to see that it lied) or the
+// file limit.
+func (s *scanner) extract(parent *File, name string, r io.Reader, declared, compressed int64) ([]byte, int64, bool) {
+	if compressed > 0 && declared > s.opts.RatioFloor && float64(declared)/float64(compressed) > s.opts.MaxRatio {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio %.0f:1 over %.0f:1 (%d bytes from %d): not unpacked", float64(declared)/float64(compressed), s.opts.MaxRatio, declared, compressed)})
+		return nil, declared, false
+	}
+	if declared > 0 {
+		r = io.LimitReader(r, declared+1)
+	}
+	data, whole, over, err := s.read(r, s.keep)
+	if err != nil && !errors.Is(err, errBudget) {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + err.Error()})
+		whole = false
+	}
+	size := declared
+	if whole {
+		size = int64(len(data))
+		if declared > 0 && size > declared {
+			s.add(Finding{Category: CategorySuspicious, Kind: "archive-size-lie", Path: parent.Path, File: name, Detail: fmt.Sprintf("member larger than its declared %d bytes", declared)})
+		}
+		if compressed > 0 && size > s.opts.RatioFloor && float64(size)/float64(compressed) > s.opts.MaxRatio {
+			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio %.0f:1 over %.0f:1", float64(size)/float64(compressed), s.opts.MaxRatio)})
+			return nil, size, false
+		}
+	}
+	if over && Sniff(data).Family != FamilyText {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-size", Path: parent.Path, File: name, Detail: fmt.Sprintf("%s larger than %d bytes: not inspected", firstField(Sniff(data).Description), s.opts.MaxFileSize)})
+	}
+	return data, size, whole
+}
+
+func (s *scanner) entries(parent *File, n int) bool {
+	if n >= s.opts.MaxEntries {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-entries", Path: parent.Path, File: parent.Name, Detail: fmt.Sprintf("more than %d entries: the rest were not inspected", s.opts.MaxEntries)})
+		return false
+	}
+	return true
+}
+
+func (s *scanner) zip(f *File, data []byte, depth int) {
+	l, err := ListZip(data, s.opts.MaxEntries)
+	if err != nil {
+		return
+	}
+	for _, p := range l.Problems {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "zip: " + p})
+	}
+	if l.Truncated {
+		s.entries(f, s.opts.MaxEntries)
+	}
+	var names []string
+	overlap := false
+	for _, e := range l.Entries {
+		names = append(names, e.Name)
+		if e.Overlaps {
+			overlap = true
+		}
+	}
+	if overlap {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "zip-overlap", Path: f.Path, File: f.Name, Detail: "zip entries overlap (zip bomb): overlapping entries not unpacked"})
+	}
+	ooxml := false
+	for _, n := range names {
+		if n == "[Content_Types].xml" {
+			ooxml = true
+		}
+	}
+	if ooxml {
+		s.active(f, OOXMLActive(names, func(name string) []byte {
+			for _, e := range l.Entries {
+				if e.Name == name && !e.Encrypted && !e.Overlaps {
+					r, err := OpenZipEntry(data, e)
+					if err != nil {
+						return nil
+					}
+					b, _ := io.ReadAll(&budgetReader{r: io.LimitReader(r, 8<<20), s: s})
+					return b
+				}
+			}
+			return nil
+		}))
+	}
+	encrypted := 0
+	for _, e := range l.Entries {
+		if e.LocalName != "" {
+			s.add(Finding{Category: CategorySuspicious, Kind: "zip-name-mismatch", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("entry named %q in the directory but %q in its local header", truncateString(e.Name, 80), truncateString(e.LocalName, 80))})
+			// Both names are checked.
+		}
+		if e.Dir {
+			continue
+		}
+		if e.Encrypted {
+			encrypted++
+			m := s.member(f, e.Name, "zip", nil, int64(e.UncompressedSize), false, depth+1, "zip")
+			m.Encrypted = true
+			if e.LocalName != "" {
+				m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
+			}
+			continue
+		}
+		if e.Overlaps || s.budget <= 0 {
+			m := s.member(f, e.Name, "zip", nil, int64(e.UncompressedSize), false, depth+1, "zip")
+			if e.LocalName != "" {
+				m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
+			}
+			continue
+		}
+		var content []byte
+		var size int64 = int64(e.UncompressedSize)
+		whole := false
+		r, err := OpenZipEntry(data, e)
+		if err != nil {
+			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-unsupported", Path: f.Path, File: e.Name, Detail: err.Error()})
+		} else {
+			content, size, whole = s.extract(f, e.Name, r, int64(e.UncompressedSize), int64(e.CompressedSize))
+		}
+		m := s.member(f, e.Name, "zip", content, size, whole, depth+1, "zip")
+		if e.LocalName != "" {
+			m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
+		}
+	}
+	if encrypted > 0 {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected zip (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
+	}
+}
+
+// stream unpacks a single-stream compressor (gzip, bzip2, xz): its one
+// member is the data inside, named after the stream's own name.
+func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
+	var r io.Reader
+	name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(f.Name, ".gz"), ".bz2"), ".xz")
+	if strings.HasSuffix(strings.ToLower(f.Name), ".tgz") {
+		name = f.Name[:len(f.Name)-4] + ".tar"
+	}
+	switch kind {
+	case "gzip":
+		z, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "gzip: " + err.Error()})
+			return
+		}
+		if z.Name != "" {
+			name = z.Name
+		}
+		r = z
+	case "bzip2":
+		r = bzip2.NewReader(bytes.NewReader(data))
+	case "xz":
+		z, err := xz.NewReader(bytes.NewReader(data))
+		if err != nil {
+			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "xz: " + err.Error()})
+			return
+		}
+		r = z
+	}
+	if name == "" || name == f.Name {
+		name = "unpacked"
+	}
+	content, size, whole := s.extract(f, name, r, 0, int64(len(data)))
+	if content == nil && !whole {
+		return // a bomb, reported by extract
+	}
+	s.member(f, name, kind, content, size, whole, depth+1, kind)
+}
+
+func (s *scanner) tar(f *File, r io.Reader, depth int) {
+	tr := tar.NewReader(r)
+	for n := 0; ; n++ {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "tar: " + err.Error()})
+			return
+		}
+		if !s.entries(f, n) {
+			return
+		}
+		if h.Typeflag == tar.TypeDir {
+			continue
+		}
+		content, size, whole := s.extract(f, h.Name, tr, h.Size, 0)
+		s.member(f, h.Name, "tar", content, size, whole, depth+1, "tar")
+	}
+}
+
+func (s *scanner) sevenZip(f *File, data []byte, depth int) {
+	z, err := sevenzip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		var re sevenzip.ReadError
+		if errors.As(err, &re) && re.Encrypted {
+			s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: "7z archive with encrypted headers"})
+			return
+		}
+		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "7z: " + err.Error()})
+		return
+	}
+	encrypted := 0
+	for n, zf := range z.File {
+		if !s.entries(f, n) {
+			return
+		}
+		if zf.FileInfo().IsDir() {
+			continue
+		}
+		var content []byte
+		size := int64(zf.UncompressedSize)
+		whole := false
+		rc, err := zf.Open()
+		if err == nil && s.budget > 0 {
+			content, size, whole = s.extract(f, zf.Name, rc, int64(zf.UncompressedSize), 0)
+			rc.Close()
+		} else if err == nil {
+			rc.Close()
+		}
+		var re sevenzip.ReadError
+		if err != nil && errors.As(err, &re) && re.Encrypted || err == nil && !whole && len(content) == 0 && size > 0 && probe7zEncrypted(zf) {
+			encrypted++
+		}
+		m := s.member(f, zf.Name, "7z", content, size, whole, depth+1, "7z")
+		m.Encrypted = encrypted > 0
+	}
+	if encrypted > 0 {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected 7z (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
+	}
+}
+
+func probe7zEncrypted(zf *sevenzip.File) bool {
+	rc, err := zf.Open()
+	if err != nil {
+		var re sevenzip.ReadError
+		return errors.As(err, &re) && re.Encrypted
+	}
+	defer rc.Close()
+	_, err = rc.Read(make([]byte, 1))
+	var re sevenzip.ReadError
+	return err != nil && errors.As(err, &re) && re.Encrypted
+}
+
+func (s *scanner) rar(f *File, data []byte, depth int) {
+	r, err := rardecode.NewReader(bytes.NewReader(data))
+	if err != nil {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "rar: " + err.Error()})
+		return
+	}
+	encrypted := 0
+	for n := 0; ; n++ {
+		h, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, rardecode.ErrArchiveEncrypted) {
+				s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: "rar archive with encrypted headers"})
+				return
+			}
+			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "rar: " + err.Error()})
+			break
+		}
+		if !s.entries(f, n) {
+			break
+		}
+		if h.IsDir {
+			continue
+		}
+		if h.Encrypted {
+			encrypted++
+			m := s.member(f, h.Name, "rar", nil, h.UnPackedSize, false, depth+1, "rar")
+			m.Encrypted = true
+			continue
+		}
+		content, size, whole := s.extract(f, h.Name, r, h.UnPackedSize, h.PackedSize)
+		s.member(f, h.Name, "rar", content, size, whole, depth+1, "rar")
+	}
+	if encrypted > 0 {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected rar (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
+	}
+}
+
+func (s *scanner) tnef(f *File, data []byte, depth int) {
+	t, err := ParseTNEF(data)
+	if err != nil {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "tnef-corrupt", Path: f.Path, File: f.Name, Detail: "TNEF: " + err.Error()})
+		return
+	}
+	for _, p := range t.Problems {
+		cat := CategoryMalformed
+		if strings.Contains(p, "not read") {
+			cat = CategoryUnscannable
+		}
+		s.add(Finding{Category: cat, Kind: "tnef-corrupt", Path: f.Path, File: f.Name, Detail: "TNEF: " + p})
+	}
+	s.tnefFiles(f, t, depth)
+}
+
+func (s *scanner) tnefFiles(f *File, t *TNEF, depth int) {
+	if len(t.RTF) > 0 {
+		s.active(f, RTFActive(t.RTF))
+	}
+	for i, a := range t.Attachments {
+		if !s.entries(f, i) {
+			return
+		}
+		name := a.Name()
+		if name == "" {
+			name = "Untitled Attachment"
+		}
+		s.take(int64(len(a.Data)))
+		m := s.member(f, name, "tnef", a.Data, int64(len(a.Data)), true, depth+1, "tnef")
+		if a.LongName != "" && a.Title != "" && a.Title != a.LongName {
+			m.Names = append(m.Names, NormalizeFilename(a.Title, "tnef-title")...)
+		}
+		if a.Embedded != nil && depth+1 < s.opts.MaxDepth {
+			s.tnefFiles(m, a.Embedded, depth+1)
+		}
+	}
+}
+
+func (s *scanner) ole(f *File, data []byte, depth int) {
+	o, err := ParseOLE(data)
+	if err != nil {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "ole-corrupt", Path: f.Path, File: f.Name, Detail: "OLE2: " + err.Error()})
+		return
+	}
+	s.active(f, OLEActive(o))
+	// OLE Package objects carry a file with a name: check it like an
+	// archive member (MailScanner's "Unpack Microsoft Documents").
+	for i, e := range o.Entries {
+		if e.Type != 2 || e.Name != "\x01Ole10Native" {
+			continue
+		}
+		b, err := o.Stream(i, s.opts.MaxFileSize)
+		if err != nil {
+			continue
+		}
+		if name, content, ok := OLEPackage(b); ok {
+			if name == "" {
+				name = "package"
+			}
+			s.add(Finding{Category: CategorySuspicious, Kind: KindOLEPackage, Path: f.Path, File: f.Name, Detail: "embedded package " + truncateString(name, 80)})
+			s.take(int64(len(content)))
+			s.member(f, name, "ole", content, int64(len(content)), true, depth+1, "ole")
+		}
+	}
+}
+
+var uuBegin = regexp.MustCompile(`(?m)^begin(-base64)? [0-7]{3,4} ([^\r\n]+)\r?$`)
+
+// uuencoded finds uuencoded files in text and inspects them like
+// attachments (they are not archive members).
+func (s *scanner) uuencoded(f *File, data []byte, depth int) {
+	locs := uuBegin.FindAllSubmatchIndex(data, 50)
+	for _, loc := range locs {
+		name := strings.TrimSpace(string(data[loc[4]:loc[5]]))
+		body := data[loc[1]:]
+		end := bytes.Index(body, []byte("\nend"))
+		if end >= 0 {
+			body = body[:end+1]
+		}
+		var dec bytes.Buffer
+		var bad int64
+		sc := bufio.NewScanner(bytes.NewReader(body))
+		sc.Buffer(make([]byte, 4096), 1<<20)
+		if loc[2] >= 0 { // begin-base64
+			raw, _ := io.ReadAll(NewDecoder("base64", bytes.NewReader(bytes.TrimSuffix(body, []byte("====\n")))))
+			dec.Write(raw)
+		} else {
+			for sc.Scan() {
+				dec.Write(uudecodeLine(bytes.TrimRight(sc.Bytes(), "\r"), nil, &bad))
+			}
+		}
+		s.take(int64(dec.Len()))
+		m := &File{Path: containerPath(f) + "/" + path.Base(strings.ReplaceAll(name, `\`, "/")), Names: NormalizeFilename(name, "uuencode"), Entity: f.Entity, Container: "uuencode", Size: int64(dec.Len())}
+		if len(m.Names) > 0 {
+			m.Name = m.Names[0].Name
+		}
+		s.rep.Files = append(s.rep.Files, m)
+		s.inspect(m, dec.Bytes(), true, depth+1)
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

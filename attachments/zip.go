@@ -1,0 +1,253 @@
+package attachments
+
+import (
+	"bytes"
+	"compress/bzip2"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// ZipEntry is one entry of a zip archive as its central directory (or,
+// for a damaged archive, its local headers) describes it.
+type ZipEntry struct {
+	Name string
+	// LocalName is the name in the local header when it differs from
+	// the central directory's ("" when they agree).
+	LocalName        string
+	Method           uint16
+	Flags            uint16
+	CompressedSize   uint64
+	UncompressedSize uint64
+	// HeaderOffset is where the local header starts, DataOffset where
+	// the compressed data starts (-1 when the local header is unreadable).
+	HeaderOffset, DataOffset int64
+	// Encrypted: the traditional (ZipCrypto) flag or AES (method 99).
+	Encrypted bool
+	// Overlaps: the entry's data range overlaps another entry's, the
+	// mark of an overlapping-file zip bomb.
+	Overlaps bool
+	Dir      bool
+}
+
+// ZipListing is what ListZip found.
+type ZipListing struct {
+	Entries []*ZipEntry
+	// Recovered: there was no readable central directory; entries come
+	// from scanning local headers.
+	Recovered bool
+	// Problems describe damage.
+	Problems []string
+	// Truncated: more than maxEntries entries; the rest are not listed.
+	Truncated bool
+}
+
+// ErrNotZip is returned for data that has no zip structure at all.
+var ErrNotZip = errors.New("attachments: not a zip archive")
+
+// ListZip reads the directory of a zip archive held in data, checking each
+// central-directory entry against its local header. At most maxEntries
+// entries are listed.
+func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
+	l := &ZipListing{}
+	eocd := bytes.LastIndex(data[max(0, len(data)-(65535+22)):], []byte("PK\x05\x06"))
+	if eocd >= 0 {
+		eocd += max(0, len(data)-(65535+22))
+	}
+	if eocd < 0 || eocd+22 > len(data) {
+		if !bytes.HasPrefix(data, []byte("PK\x03\x04")) && !bytes.Contains(data[:min(len(data), 1<<20)], []byte("PK\x03\x04")) {
+			return nil, ErrNotZip
+		}
+		l.Problems = append(l.Problems, "no end of central directory (truncated or damaged zip)")
+		l.Recovered = true
+		scanLocal(data, l, maxEntries)
+		return l, nil
+	}
+	count := int(binary.LittleEndian.Uint16(data[eocd+10:]))
+	cdSize := int64(binary.LittleEndian.Uint32(data[eocd+12:]))
+	cdOff := int64(binary.LittleEndian.Uint32(data[eocd+16:]))
+	// Zip64 end of central directory.
+	if loc := eocd - 20; loc >= 0 && bytes.Equal(data[loc:loc+4], []byte("PK\x06\x07")) {
+		z := int64(binary.LittleEndian.Uint64(data[loc+8:]))
+		if z >= 0 && z+56 <= int64(len(data)) && bytes.Equal(data[z:z+4], []byte("PK\x06\x06")) {
+			count = int(min(binary.LittleEndian.Uint64(data[z+32:]), uint64(len(data))))
+			cdSize = int64(binary.LittleEndian.Uint64(data[z+40:]))
+			cdOff = int64(binary.LittleEndian.Uint64(data[z+48:]))
+		}
+	}
+	// Data prepended to the archive (a self-extractor stub) shifts every
+	// offset: the central directory really ends where the EOCD starts.
+	shift := int64(eocd) - (cdOff + cdSize)
+	if shift < 0 || cdOff+shift < 0 || cdOff+shift > int64(len(data)) {
+		l.Problems = append(l.Problems, "central directory offset outside the file")
+		l.Recovered = true
+		scanLocal(data, l, maxEntries)
+		return l, nil
+	}
+	p := cdOff + shift
+	for i := 0; i < count || count == 0xffff; i++ {
+		if p+46 > int64(len(data)) || !bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
+			if i < count && count != 0xffff {
+				l.Problems = append(l.Problems, fmt.Sprintf("central directory has %d of %d entries", i, count))
+			}
+			break
+		}
+		if len(l.Entries) >= maxEntries {
+			l.Truncated = true
+			break
+		}
+		h := data[p:]
+		e := &ZipEntry{
+			Flags:            binary.LittleEndian.Uint16(h[8:]),
+			Method:           binary.LittleEndian.Uint16(h[10:]),
+			CompressedSize:   uint64(binary.LittleEndian.Uint32(h[20:])),
+			UncompressedSize: uint64(binary.LittleEndian.Uint32(h[24:])),
+			HeaderOffset:     int64(binary.LittleEndian.Uint32(h[42:])),
+		}
+		nl := int64(binary.LittleEndian.Uint16(h[28:]))
+		el := int64(binary.LittleEndian.Uint16(h[30:]))
+		cl := int64(binary.LittleEndian.Uint16(h[32:]))
+		if p+46+nl+el > int64(len(data)) {
+			l.Problems = append(l.Problems, "central directory entry runs past the end")
+			break
+		}
+		e.Name = string(h[46 : 46+nl])
+		zip64Extra(h[46+nl:46+nl+el], e)
+		e.HeaderOffset += shift
+		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
+		e.Dir = len(e.Name) > 0 && e.Name[len(e.Name)-1] == '/'
+		e.DataOffset = -1
+		if lh := e.HeaderOffset; lh >= 0 && lh+30 <= int64(len(data)) && bytes.Equal(data[lh:lh+4], []byte("PK\x03\x04")) {
+			lnl := int64(binary.LittleEndian.Uint16(data[lh+26:]))
+			lel := int64(binary.LittleEndian.Uint16(data[lh+28:]))
+			if lh+30+lnl <= int64(len(data)) {
+				if ln := string(data[lh+30 : lh+30+lnl]); ln != e.Name {
+					e.LocalName = ln
+				}
+				e.DataOffset = lh + 30 + lnl + lel
+			}
+		} else {
+			l.Problems = append(l.Problems, fmt.Sprintf("entry %q: local header missing", e.Name))
+		}
+		l.Entries = append(l.Entries, e)
+		p += 46 + nl + el + cl
+	}
+	markOverlaps(l)
+	return l, nil
+}
+
+func zip64Extra(extra []byte, e *ZipEntry) {
+	for len(extra) >= 4 {
+		id := binary.LittleEndian.Uint16(extra)
+		n := int(binary.LittleEndian.Uint16(extra[2:]))
+		if 4+n > len(extra) {
+			return
+		}
+		if id == 1 {
+			f := extra[4 : 4+n]
+			if e.UncompressedSize == 0xffffffff && len(f) >= 8 {
+				e.UncompressedSize, f = binary.LittleEndian.Uint64(f), f[8:]
+			}
+			if e.CompressedSize == 0xffffffff && len(f) >= 8 {
+				e.CompressedSize, f = binary.LittleEndian.Uint64(f), f[8:]
+			}
+			if e.HeaderOffset == 0xffffffff && len(f) >= 8 {
+				e.HeaderOffset = int64(binary.LittleEndian.Uint64(f))
+			}
+		}
+		extra = extra[4+n:]
+	}
+}
+
+// markOverlaps flags entries whose local header and data overlap another
+// entry's (David Fifield's non-recursive zip bomb reuses one compressed
+// stream for many entries).
+func markOverlaps(l *ZipListing) {
+	es := make([]*ZipEntry, 0, len(l.Entries))
+	for _, e := range l.Entries {
+		if e.DataOffset >= 0 {
+			es = append(es, e)
+		}
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].HeaderOffset < es[j].HeaderOffset })
+	var end int64 = -1
+	var last *ZipEntry
+	for _, e := range es {
+		if e.HeaderOffset < end {
+			e.Overlaps = true
+			last.Overlaps = true
+		}
+		if x := e.DataOffset + int64(min(e.CompressedSize, 1<<62)); x > end {
+			end, last = x, e
+		}
+	}
+}
+
+// scanLocal lists a damaged archive from its local headers.
+func scanLocal(data []byte, l *ZipListing, maxEntries int) {
+	p := 0
+	for {
+		i := bytes.Index(data[p:], []byte("PK\x03\x04"))
+		if i < 0 {
+			return
+		}
+		h := p + i
+		if h+30 > len(data) {
+			return
+		}
+		if len(l.Entries) >= maxEntries {
+			l.Truncated = true
+			return
+		}
+		nl := int(binary.LittleEndian.Uint16(data[h+26:]))
+		el := int(binary.LittleEndian.Uint16(data[h+28:]))
+		e := &ZipEntry{
+			Flags:            binary.LittleEndian.Uint16(data[h+6:]),
+			Method:           binary.LittleEndian.Uint16(data[h+8:]),
+			CompressedSize:   uint64(binary.LittleEndian.Uint32(data[h+18:])),
+			UncompressedSize: uint64(binary.LittleEndian.Uint32(data[h+22:])),
+			HeaderOffset:     int64(h),
+			DataOffset:       int64(h + 30 + nl + el),
+		}
+		if h+30+nl > len(data) {
+			return
+		}
+		e.Name = string(data[h+30 : h+30+nl])
+		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
+		e.Dir = len(e.Name) > 0 && e.Name[len(e.Name)-1] == '/'
+		if e.Flags&8 != 0 && e.CompressedSize == 0 {
+			// Sizes in a data descriptor after the data: unknown here.
+			e.CompressedSize = uint64(len(data) - int(e.DataOffset))
+		}
+		l.Entries = append(l.Entries, e)
+		p = h + 4
+	}
+}
+
+// ErrUnsupportedMethod is returned by OpenZipEntry for a compression
+// method it does not decode.
+var ErrUnsupportedMethod = errors.New("attachments: unsupported zip compression method")
+
+// OpenZipEntry returns a reader of an entry's uncompressed content.
+func OpenZipEntry(data []byte, e *ZipEntry) (io.Reader, error) {
+	if e.DataOffset < 0 || e.DataOffset > int64(len(data)) {
+		return nil, errors.New("attachments: zip entry data not found")
+	}
+	end := e.DataOffset + int64(min(e.CompressedSize, uint64(len(data))))
+	if end > int64(len(data)) || end < e.DataOffset {
+		end = int64(len(data))
+	}
+	raw := bytes.NewReader(data[e.DataOffset:end])
+	switch e.Method {
+	case 0:
+		return raw, nil
+	case 8:
+		return flate.NewReader(raw), nil
+	case 12:
+		return bzip2.NewReader(raw), nil
+	}
+	return nil, fmt.Errorf("%w %d", ErrUnsupportedMethod, e.Method)
+}

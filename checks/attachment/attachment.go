@@ -1,0 +1,535 @@
+// Package attachment is the attachment check: it finds every file a
+// message carries (MIME parts, uuencoded blocks, TNEF winmail.dat,
+// archive members to a configured depth) with the attachments library,
+// applies MailScanner-format filename and filetype rules to each, and
+// reports active content, disguises and everything it could not inspect.
+//
+// What the rules say is reported, not enforced: a deny hit makes the
+// status "blocked" (the default policy rejects), a deny+delete hit
+// removes the file (Result.NewBody: the part is cut out and a short
+// text/plain note put in its place, the rest of the message byte for
+// byte as received), a rename hit rewrites the part's file name. Every
+// rule hit is logged in MailScanner's words:
+//
+//	Filename Checks: <log text> (<queue id> <file name>)
+//	Filetype Checks: <log text> (<queue id> <file name>)
+//
+// Findings the rules do not cover are facts for the policy, each with a
+// symbol: attachment.unscannable (structure or archive that could not be
+// read, encryption, a limit reached — never a silent pass),
+// attachment.suspicious (macros, DDE, PDF JavaScript, a name or type that
+// lies about the content, RTLO), attachment.encrypted (an encrypted
+// document), attachment.malformed (damage that was read past).
+package attachment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"chainmail/attachments"
+	"chainmail/checks"
+	"chainmail/checks/verdictlog"
+)
+
+// Statuses of the attachment check besides the shared ones (clean,
+// blocked).
+const (
+	// StatusUnscannable: something could not be inspected.
+	StatusUnscannable checks.Status = "unscannable"
+	// StatusSuspicious: active content or a disguise.
+	StatusSuspicious checks.Status = "suspicious"
+	// StatusDeleted: deny+delete rules removed files; the rest is
+	// delivered.
+	StatusDeleted checks.Status = "deleted"
+	// StatusEncrypted: an encrypted document.
+	StatusEncrypted checks.Status = "encrypted"
+)
+
+// Symbols.
+const (
+	SymBlocked          = "ATTACHMENT_BLOCKED"
+	SymDeleted          = "ATTACHMENT_DELETED"
+	SymUnscannable      = "ATTACHMENT_UNSCANNABLE"
+	SymMacro            = "ATTACHMENT_MACRO"
+	SymMacroAuto        = "ATTACHMENT_MACRO_AUTOEXEC"
+	SymDDE              = "ATTACHMENT_DDE"
+	SymPDFActive        = "ATTACHMENT_PDF_ACTIVE"
+	SymEmbedded         = "ATTACHMENT_EMBEDDED_OBJECT"
+	SymExternalTemplate = "ATTACHMENT_EXTERNAL_TEMPLATE"
+	SymEncrypted        = "ATTACHMENT_ENCRYPTED"
+	SymMismatch         = "ATTACHMENT_TYPE_MISMATCH"
+	SymDisguisedName    = "ATTACHMENT_DISGUISED_NAME"
+	SymMalformed        = "ATTACHMENT_MALFORMED"
+)
+
+// symbolOf maps a finding kind to its symbol and default score.
+func symbolOf(f attachments.Finding) (string, float64) {
+	switch f.Kind {
+	case attachments.KindVBA, attachments.KindXLM:
+		return SymMacro, 3
+	case attachments.KindVBAAutoExec:
+		return SymMacroAuto, 5
+	case attachments.KindDDE:
+		return SymDDE, 5
+	case attachments.KindPDFJavaScript, attachments.KindPDFLaunch, attachments.KindPDFAutoAction:
+		return SymPDFActive, 3
+	case attachments.KindOLEPackage, attachments.KindRTFObject, attachments.KindPDFEmbeddedFile:
+		return SymEmbedded, 2
+	case attachments.KindExternalTemplate:
+		return SymExternalTemplate, 4
+	case "name-type-mismatch", "zip-name-mismatch", "archive-size-lie":
+		return SymMismatch, 3
+	case "name-bidi", "name-nul":
+		return SymDisguisedName, 5
+	}
+	switch f.Category {
+	case attachments.CategoryUnscannable:
+		return SymUnscannable, 3
+	case attachments.CategoryEncrypted:
+		return SymEncrypted, 1
+	case attachments.CategoryMalformed:
+		return SymMalformed, 0.5
+	}
+	return "ATTACHMENT_SUSPICIOUS", 2
+}
+
+// Size is a byte count written as 1048576, "512KiB", "10MiB".
+type Size int64
+
+// UnmarshalYAML reads a size with an optional unit (K, KiB, M, MiB, G, GiB;
+// powers of 1024).
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	t := strings.TrimSpace(n.Value)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	var v int64
+	if _, err := fmt.Sscan(t[:i], &v); err != nil || i == 0 {
+		return fmt.Errorf("line %d: %q is not a size (like 1048576, 512KiB, 10MiB)", n.Line, n.Value)
+	}
+	switch strings.ToLower(strings.TrimSpace(t[i:])) {
+	case "", "b":
+	case "k", "kb", "kib":
+		v <<= 10
+	case "m", "mb", "mib":
+		v <<= 20
+	case "g", "gb", "gib":
+		v <<= 30
+	default:
+		return fmt.Errorf("line %d: %q is not a size: unknown unit", n.Line, n.Value)
+	}
+	*s = Size(v)
+	return nil
+}
+
+// MarshalYAML writes the size in bytes.
+func (s Size) MarshalYAML() (any, error) { return int64(s), nil }
+
+// Config is the attachment check's configuration.
+type Config struct {
+	// Rule files in MailScanner's format, tried in order (the first rule
+	// that matches in any of them decides). "default" is chainmail's own
+	// set; a relative path is relative to the configuration file.
+	FilenameRules        []string `yaml:"filename_rules"`
+	FiletypeRules        []string `yaml:"filetype_rules"`
+	ArchiveFilenameRules []string `yaml:"archive_filename_rules"`
+	ArchiveFiletypeRules []string `yaml:"archive_filetype_rules"`
+	// RenamePattern is MailScanner's Default Rename Pattern for plain
+	// "rename" rules; __FILENAME__ stands for the name.
+	RenamePattern string `yaml:"rename_pattern"`
+	// Limits, each reached one an "unscannable" finding.
+	MaxAttachments int     `yaml:"max_attachments"`
+	MaxFileSize    Size    `yaml:"max_file_size"`
+	MaxTotal       Size    `yaml:"max_total"`
+	MaxRatio       float64 `yaml:"max_ratio"`
+	MaxEntries     int     `yaml:"max_entries"`
+	MaxDepth       int     `yaml:"max_depth"`
+	MaxMIMEDepth   int     `yaml:"max_mime_depth"`
+	MaxMIMEParts   int     `yaml:"max_mime_parts"`
+	// MaxEvents bounds the log lines one message gets.
+	MaxEvents int `yaml:"max_events"`
+
+	// BaseDir resolves relative rule file paths (set by the composition
+	// root to the configuration file's directory).
+	BaseDir string `yaml:"-"`
+}
+
+// DefaultConfig returns the defaults: chainmail's own rules and the
+// limits of the issue (200 attachments, depth 5, …).
+func DefaultConfig() Config {
+	return Config{
+		FilenameRules:        []string{"default"},
+		FiletypeRules:        []string{"default"},
+		ArchiveFilenameRules: []string{"default"},
+		ArchiveFiletypeRules: []string{"default"},
+		RenamePattern:        "__FILENAME__.disarmed",
+		MaxAttachments:       200,
+		MaxFileSize:          32 << 20,
+		MaxTotal:             256 << 20,
+		MaxRatio:             100,
+		MaxEntries:           1000,
+		MaxDepth:             5,
+		MaxMIMEDepth:         50,
+		MaxMIMEParts:         1000,
+		MaxEvents:            20,
+	}
+}
+
+// Check is the attachment check.
+type Check struct {
+	cfg                                            Config
+	filename, filetype, archFilename, archFiletype *attachments.RuleSet
+}
+
+// New loads the rule files and returns the check.
+func New(cfg Config) (*Check, error) {
+	c := &Check{cfg: cfg}
+	var err error
+	if c.filename, err = loadRules(cfg.BaseDir, cfg.FilenameRules, attachments.FilenameRules); err != nil {
+		return nil, err
+	}
+	if c.filetype, err = loadRules(cfg.BaseDir, cfg.FiletypeRules, attachments.FiletypeRules); err != nil {
+		return nil, err
+	}
+	if c.archFilename, err = loadRules(cfg.BaseDir, cfg.ArchiveFilenameRules, attachments.ArchiveFilenameRules); err != nil {
+		return nil, err
+	}
+	if c.archFiletype, err = loadRules(cfg.BaseDir, cfg.ArchiveFiletypeRules, attachments.ArchiveFiletypeRules); err != nil {
+		return nil, err
+	}
+	if c.cfg.MaxEvents <= 0 {
+		c.cfg.MaxEvents = 20
+	}
+	return c, nil
+}
+
+// loadRules joins the named rule files into one set.
+func loadRules(base string, files []string, which string) (*attachments.RuleSet, error) {
+	out := &attachments.RuleSet{Name: which}
+	for _, f := range files {
+		var rs *attachments.RuleSet
+		var err error
+		if f == "default" {
+			rs, err = attachments.DefaultRules(which)
+		} else {
+			p := f
+			if !filepath.IsAbs(p) && base != "" {
+				p = filepath.Join(base, p)
+			}
+			rs, err = attachments.LoadRules(p)
+			if errors.Is(err, os.ErrNotExist) {
+				err = fmt.Errorf("%s rules: %w", which, err)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out.Rules = append(out.Rules, rs.Rules...)
+	}
+	return out, nil
+}
+
+// Name implements checks.Check.
+func (c *Check) Name() string { return "attachment" }
+
+// hit is one rule that matched one file.
+type hit struct {
+	file *attachments.File
+	rule *attachments.Rule
+	kind string // "Filename" or "Filetype"
+}
+
+// Check implements checks.Check.
+func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) checks.Result {
+	header := m.RawHeader()
+	var bodySize int64
+	var body interface {
+		ReadAt([]byte, int64) (int, error)
+	} = emptyBody{}
+	if m.Body != nil {
+		body, bodySize = m.Body, m.Body.Size()
+	}
+	src, size := attachments.Concat(header, body, bodySize)
+	rep := attachments.Scan(src, size, attachments.Options{
+		Walk:           attachments.WalkOptions{MaxDepth: c.cfg.MaxMIMEDepth, MaxParts: c.cfg.MaxMIMEParts},
+		MaxAttachments: c.cfg.MaxAttachments, MaxFileSize: int64(c.cfg.MaxFileSize), MaxTotal: int64(c.cfg.MaxTotal),
+		MaxRatio: c.cfg.MaxRatio, MaxEntries: c.cfg.MaxEntries, MaxDepth: c.cfg.MaxDepth,
+	})
+	if err := ctx.Err(); err != nil {
+		return checks.Result{Status: checks.StatusTimeout, Err: err}
+	}
+	hits := c.match(rep)
+	return c.result(m, src, int64(len(header)), size, rep, hits)
+}
+
+type emptyBody struct{}
+
+func (emptyBody) ReadAt(p []byte, off int64) (int, error) { return 0, io.EOF }
+
+// match applies the rules to every file, MailScanner's way: the filename
+// rules to the file's names, the filetype rules to its description and
+// (for rules that have one) MIME type; a file must pass both.
+func (c *Check) match(rep *attachments.Report) []hit {
+	var hits []hit
+	for _, f := range rep.Files {
+		fn, ft := c.filename, c.filetype
+		if f.Member {
+			fn, ft = c.archFilename, c.archFiletype
+		}
+		if names := f.NameList(); len(names) > 0 {
+			if r := fn.MatchName(names...); r != nil && r.Action != attachments.Allow {
+				hits = append(hits, hit{f, r, "Filename"})
+			}
+		}
+		if f.Type.Description == "" || f.Encrypted {
+			continue
+		}
+		if r := ft.MatchType(f.Type.Description); r != nil && r.Action != attachments.Allow {
+			hits = append(hits, hit{f, r, "Filetype"})
+		}
+		if r := ft.MatchMIME(f.Type.MIME); r != nil && r.Action != attachments.Allow {
+			hits = append(hits, hit{f, r, "Filetype"})
+		}
+	}
+	return hits
+}
+
+// displayName is the name a file is logged with: a MIME part's file name,
+// a member's path inside its part ("bundle.zip/docs/x.exe").
+func displayName(f *attachments.File) string {
+	if f.Entity != nil && f.Path != f.Entity.Path {
+		if rest := strings.TrimPrefix(f.Path, f.Entity.Path+"/"); rest != f.Path {
+			return rest
+		}
+	}
+	if f.Name != "" {
+		return f.Name
+	}
+	return "unnamed-" + f.Path
+}
+
+func (c *Check) result(m *checks.Message, src interface {
+	ReadAt([]byte, int64) (int, error)
+}, headerLen, size int64, rep *attachments.Report, hits []hit) checks.Result {
+	r := checks.Result{Status: checks.StatusClean, Facts: map[string]any{}}
+	var events []checks.Event
+	addEvent := func(name, line string, facts any) {
+		events = append(events, checks.Event{Name: name, Line: line, Facts: facts})
+	}
+	blocked, reasons := false, []string{}
+	var edits []attachments.Edit
+	var deleted, renamed []string
+	eol := attachments.LineEnding(src)
+	// A file a deny+delete rule removes is gone: later rules (its
+	// filetype, other files in the same part) no longer apply to it, as in
+	// MailScanner, where the file is deleted before the next check runs.
+	removed := map[*attachments.Entity]bool{}
+	for _, h := range hits {
+		if h.rule.Action == attachments.DenyDelete {
+			if t := attachments.Editable(h.file.Entity); t != nil && t.Start >= headerLen {
+				removed[t] = true
+			}
+		}
+	}
+	done := map[*attachments.Entity]bool{}
+	for _, h := range hits {
+		name := displayName(h.file)
+		if t := attachments.Editable(h.file.Entity); t != nil && removed[t] {
+			if h.rule.Action != attachments.DenyDelete || done[t] {
+				continue
+			}
+			done[t] = true
+		}
+		line := verdictlog.FilenameCheckLine(m.QueueID, name, h.rule.LogText)
+		ev := "filename"
+		if h.kind == "Filetype" {
+			line = verdictlog.FiletypeCheckLine(m.QueueID, name, h.rule.LogText)
+			ev = "filetype"
+		}
+		addEvent(ev, line, hitFacts{File: name, Path: h.file.Path, Action: h.rule.Action.String(), Log: h.rule.LogText, Rule: fmt.Sprintf("%s:%d", h.rule.File, h.rule.Line)})
+		switch h.rule.Action {
+		case attachments.Deny, attachments.Redirect:
+			blocked = true
+			reasons = append(reasons, h.kind+" Checks: "+orDash(h.rule.LogText)+" ("+name+")")
+		case attachments.DenyDelete:
+			target := attachments.Editable(h.file.Entity)
+			if target == nil || target.Start < headerLen {
+				// Nothing to cut out without touching the header: the
+				// file is the message itself.
+				blocked = true
+				reasons = append(reasons, h.kind+" Checks: "+orDash(h.rule.LogText)+" ("+name+"; cannot be removed alone)")
+				continue
+			}
+			user := h.rule.UserText
+			if user == "" {
+				user = h.rule.LogText
+			}
+			edits = append(edits, attachments.Edit{Entity: target, Data: attachments.RemovalNote(name, user, eol)})
+			deleted = append(deleted, name)
+		case attachments.Rename:
+			if h.file.Member || h.file.Entity == nil || h.file.Name == "" || attachments.Editable(h.file.Entity) != h.file.Entity {
+				continue // only a MIME part's own name can be rewritten
+			}
+			newName := h.rule.RenamedName(h.file.Name, c.cfg.RenamePattern)
+			hdr, err := attachments.RenameHeader(h.file.Entity, newName)
+			if err != nil {
+				continue
+			}
+			edits = append(edits, attachments.Edit{Entity: h.file.Entity, Data: hdr, HeaderOnly: true})
+			renamed = append(renamed, name+" → "+newName)
+		}
+	}
+	cats := map[attachments.Category][]attachments.Finding{}
+	for _, f := range rep.Findings {
+		cats[f.Category] = append(cats[f.Category], f)
+	}
+	// Symbols: one per kind of finding, the highest score of its kind.
+	syms := map[string]checks.Symbol{}
+	addSym := func(name string, score float64, detail string) {
+		if s, ok := syms[name]; !ok || score > s.Score {
+			syms[name] = checks.Symbol{Name: name, Score: score, Detail: detail}
+		}
+	}
+	for _, f := range rep.Findings {
+		name, score := symbolOf(f)
+		addSym(name, score, f.Detail)
+		if f.Category == attachments.CategoryMalformed {
+			continue
+		}
+		file := f.File
+		if file == "" {
+			file = "message"
+		}
+		line := "Attachment Checks: " + string(f.Category) + ": " + f.Detail + " (" + queueID(m.QueueID) + " " + file + ")"
+		addEvent("attachment", line, findingFacts{Category: string(f.Category), Kind: f.Kind, Path: f.Path, File: f.File, Detail: f.Detail})
+	}
+	if blocked {
+		addSym(SymBlocked, 10, strings.Join(reasons, "; "))
+	}
+	if len(deleted) > 0 && !blocked {
+		addSym(SymDeleted, 1, strings.Join(deleted, ", "))
+	}
+	for _, s := range syms {
+		r.Symbols = append(r.Symbols, s)
+	}
+	sort.Slice(r.Symbols, func(i, j int) bool { return r.Symbols[i].Name < r.Symbols[j].Name })
+	for _, s := range r.Symbols {
+		r.Score += s.Score
+	}
+
+	r.Facts["blocked"] = blocked
+	r.Facts["unscannable"] = len(cats[attachments.CategoryUnscannable]) > 0
+	r.Facts["suspicious"] = len(cats[attachments.CategorySuspicious]) > 0
+	r.Facts["encrypted"] = len(cats[attachments.CategoryEncrypted]) > 0
+	r.Facts["malformed"] = len(cats[attachments.CategoryMalformed]) > 0
+	r.Facts["attachments"] = rep.Attachments
+	r.Facts["files"] = len(rep.Files)
+	r.Facts["deleted"] = len(deleted)
+	r.Facts["renamed"] = len(renamed)
+	var kinds []string
+	for _, f := range rep.Findings {
+		kinds = append(kinds, f.Kind)
+	}
+	r.Facts["findings"] = uniq(kinds)
+
+	switch {
+	case blocked:
+		r.Status = checks.StatusBlocked
+		r.Reason = strings.Join(reasons, "; ")
+	case len(cats[attachments.CategoryUnscannable]) > 0:
+		r.Status = StatusUnscannable
+		r.Reason = firstDetail(cats[attachments.CategoryUnscannable])
+	case len(cats[attachments.CategorySuspicious]) > 0:
+		r.Status = StatusSuspicious
+		r.Reason = firstDetail(cats[attachments.CategorySuspicious])
+	case len(deleted) > 0:
+		r.Status = StatusDeleted
+		r.Reason = "removed " + strings.Join(deleted, ", ")
+	case len(cats[attachments.CategoryEncrypted]) > 0:
+		r.Status = StatusEncrypted
+		r.Reason = firstDetail(cats[attachments.CategoryEncrypted])
+	}
+	if !blocked && len(edits) > 0 {
+		nb, err := attachments.ApplyEdits(src, headerLen, size, edits)
+		if err == nil {
+			r.NewBody = nb
+		} else {
+			r.Status, r.Reason = checks.StatusBlocked, "could not remove attachments: "+err.Error()
+			r.Facts["blocked"] = true
+		}
+	}
+	if len(events) > c.cfg.MaxEvents {
+		more := len(events) - c.cfg.MaxEvents
+		events = append(events[:c.cfg.MaxEvents], checks.Event{Name: "attachment", Line: fmt.Sprintf("Attachment Checks: %d more findings not logged (%s)", more, queueID(m.QueueID))})
+	}
+	r.Events = events
+	return r
+}
+
+func firstDetail(fs []attachments.Finding) string {
+	f := fs[0]
+	if f.File != "" {
+		return f.Detail + " (" + f.File + ")"
+	}
+	return f.Detail
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func queueID(id string) string {
+	if id == "" {
+		return verdictlog.NoQueueID
+	}
+	return id
+}
+
+func uniq(in []string) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type hitFacts struct {
+	File   string `json:"file"`
+	Path   string `json:"path"`
+	Action string `json:"action"`
+	Log    string `json:"log_text"`
+	Rule   string `json:"rule"`
+}
+
+type findingFacts struct {
+	Category string `json:"category"`
+	Kind     string `json:"kind"`
+	Path     string `json:"path"`
+	File     string `json:"file,omitempty"`
+	Detail   string `json:"detail"`
+}
+
+// Facts implements checks.Factual: the facts rules see, with the values
+// they have when the check did not run.
+func (*Check) Facts() map[string]any {
+	return map[string]any{
+		"blocked": false, "unscannable": false, "suspicious": false, "encrypted": false, "malformed": false,
+		"attachments": 0, "files": 0, "deleted": 0, "renamed": 0, "findings": []string{},
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"chainmail/checks"
+	"chainmail/milter"
+)
+
+// runAttachments measures the attachment check through the real milter
+// protocol on two messages: rspamd's gargantua.eml (59 attachments of 59
+// file types) and a message with one 10 MB attachment. Each scenario gets
+// its own chainmail process with only the attachment check, so the peak
+// RSS it reports is that scenario's.
+func runAttachments(bin, corpus string) error {
+	garg, err := os.ReadFile(filepath.Join(corpus, "rspamd-functional", "messages", "gargantua.eml"))
+	if err != nil {
+		return fmt.Errorf("gargantua.eml: %v (set -corpus)", err)
+	}
+	big := make([]byte, 10<<20)
+	rand.Read(big)
+	var m bytes.Buffer
+	m.WriteString("From: Alice <alice@bench.example>\r\nTo: Bob <bob@example.org>\r\nSubject: the data\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe data.\r\n--b\r\nContent-Type: application/octet-stream; name=data.bin\r\nContent-Disposition: attachment; filename=data.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	enc := base64.StdEncoding.EncodeToString(big)
+	for len(enc) > 76 {
+		m.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	m.WriteString(enc + "\r\n--b--\r\n")
+
+	fmt.Printf("chainmail-bench: attachment check (only check in the chain), one connection, messages in turn\n")
+	for _, sc := range []struct {
+		name string
+		msg  []byte
+		n    int
+	}{
+		{"gargantua.eml (59 attachments)", garg, 50},
+		{"10 MB attachment", m.Bytes(), 20},
+	} {
+		if err := benchOne(bin, sc.name, sc.msg, sc.n); err != nil {
+			return fmt.Errorf("%s: %v", sc.name, err)
+		}
+	}
+	return nil
+}
+
+func benchOne(bin, name string, msg []byte, n int) error {
+	dir, err := os.MkdirTemp("", "chainmail-bench-att-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	addr, err := freePort()
+	if err != nil {
+		return err
+	}
+	cfg := filepath.Join(dir, "bench.yaml")
+	conf := fmt.Sprintf("listen: inet:%s\nmetrics: {listen: \"\"}\nlog:\n  sinks: [{type: file, path: %q}]\nchecks:\n  - name: attachment\n", addr, filepath.Join(dir, "verdicts.log"))
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	srv := exec.Command(bin, "serve", "-c", cfg)
+	var serr bytes.Buffer
+	srv.Stderr = &serr
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	if err := waitPort(addr); err != nil {
+		return fmt.Errorf("%v\n%s", err, serr.String())
+	}
+	idle, _ := peakRSS(srv.Process.Pid)
+	network, address, _ := milter.ParseAddr("inet:" + addr)
+	client := &milter.Client{Network: network, Address: address, Timeout: time.Minute}
+	env := checks.Envelope{ClientIP: net.ParseIP("192.0.2.25"), HELO: "mail.bench.example", MailFrom: "alice@bench.example", Rcpts: []string{"bob@example.org"}}
+	s, err := client.Dial(env)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var lat []time.Duration
+	cpu0, _ := cpuTime(srv.Process.Pid)
+	action := ""
+	for i := 0; i < n; i++ {
+		e := env
+		e.QueueID = fmt.Sprintf("A%05d", i)
+		t0 := time.Now()
+		out, err := s.Send(e, bytes.NewReader(msg))
+		if err != nil {
+			return err
+		}
+		lat = append(lat, time.Since(t0))
+		action = out.Action
+	}
+	cpu1, _ := cpuTime(srv.Process.Pid)
+	peak, _ := peakRSS(srv.Process.Pid)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	log, _ := os.ReadFile(filepath.Join(dir, "verdicts.log"))
+	lines := strings.Count(string(log), "\n") / max(n, 1)
+	fmt.Printf("  %s: %d bytes, %d messages, verdict %s, %d log lines each\n", name, len(msg), n, action, lines)
+	fmt.Printf("    latency p50 %8.2f ms, max %8.2f ms (milter transfer included)\n", ms(lat[len(lat)/2]), ms(lat[len(lat)-1]))
+	fmt.Printf("    server CPU  %8.2f ms per message\n", ms(cpu1-cpu0)/float64(n))
+	fmt.Printf("    server RSS  %8.1f MiB idle, %.1f MiB peak (%.1f MiB above idle)\n", float64(idle)/1024, float64(peak)/1024, float64(peak-idle)/1024)
+	return nil
+}

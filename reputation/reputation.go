@@ -1,0 +1,702 @@
+// Package reputation gives sender-domain verdicts on Cisco's Sender Domain
+// Reputation scale (Awful, Poor, Tainted, Weak, Unknown, Neutral, Good)
+// from evidence this installation can explain line by line.
+//
+// # Mechanism
+//
+// A Subject names the senders of one message: the client's reverse-DNS
+// host and HELO, and the domains of the envelope sender, the header From
+// and the Reply-To (the five SDR "domains for which SDR is requested").
+// Each is reduced to its registrable domain (public suffix list). Assess
+// then gathers, for these domains, the sender addresses and the client's
+// network (/24, /48):
+//
+//   - history: one record per entity in the store (first seen, decaying
+//     counts of clean and spam verdicts, explicit good/bad feedback), all
+//     read in one batched store round trip (store.Do); a domain's record
+//     also caches its RDAP answer, so the same read gives the age;
+//   - domain age from RDAP (see rdap.go) when the record has none, each
+//     answer, good or bad, written back to the record (a failure with a
+//     back-off, Retry-After honoured);
+//   - DNS domain lists (newly-registered-domain lists, domain blocklists);
+//   - authentication outcomes (aligned DMARC pass builds trust, DMARC, SPF
+//     and DKIM failures cost it).
+//
+// Every input that moves the verdict is an Evidence with points and a
+// text; the sum maps to the verdict (see Verdict). Writes (Learn from
+// final verdicts, RDAP answers) are queued and written in batches off the
+// hot path; Feedback writes at once.
+//
+// Counts decay with a half-life, so a domain's past fades: with the
+// default 60 days a clean streak of a year ago weighs 1/64 of today's.
+// The library imports neither checks nor milter.
+package reputation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"chainmail/reputation/store"
+)
+
+// Verdict is a sender reputation on Cisco's SDR scale.
+type Verdict string
+
+// Verdicts, worst first. Unknown means there was nothing to judge by.
+const (
+	Awful   Verdict = "awful"
+	Poor    Verdict = "poor"
+	Tainted Verdict = "tainted"
+	Weak    Verdict = "weak"
+	Unknown Verdict = "unknown"
+	Neutral Verdict = "neutral"
+	Good    Verdict = "good"
+)
+
+// Verdicts lists the scale, worst first.
+var Verdicts = []Verdict{Awful, Poor, Tainted, Weak, Unknown, Neutral, Good}
+
+// verdictFor maps the sum of the evidence points to the scale: ≤ -7
+// Awful, ≤ -4 Poor, ≤ -2 Tainted, < 0 Weak, ≥ 4 Good, else Neutral.
+func verdictFor(score float64, informed bool) Verdict {
+	switch {
+	case !informed:
+		return Unknown
+	case score <= -7:
+		return Awful
+	case score <= -4:
+		return Poor
+	case score <= -2:
+		return Tainted
+	case score < 0:
+		return Weak
+	case score >= 4:
+		return Good
+	}
+	return Neutral
+}
+
+// Threat categories.
+const (
+	ThreatSpam      = "Spam"
+	ThreatSpoofing  = "Spoofing"
+	ThreatMalicious = "Malicious"
+	ThreatNew       = "Newly Registered Domain"
+)
+
+// Points of each kind of evidence.
+const (
+	ptsVeryYoung  = -4 // registered at most 7 days ago
+	ptsYoung      = -2 // at most 30 days ago
+	ptsOld        = 1  // the From domain is a year old or more
+	ptsBlockList  = -8
+	ptsNewList    = -3 // on a newly-registered-domain list, age unknown
+	ptsNoHistory  = -1 // the From domain was never seen
+	ptsCleanLong  = 4  // clean for 30 days or more
+	ptsCleanSome  = 1
+	ptsMostlySpam = -4
+	ptsSomeSpam   = -2
+	ptsBad        = -3 // reported bad
+	ptsVeryBad    = -6 // reported bad several times
+	ptsReported   = 2  // reported good
+	ptsDMARCPass  = 2
+	ptsDMARCFail  = -3
+	ptsSPFFail    = -1
+	ptsDKIMFail   = -1
+)
+
+// Evidence is one input of a verdict.
+type Evidence struct {
+	// Input is "age", "list", "history", "feedback", "auth", or for an
+	// input that could not be had, "rdap", "dns" (0 points).
+	Input string `json:"input"`
+	// Subject is the domain, address or network it is about ("" for
+	// authentication).
+	Subject string  `json:"subject,omitempty"`
+	Points  float64 `json:"points"`
+	Text    string  `json:"text"`
+	Threat  string  `json:"threat,omitempty"`
+	// domain marks evidence about a domain (for suspected domains).
+	domain bool
+}
+
+// Assessment is the verdict on one Subject with how it was reached.
+type Assessment struct {
+	Domains Domains
+	Verdict Verdict
+	// Threat is the category of the weightiest threat found, "" when the
+	// verdict is Unknown or better.
+	Threat string
+	// Suspected are the domains with evidence against them.
+	Suspected []string
+	// Youngest is the youngest domain with a known age, AgeDays its age.
+	Youngest string
+	AgeDays  int
+	AgeKnown bool
+	Score    float64
+	Evidence []Evidence
+	// Excepted is set when a sender domain is on the exception list: the
+	// verdict was not computed. ExceptedBy is that domain.
+	Excepted   bool
+	ExceptedBy string
+	// ExceptionLists are the named exception lists (rules' own lists) a
+	// sender domain is on.
+	ExceptionLists []string
+	// Unscannable is set when no verdict could be computed: no domain to
+	// judge, or the store was unreachable.
+	Unscannable bool
+	// Failures are the inputs that could not be had (RDAP, DNS lists),
+	// also in Evidence with 0 points.
+	Failures []string
+}
+
+// AgeSource tells when a domain was registered (RDAP implements it).
+type AgeSource interface {
+	Registered(ctx context.Context, domain string) (time.Time, error)
+}
+
+// Config configures a Reputation.
+type Config struct {
+	// KeyPrefix starts every store key ("rep:").
+	KeyPrefix string
+	// HalfLife is how fast history fades (60 days).
+	HalfLife time.Duration
+	// RecordTTL drops an entity not seen for this long (400 days).
+	RecordTTL time.Duration
+	// FlushInterval is how often queued writes go to the store (1s).
+	FlushInterval time.Duration
+	// AgeTTL is how long an RDAP registration date is trusted (30 days).
+	AgeTTL time.Duration
+	// Exceptions are domains (and their subdomains) whose mail gets no
+	// verdict.
+	Exceptions []string
+	// ExceptionLists are named domain lists rules can test
+	// (`"partners" in sdr.exception_lists`).
+	ExceptionLists map[string][]string
+	// Lists are DNS domain lists.
+	Lists []List
+	// FeedbackWeight is how many verdicts one feedback report is worth in
+	// the clean/spam counts (it also counts as a report).
+	FeedbackWeight float64
+	// Logf reports background failures (writes).
+	Logf func(format string, args ...any)
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Reputation computes verdicts. It is safe for concurrent use.
+type Reputation struct {
+	cfg   Config
+	st    store.Store
+	ages  AgeSource
+	res   Resolver
+	w     *writer
+	group singleflight.Group
+}
+
+// New makes a Reputation over st. ages may be nil (no RDAP), res may be
+// nil when there are no lists.
+func New(cfg Config, st store.Store, ages AgeSource, res Resolver) (*Reputation, error) {
+	if st == nil {
+		return nil, errors.New("reputation: no store")
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "rep:"
+	}
+	if cfg.HalfLife <= 0 {
+		cfg.HalfLife = 60 * 24 * time.Hour
+	}
+	if cfg.RecordTTL <= 0 {
+		cfg.RecordTTL = 400 * 24 * time.Hour
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = time.Second
+	}
+	if cfg.AgeTTL <= 0 {
+		cfg.AgeTTL = 30 * 24 * time.Hour
+	}
+	if cfg.FeedbackWeight <= 0 {
+		cfg.FeedbackWeight = 5
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	for _, l := range cfg.Lists {
+		if err := l.validate(); err != nil {
+			return nil, fmt.Errorf("reputation: %v", err)
+		}
+	}
+	if len(cfg.Lists) > 0 && res == nil {
+		return nil, errors.New("reputation: domain lists need a resolver")
+	}
+	norm := func(ds []string) []string {
+		out := make([]string, 0, len(ds))
+		for _, d := range ds {
+			if d = strings.Trim(strings.ToLower(strings.TrimSpace(d)), "."); d != "" {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	cfg.Exceptions = norm(cfg.Exceptions)
+	lists := make(map[string][]string, len(cfg.ExceptionLists))
+	for name, ds := range cfg.ExceptionLists {
+		lists[name] = norm(ds)
+	}
+	cfg.ExceptionLists = lists
+	r := &Reputation{cfg: cfg, st: st, ages: ages, res: res}
+	r.w = &writer{st: st, half: cfg.HalfLife, ttl: cfg.RecordTTL, interval: cfg.FlushInterval, logf: cfg.Logf, maxPending: 100000}
+	return r, nil
+}
+
+// Key kinds.
+func (r *Reputation) domainKey(d string) string  { return r.cfg.KeyPrefix + "d:" + d }
+func (r *Reputation) addressKey(a string) string { return r.cfg.KeyPrefix + "a:" + strings.ToLower(a) }
+func (r *Reputation) netKey(n string) string     { return r.cfg.KeyPrefix + "n:" + n }
+
+// entities are the store keys of one subject.
+type entities struct {
+	// all domains (five roles), sender domains (env-from, header-from,
+	// reply-to), the From domain, addresses and the network.
+	domains, senders []string
+	from             string
+	addresses        []string
+	network          string
+}
+
+func (r *Reputation) entitiesOf(s Subject) entities {
+	var e entities
+	d := s.Domains()
+	add := func(list []string, v string) []string {
+		if v == "" {
+			return list
+		}
+		for _, x := range list {
+			if x == v {
+				return list
+			}
+		}
+		return append(list, v)
+	}
+	e.from = OrgDomain(d.HeaderFrom)
+	if e.from == "" {
+		e.from = OrgDomain(d.EnvFrom)
+	}
+	for _, h := range []string{d.HeaderFrom, d.EnvFrom, d.ReplyTo} {
+		e.senders = add(e.senders, OrgDomain(h))
+	}
+	e.domains = append([]string(nil), e.senders...)
+	for _, h := range []string{d.ReverseDNS, d.HELO} {
+		e.domains = add(e.domains, OrgDomain(h))
+	}
+	for _, a := range []string{s.HeaderFrom, s.EnvFrom} {
+		if AddressDomain(a) != "" {
+			e.addresses = add(e.addresses, strings.ToLower(strings.Trim(strings.TrimSpace(a), "<>")))
+		}
+	}
+	e.network = prefixOf(s.ClientIP)
+	return e
+}
+
+// matchDomain reports whether host is d or below it.
+func matchDomain(host, d string) bool {
+	return host == d || strings.HasSuffix(host, "."+d)
+}
+
+// Assess computes the verdict on s. The error wraps store.ErrUnavailable
+// when the history could not be read; the Assessment is then Unscannable.
+func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error) {
+	now := r.cfg.Now()
+	a := &Assessment{Domains: s.Domains(), Verdict: Unknown}
+	e := r.entitiesOf(s)
+
+	// Exceptions: the sender domains, as written and registrable.
+	for _, h := range []string{a.Domains.HeaderFrom, a.Domains.EnvFrom} {
+		if h == "" {
+			continue
+		}
+		for _, x := range r.cfg.Exceptions {
+			if matchDomain(h, x) {
+				a.Excepted, a.ExceptedBy = true, h
+				return a, nil
+			}
+		}
+	}
+	names := make([]string, 0, len(r.cfg.ExceptionLists))
+	for name := range r.cfg.ExceptionLists {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	a.ExceptionLists = []string{}
+	for _, name := range names {
+	list:
+		for _, x := range r.cfg.ExceptionLists[name] {
+			for _, h := range []string{a.Domains.HeaderFrom, a.Domains.EnvFrom, a.Domains.ReplyTo} {
+				if h != "" && matchDomain(h, x) {
+					a.ExceptionLists = append(a.ExceptionLists, name)
+					break list
+				}
+			}
+		}
+	}
+	if len(e.domains) == 0 && len(e.addresses) == 0 {
+		a.Unscannable = true
+		return a, nil
+	}
+
+	// Lists run while the store answers.
+	var wg sync.WaitGroup
+	listings := make([][]bool, len(e.domains))
+	listErrs := make([][]error, len(e.domains))
+	if len(r.cfg.Lists) > 0 {
+		for i, d := range e.domains {
+			listings[i] = make([]bool, len(r.cfg.Lists))
+			listErrs[i] = make([]error, len(r.cfg.Lists))
+			for j, l := range r.cfg.Lists {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					listings[i][j], listErrs[i][j] = listed(ctx, r.res, l, d)
+				}()
+			}
+		}
+	}
+
+	// The one store round trip.
+	ops := make([]*store.Op, 0, len(e.domains)+len(e.addresses)+1)
+	for _, d := range e.domains {
+		ops = append(ops, &store.Op{Kind: store.OpGet, Key: r.domainKey(d)})
+	}
+	for _, ad := range e.addresses {
+		ops = append(ops, &store.Op{Kind: store.OpGet, Key: r.addressKey(ad)})
+	}
+	if e.network != "" {
+		ops = append(ops, &store.Op{Kind: store.OpGet, Key: r.netKey(e.network)})
+	}
+	err := store.Do(ctx, r.st, ops...)
+	if err != nil && errors.Is(err, store.ErrUnavailable) {
+		wg.Wait()
+		a.Unscannable = true
+		return a, err
+	}
+	recs := make([]record, len(ops))
+	for i, op := range ops {
+		if op.Err == nil && op.OK {
+			recs[i], _ = decodeRecord(op.Out)
+		}
+		recs[i] = recs[i].decay(now.Unix(), r.cfg.HalfLife)
+	}
+	domRecs := recs[:len(e.domains)]
+	addrRecs := recs[len(e.domains) : len(e.domains)+len(e.addresses)]
+	var netRec record
+	if e.network != "" {
+		netRec = recs[len(recs)-1]
+	}
+
+	// Ages: cached, else RDAP, all domains at once.
+	ages := make([]time.Time, len(e.domains))
+	ageErrs := make([]string, len(e.domains))
+	for i, d := range e.domains {
+		rec := domRecs[i]
+		switch {
+		case rec.Reg != 0 && now.Unix()-rec.RegAt < int64(r.cfg.AgeTTL.Seconds()):
+			ages[i] = time.Unix(rec.Reg, 0)
+		case rec.RegNext > now.Unix():
+			ageErrs[i] = rec.RegErr + " (cached)"
+			if rec.Reg != 0 {
+				ages[i] = time.Unix(rec.Reg, 0)
+			}
+		case r.ages != nil:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t, err := r.lookupAge(ctx, d, rec, now)
+				ages[i] = t
+				if err != nil {
+					ageErrs[i] = strings.TrimPrefix(err.Error(), "rdap: ")
+				}
+			}()
+		}
+	}
+	wg.Wait()
+
+	// Evidence.
+	ev := func(x Evidence) { a.Evidence = append(a.Evidence, x) }
+	for i, d := range e.domains {
+		if ageErrs[i] != "" {
+			msg := "rdap " + d + ": " + ageErrs[i]
+			a.Failures = append(a.Failures, msg)
+			ev(Evidence{Input: "rdap", Subject: d, Text: msg})
+		}
+		if t := ages[i]; !t.IsZero() {
+			days := int(now.Sub(t).Hours() / 24)
+			if days < 0 {
+				days = 0
+			}
+			if !a.AgeKnown || days < a.AgeDays {
+				a.AgeKnown, a.AgeDays, a.Youngest = true, days, d
+			}
+		}
+	}
+	if a.AgeKnown {
+		text := fmt.Sprintf("%s registered %d days ago", a.Youngest, a.AgeDays)
+		switch {
+		case a.AgeDays <= 7:
+			ev(Evidence{Input: "age", Subject: a.Youngest, Points: ptsVeryYoung, Text: text, Threat: ThreatNew, domain: true})
+		case a.AgeDays <= 30:
+			ev(Evidence{Input: "age", Subject: a.Youngest, Points: ptsYoung, Text: text, Threat: ThreatNew, domain: true})
+		}
+	}
+	for i, d := range e.domains {
+		if d == e.from && !ages[i].IsZero() && now.Sub(ages[i]) >= 365*24*time.Hour && !(a.AgeKnown && a.AgeDays <= 30) {
+			ev(Evidence{Input: "age", Subject: d, Points: ptsOld, Text: fmt.Sprintf("%s registered %d years ago", d, int(now.Sub(ages[i]).Hours()/24/365))})
+		}
+	}
+	for i, d := range e.domains {
+		for j, l := range r.cfg.Lists {
+			if err := listErrs[i][j]; err != nil {
+				msg := "list " + l.Name + " " + d + ": " + err.Error()
+				a.Failures = append(a.Failures, msg)
+				ev(Evidence{Input: "dns", Subject: d, Text: msg})
+				continue
+			}
+			if !listings[i][j] {
+				continue
+			}
+			if l.Kind == ListBlock {
+				threat := l.Threat
+				if threat == "" {
+					threat = ThreatMalicious
+				}
+				ev(Evidence{Input: "list", Subject: d, Points: ptsBlockList, Text: d + " listed on " + l.Name, Threat: threat, domain: true})
+			} else if ages[i].IsZero() {
+				ev(Evidence{Input: "list", Subject: d, Points: ptsNewList, Text: d + " newly registered per " + l.Name, Threat: ThreatNew, domain: true})
+			}
+		}
+	}
+	for i, d := range e.domains {
+		isSender := false
+		for _, s := range e.senders {
+			isSender = isSender || s == d
+		}
+		if !isSender {
+			continue
+		}
+		rec := domRecs[i]
+		if d == e.from && !rec.known() {
+			ev(Evidence{Input: "history", Subject: d, Points: ptsNoHistory, Text: d + " never seen before", domain: true})
+		}
+		for _, x := range historyEvidence(d, rec, now, 1) {
+			x.domain = true
+			ev(x)
+		}
+	}
+	for i, ad := range e.addresses {
+		for _, x := range historyEvidence(ad, addrRecs[i], now, 0.5) {
+			ev(x)
+		}
+	}
+	if e.network != "" {
+		for _, x := range historyEvidence(e.network, netRec, now, 0.5) {
+			if x.Points < 0 && x.Input == "history" {
+				ev(x)
+			}
+		}
+	}
+	from := e.from
+	switch strings.ToLower(s.Auth.DMARC) {
+	case "pass":
+		ev(Evidence{Input: "auth", Subject: from, Points: ptsDMARCPass, Text: "aligned DMARC pass"})
+	case "fail":
+		ev(Evidence{Input: "auth", Subject: from, Points: ptsDMARCFail, Text: "DMARC fail", Threat: ThreatSpoofing, domain: from != ""})
+	default:
+		if strings.EqualFold(s.Auth.SPF, "fail") {
+			ev(Evidence{Input: "auth", Subject: OrgDomain(a.Domains.EnvFrom), Points: ptsSPFFail, Text: "SPF fail", domain: true})
+		}
+		if strings.EqualFold(s.Auth.DKIM, "fail") {
+			ev(Evidence{Input: "auth", Points: ptsDKIMFail, Text: "DKIM fail"})
+		}
+	}
+
+	// Consolidate.
+	informed := false
+	worst := 0.0
+	for _, x := range a.Evidence {
+		a.Score += x.Points
+		if x.Points != 0 {
+			informed = true
+		}
+		if x.Points < 0 && x.domain && x.Subject != "" && !contains(a.Suspected, x.Subject) {
+			a.Suspected = append(a.Suspected, x.Subject)
+		}
+		if x.Threat != "" && x.Points < worst {
+			worst, a.Threat = x.Points, x.Threat
+		}
+	}
+	a.Score = math.Round(a.Score*100) / 100
+	a.Verdict = verdictFor(a.Score, informed)
+	switch a.Verdict {
+	case Awful, Poor, Tainted, Weak:
+	default:
+		a.Threat, a.Suspected = "", nil
+	}
+	return a, nil
+}
+
+// historyEvidence judges one entity's record; weight scales the points
+// (addresses and networks count half).
+func historyEvidence(subject string, rec record, now time.Time, weight float64) []Evidence {
+	var out []Evidence
+	total := rec.Ham + rec.Spam
+	ratio := 0.0
+	if total > 0 {
+		ratio = rec.Spam / total
+	}
+	days := 0
+	if rec.First != 0 {
+		days = int(now.Sub(time.Unix(rec.First, 0)).Hours() / 24)
+	}
+	counts := fmt.Sprintf("%s clean, %s spam", num(rec.Ham), num(rec.Spam))
+	switch {
+	case total >= 3 && ratio >= 0.5:
+		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsMostlySpam * weight, Text: subject + " mostly spam (" + counts + ")", Threat: ThreatSpam})
+	case total >= 3 && ratio >= 0.2:
+		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsSomeSpam * weight, Text: subject + " some spam (" + counts + ")", Threat: ThreatSpam})
+	case rec.Ham >= 10 && ratio < 0.1 && days >= 30 && rec.Bad < 0.5:
+		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsCleanLong * weight, Text: fmt.Sprintf("%s clean for %d days (%s)", subject, days, counts)})
+	case rec.Ham >= 3 && ratio < 0.2 && rec.Bad < 0.5:
+		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsCleanSome * weight, Text: subject + " some clean history (" + counts + ")"})
+	}
+	switch {
+	case rec.Bad >= 2.5:
+		out = append(out, Evidence{Input: "feedback", Subject: subject, Points: ptsVeryBad * weight, Text: subject + " reported bad " + num(rec.Bad) + " times", Threat: ThreatSpam})
+	case rec.Bad >= 0.5:
+		out = append(out, Evidence{Input: "feedback", Subject: subject, Points: ptsBad * weight, Text: subject + " reported bad", Threat: ThreatSpam})
+	case rec.Good >= 0.5:
+		out = append(out, Evidence{Input: "feedback", Subject: subject, Points: ptsReported * weight, Text: subject + " reported good"})
+	}
+	return out
+}
+
+// num prints a decayed count to one decimal, without a trailing ".0".
+func num(f float64) string {
+	return strconv.FormatFloat(math.Round(f*10)/10, 'f', -1, 64)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// lookupAge asks RDAP (one query per domain in flight across messages)
+// and queues the answer, or the failure with its back-off, for the
+// domain's record. A stale date is kept when a refresh fails.
+func (r *Reputation) lookupAge(ctx context.Context, d string, rec record, now time.Time) (time.Time, error) {
+	v, err, _ := r.group.Do(d, func() (any, error) {
+		return r.ages.Registered(ctx, d)
+	})
+	t, _ := v.(time.Time)
+	upd := &record{Reg: t.Unix(), RegAt: now.Unix()}
+	if t.IsZero() {
+		upd.Reg = 0
+	}
+	if err != nil {
+		upd.Reg = rec.Reg
+		upd.RegErr = clip(strings.TrimPrefix(err.Error(), "rdap: "), 120)
+		upd.RegNext = now.Add(backoff(err)).Unix()
+		if rec.Reg != 0 {
+			t = time.Unix(rec.Reg, 0)
+		}
+	}
+	r.w.add(r.domainKey(d), delta{rdap: upd})
+	return t, err
+}
+
+// backoff is how long a failed RDAP lookup is not repeated.
+func backoff(err error) time.Duration {
+	var re *RDAPError
+	if errors.As(err, &re) && re.RetryAfter > 0 {
+		return min(max(re.RetryAfter, time.Minute), 24*time.Hour)
+	}
+	switch {
+	case errors.Is(err, ErrRDAPNotFound):
+		return 24 * time.Hour
+	case errors.Is(err, ErrRDAPNoServer), errors.Is(err, ErrRDAPNoDate):
+		return 7 * 24 * time.Hour
+	case errors.Is(err, ErrRDAPRateLimited):
+		return 30 * time.Minute
+	case errors.Is(err, ErrRDAPGarbage):
+		return time.Hour
+	}
+	return 10 * time.Minute
+}
+
+// learnKeys are the entities a verdict or a report is about: the sender
+// domains, the sender addresses, the network.
+func (r *Reputation) learnKeys(s Subject) []string {
+	e := r.entitiesOf(s)
+	var keys []string
+	for _, d := range e.senders {
+		keys = append(keys, r.domainKey(d))
+	}
+	for _, a := range e.addresses {
+		keys = append(keys, r.addressKey(a))
+	}
+	if e.network != "" {
+		keys = append(keys, r.netKey(e.network))
+	}
+	return keys
+}
+
+func (r *Reputation) at(s Subject) int64 {
+	now := r.cfg.Now()
+	if s.At.IsZero() || s.At.After(now) {
+		return now.Unix()
+	}
+	return s.At.Unix()
+}
+
+// Learn queues a final verdict (spam or clean) for s's entities. It does
+// no I/O; the write happens within FlushInterval.
+func (r *Reputation) Learn(s Subject, spam bool) {
+	d := delta{at: r.at(s), ham: 1}
+	if spam {
+		d = delta{at: r.at(s), spam: 1}
+	}
+	for _, k := range r.learnKeys(s) {
+		r.w.add(k, d)
+	}
+}
+
+// Feedback records an explicit report about s (good or bad) and writes
+// it at once. It counts FeedbackWeight verdicts and one report.
+func (r *Reputation) Feedback(ctx context.Context, s Subject, good bool) error {
+	d := delta{at: r.at(s), spam: r.cfg.FeedbackWeight, bad: 1}
+	if good {
+		d = delta{at: r.at(s), ham: r.cfg.FeedbackWeight, good: 1}
+	}
+	keys := r.learnKeys(s)
+	if len(keys) == 0 {
+		return errors.New("reputation: the message names no sender to report")
+	}
+	for _, k := range keys {
+		r.w.add(k, d)
+	}
+	return r.Flush(ctx)
+}
+
+// Flush writes what is queued now.
+func (r *Reputation) Flush(ctx context.Context) error { return r.w.flush(ctx) }

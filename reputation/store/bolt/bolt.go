@@ -1,0 +1,617 @@
+// Package bolt is chainmail's embedded state store: one bbolt file, for a
+// single MTA (several MTAs share state through the redis backend).
+//
+// # Writes go behind, in one commit per interval
+//
+// A bbolt commit fsyncs the file twice; doing that for every RCPT would
+// cost milliseconds per message on a disk and far more on a busy one. So
+// every operation works on an in-memory overlay of the keys changed since
+// the last commit (reads look there first, then in the file), and a
+// flusher commits the overlay in one transaction every FlushInterval
+// (default 1s), also early when MaxPending keys wait. The file is always a
+// consistent bbolt database (ordinary bbolt commits, fsync included: no
+// NoSync, whose unordered writes could corrupt the file on power loss).
+//
+// The price: a crash of the process or the machine loses at most the last
+// FlushInterval of state changes (quota counts, greylist entries, history
+// updates of the last second); nothing older, and the file never needs
+// repair. A clean Close commits everything. This is state that mail
+// filtering can lose a second of without harm; it is not a mail queue.
+//
+// Writers wait only when MaxPending keys are pending while a commit is
+// still running (a disk that cannot keep up), which bounds the overlay's
+// memory to about twice MaxPending records.
+//
+// # Expiry
+//
+// Records carry their expiry; reads treat expired ones as absent. A
+// janitor, run by the flusher every JanitorInterval, deletes them from the
+// file through an index bucket ordered by expiry time, so it never scans
+// live keys.
+//
+// Operations are atomic within the process (one mutex); a Do batch runs
+// under one lock acquisition. The file is locked against other processes:
+// Open fails after OpenTimeout when another process (a running chainmail)
+// holds it.
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"chainmail/reputation/store"
+)
+
+// Options tune the store; zero values take the defaults.
+type Options struct {
+	// FlushInterval is the longest a change waits before it is committed
+	// to the file (default 1s): the state a crash can lose.
+	FlushInterval time.Duration
+	// MaxPending is the number of changed keys that triggers an early
+	// commit (default 50000); writers wait when twice that many are
+	// pending because a commit is still running.
+	MaxPending int
+	// JanitorInterval is how often expired keys are deleted from the file
+	// (default 1m).
+	JanitorInterval time.Duration
+	// OpenTimeout bounds the wait for the file lock (default 2s).
+	OpenTimeout time.Duration
+	// Metrics, when set, receive the flush and pending-write figures.
+	Metrics *store.Metrics
+	// Logf, when set, is told about failed commits.
+	Logf func(format string, args ...any)
+	// Now is the clock of ttls and expiry (default time.Now); tests set it.
+	Now func() time.Time
+}
+
+var (
+	bucketKV  = []byte("kv")
+	bucketExp = []byte("exp") // expiry (8 bytes, big-endian ns) + key → ""
+)
+
+// Store is the bbolt state store.
+type Store struct {
+	db  *bbolt.DB
+	opt Options
+
+	mu       sync.Mutex
+	flushed  *sync.Cond // broadcast when a commit ends
+	dirty    map[string]*record
+	flushing map[string]*record // being committed; read-only
+	closed   bool
+
+	kick      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+var _ store.Batcher = (*Store)(nil)
+
+// Open opens (creating it when absent) the state file at path.
+func Open(path string, opt Options) (*Store, error) {
+	if opt.FlushInterval <= 0 {
+		opt.FlushInterval = time.Second
+	}
+	if opt.MaxPending <= 0 {
+		opt.MaxPending = 50000
+	}
+	if opt.JanitorInterval <= 0 {
+		opt.JanitorInterval = time.Minute
+	}
+	if opt.OpenTimeout <= 0 {
+		opt.OpenTimeout = 2 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logf == nil {
+		opt.Logf = func(string, ...any) {}
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:        opt.OpenTimeout,
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("store: bolt: %s is locked by another process (is another chainmail using it? several MTAs share state through redis)", path)
+		}
+		return nil, fmt.Errorf("store: bolt: %w", err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketKV, bucketExp} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: bolt: %s: %w", path, err)
+	}
+	s := &Store{
+		db:    db,
+		opt:   opt,
+		dirty: map[string]*record{},
+		kick:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	s.flushed = sync.NewCond(&s.mu)
+	if m := opt.Metrics; m != nil {
+		m.Up.WithLabelValues("bolt").Set(1)
+	}
+	go s.run()
+	return s, nil
+}
+
+// run commits the overlay every FlushInterval (or when kicked) and runs
+// the janitor; on stop it commits what is left.
+func (s *Store) run() {
+	defer close(s.done)
+	tick := time.NewTicker(s.opt.FlushInterval)
+	defer tick.Stop()
+	lastJanitor := time.Now()
+	failing := false
+	for {
+		select {
+		case <-tick.C:
+		case <-s.kick:
+		case <-s.stop:
+			if err := s.Flush(); err != nil {
+				s.opt.Logf("state: bolt: final commit failed, the last changes are lost: %v", err)
+			}
+			return
+		}
+		err := s.Flush()
+		switch {
+		case err != nil && !failing:
+			s.opt.Logf("state: bolt: commit failed, changes kept in memory for the next attempt: %v", err)
+			failing = true
+		case err == nil && failing:
+			s.opt.Logf("state: bolt: commits work again")
+			failing = false
+		}
+		if time.Since(lastJanitor) >= s.opt.JanitorInterval {
+			lastJanitor = time.Now()
+			if _, err := s.Expire(); err != nil {
+				s.opt.Logf("state: bolt: deleting expired keys: %v", err)
+			}
+		}
+	}
+}
+
+// Flush commits the pending changes now (the flusher does it every
+// FlushInterval; tests and Close call it directly).
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	for s.flushing != nil { // one commit at a time
+		s.flushed.Wait()
+	}
+	if len(s.dirty) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	batch := s.dirty
+	s.flushing = batch
+	s.dirty = make(map[string]*record, len(batch))
+	s.mu.Unlock()
+
+	start := time.Now()
+	now := s.opt.Now().UnixNano()
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		kv, ex := tx.Bucket(bucketKV), tx.Bucket(bucketExp)
+		for k, r := range batch {
+			key := dbKey(k)
+			if old := kv.Get(key); old != nil {
+				if e := expiryOf(old); e != 0 {
+					if err := ex.Delete(expKey(e, key)); err != nil {
+						return err
+					}
+				}
+			}
+			if r == nil || r.expired(now) || (r.kind == kindSet && len(r.set) == 0) || (r.kind == kindWindow && len(r.win) == 0) {
+				if err := kv.Delete(key); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := kv.Put(key, r.encode()); err != nil {
+				return err
+			}
+			if r.exp != 0 {
+				if err := ex.Put(expKey(r.exp, key), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+
+	s.mu.Lock()
+	if err != nil {
+		// Keep what was not overwritten since, for the next commit.
+		for k, r := range batch {
+			if _, ok := s.dirty[k]; !ok {
+				s.dirty[k] = r
+			}
+		}
+	}
+	s.flushing = nil
+	pending := len(s.dirty)
+	s.flushed.Broadcast()
+	s.mu.Unlock()
+	if m := s.opt.Metrics; m != nil {
+		m.Pending.Set(float64(pending))
+		if err != nil {
+			m.FlushErrors.Inc()
+		} else {
+			m.Flushes.Observe(time.Since(start).Seconds())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("store: bolt: commit: %w", err)
+	}
+	return nil
+}
+
+// maxExpirePerTx bounds one janitor transaction.
+const maxExpirePerTx = 10000
+
+// Expire deletes expired keys from the file and returns how many; the
+// flusher calls it every JanitorInterval.
+func (s *Store) Expire() (int, error) {
+	now := s.opt.Now().UnixNano()
+	total := 0
+	for {
+		n := 0
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			kv, ex := tx.Bucket(bucketKV), tx.Bucket(bucketExp)
+			var gone [][]byte
+			c := ex.Cursor()
+			for k, _ := c.First(); k != nil && len(gone) < maxExpirePerTx; k, _ = c.Next() {
+				if len(k) < 8 || int64(binary.BigEndian.Uint64(k)) > now {
+					break
+				}
+				gone = append(gone, append([]byte(nil), k...))
+			}
+			for _, k := range gone {
+				key := k[8:]
+				if v := kv.Get(key); v != nil && expiryOf(v) == int64(binary.BigEndian.Uint64(k)) {
+					if err := kv.Delete(key); err != nil {
+						return err
+					}
+				}
+				if err := ex.Delete(k); err != nil {
+					return err
+				}
+			}
+			n = len(gone)
+			return nil
+		})
+		total += n
+		if err != nil || n < maxExpirePerTx {
+			return total, err
+		}
+	}
+}
+
+// dbKey is the key in the file: bbolt refuses empty keys, the store
+// interface allows them.
+func dbKey(k string) []byte { return append([]byte{'k'}, k...) }
+
+func expKey(exp int64, key []byte) []byte {
+	b := make([]byte, 8, 8+len(key))
+	binary.BigEndian.PutUint64(b, uint64(exp))
+	return append(b, key...)
+}
+
+// Close commits the pending changes and closes the file. Calls after
+// Close fail with store.ErrUnavailable.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true // no more writes: the final commit takes them all
+		s.flushed.Broadcast()
+		s.mu.Unlock()
+		close(s.stop)
+		<-s.done
+		s.closeErr = s.db.Close()
+		if m := s.opt.Metrics; m != nil {
+			m.Up.WithLabelValues("bolt").Set(0)
+		}
+	})
+	return s.closeErr
+}
+
+var errClosed = fmt.Errorf("%w: bolt: closed", store.ErrUnavailable)
+
+// Do runs ops under one lock.
+func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: bolt: %v", store.ErrUnavailable, err)
+	}
+	s.mu.Lock()
+	// Back-pressure: a disk that cannot keep up stops writers here
+	// rather than letting the overlay grow without bound.
+	for !s.closed && s.flushing != nil && len(s.dirty) >= 2*s.opt.MaxPending {
+		s.flushed.Wait()
+	}
+	if s.closed {
+		s.mu.Unlock()
+		for _, op := range ops {
+			op.Err = errClosed
+		}
+		return errClosed
+	}
+	now := s.opt.Now()
+	var first error
+	for _, op := range ops {
+		op.Out, op.OK, op.Num = nil, false, 0
+		op.Err = s.apply(op, now)
+		if op.Err != nil && first == nil {
+			first = op.Err
+		}
+	}
+	pending := len(s.dirty)
+	s.mu.Unlock()
+	if pending >= s.opt.MaxPending {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	if m := s.opt.Metrics; m != nil {
+		m.Pending.Set(float64(pending))
+	}
+	return first
+}
+
+// lookup returns the live record of key (nil when absent or expired) and
+// whether the caller may change it in place. Call with s.mu held.
+func (s *Store) lookup(key string, now int64) (*record, bool, error) {
+	if r, ok := s.dirty[key]; ok {
+		if r == nil || r.expired(now) {
+			return nil, true, nil
+		}
+		return r, true, nil
+	}
+	if r, ok := s.flushing[key]; ok {
+		if r == nil || r.expired(now) {
+			return nil, true, nil
+		}
+		return r, false, nil
+	}
+	var r *record
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketKV).Get(dbKey(key))
+		if v == nil {
+			return nil
+		}
+		var err error
+		r, err = decode(v)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("store: bolt: key %q: %w", key, err)
+	}
+	if r != nil && r.expired(now) {
+		r = nil
+	}
+	return r, true, nil
+}
+
+// mutable is lookup for a change: the record returned belongs to the
+// caller, who stores it with put.
+func (s *Store) mutable(key string, now int64, want kind) (*record, error) {
+	r, own, err := s.lookup(key, now)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	if r.kind != want {
+		return nil, wrongKind(key, r.kind, want)
+	}
+	if !own {
+		r = r.clone()
+	}
+	return r, nil
+}
+
+func (s *Store) put(key string, r *record) { s.dirty[key] = r }
+
+func wrongKind(key string, have, want kind) error {
+	return fmt.Errorf("store: bolt: key %q holds a %v, not a %v", key, have, want)
+}
+
+func expiry(now time.Time, ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return now.Add(ttl).UnixNano()
+}
+
+// apply runs one operation. Call with s.mu held.
+func (s *Store) apply(op *store.Op, now time.Time) error {
+	ns := now.UnixNano()
+	switch op.Kind {
+	case store.OpGet:
+		r, _, err := s.lookup(op.Key, ns)
+		if err != nil || r == nil {
+			return err
+		}
+		if r.kind != kindBytes {
+			return wrongKind(op.Key, r.kind, kindBytes)
+		}
+		op.Out, op.OK = append([]byte{}, r.val...), true
+	case store.OpSet:
+		s.put(op.Key, &record{kind: kindBytes, val: append([]byte{}, op.Val...), exp: expiry(now, op.TTL)})
+	case store.OpSetNX:
+		r, _, err := s.lookup(op.Key, ns)
+		if err != nil || r != nil {
+			return err
+		}
+		s.put(op.Key, &record{kind: kindBytes, val: append([]byte{}, op.Val...), exp: expiry(now, op.TTL)})
+		op.OK = true
+	case store.OpDelete:
+		s.put(op.Key, nil)
+	case store.OpIncrBy:
+		r, err := s.mutable(op.Key, ns, kindBytes)
+		if err != nil {
+			return err
+		}
+		v := 0.0
+		if r == nil {
+			r = &record{kind: kindBytes}
+		} else if v, err = strconv.ParseFloat(string(r.val), 64); err != nil {
+			return fmt.Errorf("store: bolt: key %q does not hold a number", op.Key)
+		}
+		v += op.N
+		r.val = strconv.AppendFloat(r.val[:0], v, 'g', -1, 64)
+		if op.TTL > 0 {
+			r.exp = expiry(now, op.TTL)
+		}
+		s.put(op.Key, r)
+		op.Num = v
+	case store.OpWindowAdd, store.OpWindowAddCapped:
+		r, err := s.mutable(op.Key, ns, kindWindow)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			r = &record{kind: kindWindow}
+		}
+		at := op.At.UnixNano()
+		sum := r.trim(at - int64(op.TTL))
+		if op.Kind == store.OpWindowAddCapped && sum+op.N > op.Max {
+			op.Num = sum
+			if len(r.win) == 0 {
+				s.put(op.Key, nil)
+			} else {
+				s.put(op.Key, r)
+			}
+			return nil
+		}
+		r.insert(event{t: at, w: op.N}, granule(int64(op.TTL)))
+		r.exp = expiry(now, op.TTL)
+		s.put(op.Key, r)
+		op.Num, op.OK = sum+op.N, true
+	case store.OpWindowSum:
+		r, _, err := s.lookup(op.Key, ns)
+		if err != nil || r == nil {
+			return err
+		}
+		if r.kind != kindWindow {
+			return wrongKind(op.Key, r.kind, kindWindow)
+		}
+		op.Num = r.sumAfter(op.At.UnixNano() - int64(op.TTL))
+	case store.OpSetAdd:
+		r, err := s.mutable(op.Key, ns, kindSet)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			r = &record{kind: kindSet, set: map[string]struct{}{}}
+		}
+		if _, ok := r.set[op.Member]; !ok {
+			r.set[op.Member] = struct{}{}
+			op.OK = true
+		}
+		if op.TTL > 0 {
+			r.exp = expiry(now, op.TTL)
+		}
+		s.put(op.Key, r)
+	case store.OpSetHas, store.OpSetLen:
+		r, _, err := s.lookup(op.Key, ns)
+		if err != nil || r == nil {
+			return err
+		}
+		if r.kind != kindSet {
+			return wrongKind(op.Key, r.kind, kindSet)
+		}
+		if op.Kind == store.OpSetLen {
+			op.Num = float64(len(r.set))
+		} else {
+			_, op.OK = r.set[op.Member]
+		}
+	default:
+		return fmt.Errorf("store: bolt: unknown operation %v", op.Kind)
+	}
+	return nil
+}
+
+func (s *Store) one(ctx context.Context, op *store.Op) (*store.Op, error) {
+	err := s.Do(ctx, op)
+	return op, err
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	op, err := s.one(ctx, &store.Op{Kind: store.OpGet, Key: key})
+	return op.Out, op.OK, err
+}
+
+// Set implements store.Store.
+func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	_, err := s.one(ctx, &store.Op{Kind: store.OpSet, Key: key, Val: val, TTL: ttl})
+	return err
+}
+
+// SetNX implements store.Store.
+func (s *Store) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	op, err := s.one(ctx, &store.Op{Kind: store.OpSetNX, Key: key, Val: val, TTL: ttl})
+	return op.OK, err
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	_, err := s.one(ctx, &store.Op{Kind: store.OpDelete, Key: key})
+	return err
+}
+
+// IncrBy implements store.Store.
+func (s *Store) IncrBy(ctx context.Context, key string, delta float64, ttl time.Duration) (float64, error) {
+	op, err := s.one(ctx, &store.Op{Kind: store.OpIncrBy, Key: key, N: delta, TTL: ttl})
+	return op.Num, err
+}
+
+// WindowAdd implements store.Store.
+func (s *Store) WindowAdd(ctx context.Context, key string, at time.Time, weight float64, window time.Duration) (float64, error) {
+	op, err := s.one(ctx, &store.Op{Kind: store.OpWindowAdd, Key: key, At: at, N: weight, TTL: window})
+	return op.Num, err
+}
+
+// WindowSum implements store.Store.
+func (s *Store) WindowSum(ctx context.Context, key string, at time.Time, window time.Duration) (float64, error) {
+	op, err := s.one(ctx, &store.Op{Kind: store.OpWindowSum, Key: key, At: at, TTL: window})
+	return op.Num, err
+}
+
+// SetAdd implements store.Store.
+func (s *Store) SetAdd(ctx context.Context, key, member string, ttl time.Duration) (bool, error) {
+	op, err := s.one(ctx, &store.Op{Kind: store.OpSetAdd, Key: key, Member: member, TTL: ttl})
+	return op.OK, err
+}
+
+// SetHas implements store.Store.
+func (s *Store) SetHas(ctx context.Context, key, member string) (bool, error) {
+	op, err := s.one(ctx, &store.Op{Kind: store.OpSetHas, Key: key, Member: member})
+	return op.OK, err
+}
+
+// SetLen implements store.Store.
+func (s *Store) SetLen(ctx context.Context, key string) (int, error) {
+	op, err := s.one(ctx, &store.Op{Kind: store.OpSetLen, Key: key})
+	return int(op.Num), err
+}
