@@ -387,10 +387,27 @@ func TextActive(b []byte) []Active {
 			out = append(out, Active{KindXLM, CategorySuspicious, "Excel 4 macro in a SYLK file"})
 		}
 	}
-	if ddeFormula.Match(b) {
+	if ddeIn(b) {
 		out = append(out, Active{KindDDE, CategorySuspicious, "DDE formula"})
 	}
 	return out
+}
+
+// ddeIn looks for a DDE formula around each '|' only: running the
+// pattern over all of a large text would be slow.
+func ddeIn(b []byte) bool {
+	for p := 0; p < len(b); {
+		i := bytes.IndexByte(b[p:], '|')
+		if i < 0 {
+			return false
+		}
+		i += p
+		if ddeFormula.Match(b[max(0, i-48):min(len(b), i+12)]) {
+			return true
+		}
+		p = i + 1
+	}
+	return false
 }
 
 var sylkMacro = regexp.MustCompile(`(?im)^(NN;N(Auto_Open|Auto_Close)|C;[^\n]*;E[^\n]*\b(EXEC|CALL|REGISTER|RUN|ALERT|HALT|FORMULA|FOPEN|URLDownloadToFile)\s*\()`)

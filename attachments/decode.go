@@ -65,6 +65,7 @@ type b64Reader struct {
 	n    int
 	out  []byte
 	buf  []byte
+	raw  []byte
 	done bool
 }
 
@@ -74,33 +75,37 @@ func (b *b64Reader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if b.buf == nil {
-			b.buf = make([]byte, 0, 3*1024)
+			b.buf = make([]byte, 0, 6*1024)
+			b.raw = make([]byte, 8*1024)
 		}
 		chunk := b.buf[:0]
-		for len(chunk) < cap(chunk)-3 {
-			c, err := b.src.ReadByte()
-			if err != nil {
-				b.done = true
-				b.flush(&chunk)
-				break
-			}
+		m, err := b.src.Read(b.raw)
+		acc, n := b.acc, b.n
+		for _, c := range b.raw[:m] {
 			v := b64val[c]
 			if v == 0xff {
 				switch c {
 				case '=':
+					b.acc, b.n = acc, n
 					b.flush(&chunk)
+					acc, n = 0, 0
 				case ' ', '\t', '\r', '\n':
 				default:
 					b.d.Bad++
 				}
 				continue
 			}
-			b.acc = b.acc<<6 | uint32(v)
-			b.n++
-			if b.n == 4 {
-				chunk = append(chunk, byte(b.acc>>16), byte(b.acc>>8), byte(b.acc))
-				b.acc, b.n = 0, 0
+			acc = acc<<6 | uint32(v)
+			n++
+			if n == 4 {
+				chunk = append(chunk, byte(acc>>16), byte(acc>>8), byte(acc))
+				acc, n = 0, 0
 			}
+		}
+		b.acc, b.n = acc, n
+		if err != nil {
+			b.done = true
+			b.flush(&chunk)
 		}
 		b.out = chunk
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -260,6 +261,9 @@ type lineScanner struct {
 
 const maxLine = 64 << 10
 
+// readerPool keeps the line readers' 64 KiB buffers between walks.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, maxLine) }}
+
 func (s *lineScanner) next() (line []byte, start, n int64, err error) {
 	start = s.off
 	l, err := s.r.ReadSlice('\n')
@@ -306,7 +310,13 @@ const (
 // parse walks one stream. path and depth are the root entity's; parent is
 // set when the stream is the decoded body of an embedded message.
 func (w *walker) parse(src io.ReaderAt, size int64, inPlace bool, path string, depth int, parent *Entity, defaultType string) *Entity {
-	sc := &lineScanner{r: bufio.NewReaderSize(io.NewSectionReader(src, 0, size), maxLine)}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(io.NewSectionReader(src, 0, size))
+	defer func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+	}()
+	sc := &lineScanner{r: br}
 	root := w.newRoot(src, inPlace, path, depth, parent)
 	var stack []*frame
 	cur := root // entity whose header or body is being read

@@ -223,13 +223,30 @@ var errBudget = errors.New("attachments: byte budget spent")
 // opening. The rest of a file that is not kept is not read at all: a
 // member that lies about its size costs nothing. over is set when a kept
 // file is larger than limit (data is then its head only).
-func (s *scanner) read(r io.Reader, keep func(head []byte) int64) (data []byte, whole, over bool, err error) {
+func (s *scanner) read(r io.Reader, hint int64, keep func(head []byte) int64) (data []byte, whole, over bool, err error) {
 	br := &budgetReader{r: r, s: s}
-	head := make([]byte, SniffSize)
+	n0 := int64(SniffSize)
+	if hint > 0 && hint < n0 {
+		n0 = hint + 1 // a short file: no 64 KiB buffer for it
+	}
+	head := make([]byte, n0)
 	n, err := io.ReadFull(br, head)
 	head = head[:n]
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return head, true, false, nil
+	}
+	if int64(n) < SniffSize {
+		// The hint was low: read on up to SniffSize.
+		more := make([]byte, SniffSize-int64(n))
+		m, err2 := io.ReadFull(br, more)
+		head = append(head, more[:m]...)
+		n += m
+		if err2 == io.EOF || err2 == io.ErrUnexpectedEOF {
+			return head, true, false, nil
+		}
+		if err2 != nil {
+			return head, false, false, err2
+		}
 	}
 	if err != nil {
 		return head, false, false, err
@@ -239,6 +256,9 @@ func (s *scanner) read(r io.Reader, keep func(head []byte) int64) (data []byte, 
 		return head, false, false, nil
 	}
 	var buf bytes.Buffer
+	if hint > 0 {
+		buf.Grow(int(min(hint, limit) + 1))
+	}
 	buf.Write(head)
 	_, err = io.Copy(&buf, io.LimitReader(br, limit-int64(n)+1))
 	if err != nil {
@@ -296,7 +316,8 @@ func (s *scanner) part(e *Entity) {
 		s.rep.Files = append(s.rep.Files, &File{Path: e.Path, Names: e.Names, Name: e.Filename(), Declared: e.MediaType, Entity: e, Size: e.RawSize(), Type: Type{Description: "data", Family: FamilyData}})
 		return
 	}
-	data, whole, over, _ := s.read(d, s.keep)
+	hint := e.RawSize()
+	data, whole, over, _ := s.read(d, hint, s.keep)
 	size := int64(len(data))
 	if !whole {
 		size = e.RawSize()
@@ -444,7 +465,7 @@ func (s *scanner) extract(parent *File, name string, r io.Reader, declared, comp
 	if declared > 0 {
 		r = io.LimitReader(r, declared+1)
 	}
-	data, whole, over, err := s.read(r, s.keep)
+	data, whole, over, err := s.read(r, declared, s.keep)
 	if err != nil && !errors.Is(err, errBudget) {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + err.Error()})
 		whole = false
@@ -787,6 +808,9 @@ var uuBegin = regexp.MustCompile(`(?m)^begin(-base64)? [0-7]{3,4} ([^\r\n]+)\r?$
 // uuencoded finds uuencoded files in text and inspects them like
 // attachments (they are not archive members).
 func (s *scanner) uuencoded(f *File, data []byte, depth int) {
+	if !bytes.Contains(data, []byte("begin")) {
+		return
+	}
 	locs := uuBegin.FindAllSubmatchIndex(data, 50)
 	for _, loc := range locs {
 		name := strings.TrimSpace(string(data[loc[4]:loc[5]]))

@@ -674,3 +674,20 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("bad own accepted")
 	}
 }
+
+// The first probes of all lists run at once: two lists whose test entry
+// takes 300 ms each hold the first message for about 300 ms, not 600.
+func TestProbesInParallel(t *testing.T) {
+	w := newWorld(t)
+	w.srv.Fault("2.0.0.127.zen.test", 0, dnstest.Delay(300*time.Millisecond))
+	w.srv.Fault("2.0.0.127.slow.test", 0, dnstest.Delay(300*time.Millisecond))
+	c := w.check(t, config(zen(), ListConfig{ListConfig: dnsbl.ListConfig{Name: "SLOW", Zone: "slow.test"}}))
+	start := time.Now()
+	r := c.Check(context.Background(), message("192.0.2.2"), nil)
+	if d := time.Since(start); d > 550*time.Millisecond {
+		t.Errorf("first message took %v", d)
+	}
+	if !slices.Equal(r.Listed, []string{"spamhaus-ZEN", "SLOW"}) {
+		t.Errorf("listed %v (%s)", r.Listed, r.Reason)
+	}
+}

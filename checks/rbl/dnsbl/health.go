@@ -101,6 +101,21 @@ func (s *Set) ready(ctx context.Context, l *List) (bool, string) {
 	return true, ""
 }
 
+// firstProbe starts l's first probe if it is due and returns a channel
+// closed when it ends; nil when there is none to wait for.
+func (s *Set) firstProbe(l *List) <-chan struct{} {
+	if s.health.ProbeInterval <= 0 {
+		return nil
+	}
+	h := &l.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.probed {
+		return nil
+	}
+	return s.startProbe(l)
+}
+
 // startProbe starts l's probe unless one is running, and returns a channel
 // closed when it ends. h.mu is held.
 func (s *Set) startProbe(l *List) <-chan struct{} {

@@ -63,7 +63,25 @@ type Outcome struct {
 // back Skipped.
 func (s *Set) Lookup(ctx context.Context, qs []Query) []Outcome {
 	out := make([]Outcome, len(qs))
-	// Which lists are usable now (probes first).
+	// The first probes of lists never used before run together, and
+	// the queries wait for them.
+	var pending []<-chan struct{}
+	started := map[int]bool{}
+	for _, q := range qs {
+		if q.List >= 0 && q.List < len(s.Lists) && !started[q.List] {
+			started[q.List] = true
+			if done := s.firstProbe(s.Lists[q.List]); done != nil {
+				pending = append(pending, done)
+			}
+		}
+	}
+	for _, done := range pending {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+	// Which lists are usable now.
 	usable := make(map[int]string, len(s.Lists))
 	for _, q := range qs {
 		if _, seen := usable[q.List]; seen {
