@@ -266,7 +266,7 @@ func TestZipNameMismatch(t *testing.T) {
 // zips of zips, and overlapping entries (one compressed stream shared by
 // many entries).
 func TestZipBombs(t *testing.T) {
-	zeros := make([]byte, 64<<20)
+	zeros := make([]byte, 16<<20)
 	big := zipOf(t, "zeros.bin", zeros)
 	nested := big
 	for i := 0; i < 3; i++ {

@@ -68,6 +68,7 @@ func usage(w io.Writer) {
                    [--client-ip IP] [--helo NAME] [--from ADDR] [--rcpt ADDR]... [--auth USER]
                    [--queue-id ID] [--json] PATH...
   chainmail config check [-c FILE]
+  chainmail learn --good|--bad [-c FILE] FILE.eml...   (or --listen ADDR, --url URL; see README)
   chainmail version
 `)
 }

@@ -162,6 +162,9 @@ func serve(args []string, stderr io.Writer) int {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/heap", pprof.Index)
+		// Reputation feedback ("submit as good/bad"), authenticated with
+		// the reputation check's feedback_token_file.
+		mux.Handle("/learn", engineFeedback(func() *checks.Engine { return current.Load().engine }))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "ok sessions=%d\n", srv.Sessions())
 		})
