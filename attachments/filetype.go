@@ -472,7 +472,7 @@ var extFamilies = map[string][]Family{
 	"jpg": {FamilyImage}, "jpeg": {FamilyImage}, "png": {FamilyImage}, "gif": {FamilyImage}, "bmp": {FamilyImage},
 	"tif": {FamilyImage}, "tiff": {FamilyImage}, "ico": {FamilyImage}, "webp": {FamilyImage}, "heic": {FamilyImage},
 	"pdf": {FamilyPDF},
-	"txt": {FamilyText, FamilyData}, "csv": {FamilyText, FamilyData}, "log": {FamilyText, FamilyData},
+	"txt": {FamilyText, FamilyData, FamilyScript}, "csv": {FamilyText, FamilyData}, "log": {FamilyText, FamilyData, FamilyScript},
 	"htm": {FamilyText}, "html": {FamilyText},
 	"doc": {FamilyOffice}, "xls": {FamilyOffice}, "ppt": {FamilyOffice}, "rtf": {FamilyOffice, FamilyText},
 	"docx": {FamilyOffice}, "xlsx": {FamilyOffice}, "pptx": {FamilyOffice},

@@ -646,7 +646,7 @@ func (s *scanner) tar(f *File, r io.Reader, depth int) {
 func (s *scanner) sevenZip(f *File, data []byte, depth int) {
 	z, err := sevenzip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
-		var re sevenzip.ReadError
+		var re *sevenzip.ReadError
 		if errors.As(err, &re) && re.Encrypted {
 			s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: "7z archive with encrypted headers"})
 			return
@@ -662,38 +662,39 @@ func (s *scanner) sevenZip(f *File, data []byte, depth int) {
 		if zf.FileInfo().IsDir() {
 			continue
 		}
+		if probe7zEncrypted(zf) {
+			encrypted++
+			m := s.member(f, zf.Name, "7z", nil, int64(zf.UncompressedSize), false, depth+1, "7z")
+			m.Encrypted = true
+			continue
+		}
 		var content []byte
 		size := int64(zf.UncompressedSize)
 		whole := false
-		rc, err := zf.Open()
-		if err == nil && s.budget > 0 {
-			content, size, whole = s.extract(f, zf.Name, rc, int64(zf.UncompressedSize), 0)
-			rc.Close()
-		} else if err == nil {
+		if rc, err := zf.Open(); err == nil {
+			if s.budget > 0 {
+				content, size, whole = s.extract(f, zf.Name, rc, int64(zf.UncompressedSize), 0)
+			}
 			rc.Close()
 		}
-		var re sevenzip.ReadError
-		if err != nil && errors.As(err, &re) && re.Encrypted || err == nil && !whole && len(content) == 0 && size > 0 && probe7zEncrypted(zf) {
-			encrypted++
-		}
-		m := s.member(f, zf.Name, "7z", content, size, whole, depth+1, "7z")
-		m.Encrypted = encrypted > 0
+		s.member(f, zf.Name, "7z", content, size, whole, depth+1, "7z")
 	}
 	if encrypted > 0 {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected 7z (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
 	}
 }
 
+// probe7zEncrypted reports whether a 7z member's folder is encrypted
+// (reading its first byte fails with the library's encryption hint).
 func probe7zEncrypted(zf *sevenzip.File) bool {
+	var re *sevenzip.ReadError
 	rc, err := zf.Open()
 	if err != nil {
-		var re sevenzip.ReadError
 		return errors.As(err, &re) && re.Encrypted
 	}
 	defer rc.Close()
 	_, err = rc.Read(make([]byte, 1))
-	var re sevenzip.ReadError
-	return err != nil && errors.As(err, &re) && re.Encrypted
+	return err != nil && err != io.EOF && errors.As(err, &re) && re.Encrypted
 }
 
 func (s *scanner) rar(f *File, data []byte, depth int) {

@@ -406,7 +406,11 @@ func (c *Check) result(m *checks.Message, src interface {
 			continue
 		}
 		file := f.File
-		if file == "" {
+		switch {
+		case file != "":
+		case f.Path != "" && f.Path != "1":
+			file = "unnamed-" + f.Path
+		default:
 			file = "message"
 		}
 		line := "Attachment Checks: " + string(f.Category) + ": " + f.Detail + " (" + queueID(m.QueueID) + " " + file + ")"
