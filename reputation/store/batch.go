@@ -186,3 +186,73 @@ func (u unavailable) SetAdd(context.Context, string, string, time.Duration) (boo
 func (u unavailable) SetHas(context.Context, string, string) (bool, error) { return false, u.err }
 func (u unavailable) SetLen(context.Context, string) (int, error)          { return 0, u.err }
 func (u unavailable) Close() error                                         { return nil }
+
+// Ops implements the single-operation methods of Store on top of a
+// Batcher, for backends where every call is a batch of one: embed it and
+// set B to the backend.
+type Ops struct{ B Batcher }
+
+func (o Ops) one(ctx context.Context, op *Op) (*Op, error) {
+	err := o.B.Do(ctx, op)
+	return op, err
+}
+
+// Get implements Store.
+func (o Ops) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	op, err := o.one(ctx, &Op{Kind: OpGet, Key: key})
+	return op.Out, op.OK, err
+}
+
+// Set implements Store.
+func (o Ops) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	_, err := o.one(ctx, &Op{Kind: OpSet, Key: key, Val: val, TTL: ttl})
+	return err
+}
+
+// SetNX implements Store.
+func (o Ops) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	op, err := o.one(ctx, &Op{Kind: OpSetNX, Key: key, Val: val, TTL: ttl})
+	return op.OK, err
+}
+
+// Delete implements Store.
+func (o Ops) Delete(ctx context.Context, key string) error {
+	_, err := o.one(ctx, &Op{Kind: OpDelete, Key: key})
+	return err
+}
+
+// IncrBy implements Store.
+func (o Ops) IncrBy(ctx context.Context, key string, delta float64, ttl time.Duration) (float64, error) {
+	op, err := o.one(ctx, &Op{Kind: OpIncrBy, Key: key, N: delta, TTL: ttl})
+	return op.Num, err
+}
+
+// WindowAdd implements Store.
+func (o Ops) WindowAdd(ctx context.Context, key string, at time.Time, weight float64, window time.Duration) (float64, error) {
+	op, err := o.one(ctx, &Op{Kind: OpWindowAdd, Key: key, At: at, N: weight, TTL: window})
+	return op.Num, err
+}
+
+// WindowSum implements Store.
+func (o Ops) WindowSum(ctx context.Context, key string, at time.Time, window time.Duration) (float64, error) {
+	op, err := o.one(ctx, &Op{Kind: OpWindowSum, Key: key, At: at, TTL: window})
+	return op.Num, err
+}
+
+// SetAdd implements Store.
+func (o Ops) SetAdd(ctx context.Context, key, member string, ttl time.Duration) (bool, error) {
+	op, err := o.one(ctx, &Op{Kind: OpSetAdd, Key: key, Member: member, TTL: ttl})
+	return op.OK, err
+}
+
+// SetHas implements Store.
+func (o Ops) SetHas(ctx context.Context, key, member string) (bool, error) {
+	op, err := o.one(ctx, &Op{Kind: OpSetHas, Key: key, Member: member})
+	return op.OK, err
+}
+
+// SetLen implements Store.
+func (o Ops) SetLen(ctx context.Context, key string) (int, error) {
+	op, err := o.one(ctx, &Op{Kind: OpSetLen, Key: key})
+	return int(op.Num), err
+}

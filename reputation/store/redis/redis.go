@@ -81,6 +81,8 @@ type Options struct {
 
 // Store is the Redis state store.
 type Store struct {
+	// Ops gives the single-operation Store methods, each a batch of one.
+	store.Ops
 	c      goredis.UniversalClient
 	opt    Options
 	prefix string
@@ -170,6 +172,7 @@ func Open(opt Options) (*Store, error) {
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
 	}
+	s.Ops = store.Ops{B: s}
 	if m := opt.Metrics; m != nil {
 		m.Up.WithLabelValues("redis").Set(1)
 	}
@@ -606,69 +609,4 @@ func parseScript(sc *scripted) error {
 		sc.op.OK = added == 1
 	}
 	return nil
-}
-
-func (s *Store) one(ctx context.Context, op *store.Op) (*store.Op, error) {
-	err := s.Do(ctx, op)
-	return op, err
-}
-
-// Get implements store.Store.
-func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	op, err := s.one(ctx, &store.Op{Kind: store.OpGet, Key: key})
-	return op.Out, op.OK, err
-}
-
-// Set implements store.Store.
-func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	_, err := s.one(ctx, &store.Op{Kind: store.OpSet, Key: key, Val: val, TTL: ttl})
-	return err
-}
-
-// SetNX implements store.Store.
-func (s *Store) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
-	op, err := s.one(ctx, &store.Op{Kind: store.OpSetNX, Key: key, Val: val, TTL: ttl})
-	return op.OK, err
-}
-
-// Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	_, err := s.one(ctx, &store.Op{Kind: store.OpDelete, Key: key})
-	return err
-}
-
-// IncrBy implements store.Store.
-func (s *Store) IncrBy(ctx context.Context, key string, delta float64, ttl time.Duration) (float64, error) {
-	op, err := s.one(ctx, &store.Op{Kind: store.OpIncrBy, Key: key, N: delta, TTL: ttl})
-	return op.Num, err
-}
-
-// WindowAdd implements store.Store.
-func (s *Store) WindowAdd(ctx context.Context, key string, at time.Time, weight float64, window time.Duration) (float64, error) {
-	op, err := s.one(ctx, &store.Op{Kind: store.OpWindowAdd, Key: key, At: at, N: weight, TTL: window})
-	return op.Num, err
-}
-
-// WindowSum implements store.Store.
-func (s *Store) WindowSum(ctx context.Context, key string, at time.Time, window time.Duration) (float64, error) {
-	op, err := s.one(ctx, &store.Op{Kind: store.OpWindowSum, Key: key, At: at, TTL: window})
-	return op.Num, err
-}
-
-// SetAdd implements store.Store.
-func (s *Store) SetAdd(ctx context.Context, key, member string, ttl time.Duration) (bool, error) {
-	op, err := s.one(ctx, &store.Op{Kind: store.OpSetAdd, Key: key, Member: member, TTL: ttl})
-	return op.OK, err
-}
-
-// SetHas implements store.Store.
-func (s *Store) SetHas(ctx context.Context, key, member string) (bool, error) {
-	op, err := s.one(ctx, &store.Op{Kind: store.OpSetHas, Key: key, Member: member})
-	return op.OK, err
-}
-
-// SetLen implements store.Store.
-func (s *Store) SetLen(ctx context.Context, key string) (int, error) {
-	op, err := s.one(ctx, &store.Op{Kind: store.OpSetLen, Key: key})
-	return int(op.Num), err
 }
