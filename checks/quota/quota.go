@@ -381,38 +381,10 @@ func (c *Check) alert(l *limit, env *checks.Envelope, current float64, now time.
 		Policy: l.q.Policy, Quota: l.q.Name, Limit: l.name, Track: l.track, Counter: l.counter,
 		Current: current, Max: l.max,
 	}
-	line := verdictlog.QuotaLine(ev)
-	f := facts{
-		Action: ev.Action, Host: ip, HELO: ev.HELO, From: ev.From, To: ev.To, Reason: "quota_match",
-		Policy: ev.Policy, Quota: ev.Quota, Limit: ev.Limit, Track: ev.Track, Counter: ev.Counter,
-		Current: current, Max: l.max,
-	}
-	if l.max > 0 {
-		p := float64(int64(current/l.max*1000+0.5)) / 10
-		f.Percent = &p
-	}
+	event := verdictlog.QuotaCheckEvent(ev)
 	c.metrics.exceeded(l.q.Name, l.q.Action)
 	if c.hook != nil {
-		c.hook.notify(l.q.Name+"\x00"+l.track, payload{Event: "quota", Time: now.UTC().Format(time.RFC3339), Line: line, facts: f})
+		c.hook.notify(l.q.Name+"\x00"+l.track, payload{Event: "quota", Time: now.UTC().Format(time.RFC3339), Line: event.Line, QuotaFacts: event.Facts.(verdictlog.QuotaFacts)})
 	}
-	return checks.Event{Name: "quota", Line: line, Facts: f}
-}
-
-// facts are the JSON fields of a quota event (the same as verdictlog's
-// quota line in JSON).
-type facts struct {
-	Action  string   `json:"action"`
-	Host    string   `json:"host"`
-	HELO    string   `json:"helo"`
-	From    string   `json:"from"`
-	To      string   `json:"to"`
-	Reason  string   `json:"reason"`
-	Policy  string   `json:"policy"`
-	Quota   string   `json:"quota"`
-	Limit   string   `json:"limit"`
-	Track   string   `json:"track"`
-	Counter string   `json:"counter"`
-	Current float64  `json:"current"`
-	Max     float64  `json:"max"`
-	Percent *float64 `json:"percent"`
+	return event
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"chainmail/checks/verdictlog"
 	"chainmail/reputation/store"
 )
 
@@ -21,7 +22,7 @@ import (
 type payload struct {
 	Event string `json:"event"`
 	Time  string `json:"time"`
-	facts
+	verdictlog.QuotaFacts
 	Line string `json:"line"`
 }
 

@@ -96,7 +96,8 @@ type sdrVerdictJSON struct {
 	AgeDays *int `json:"youngest_domain_age_days"`
 }
 
-type quotaFacts struct {
+// QuotaFacts are the JSON fields of a quota event.
+type QuotaFacts struct {
 	Action  string   `json:"action"`
 	Host    string   `json:"host"`
 	HELO    string   `json:"helo"`

@@ -377,8 +377,15 @@ func (l *Logger) SDRVerdict(id string, v SDRVerdict) {
 // Quota logs a quota decision (see QuotaLine). Quota lines carry no queue
 // id: policyd logs them before there is one.
 func (l *Logger) Quota(q QuotaEvent) {
+	ev := QuotaCheckEvent(q)
+	l.emit(entry{event: ev.Name, line: ev.Line, facts: ev.Facts})
+}
+
+// QuotaCheckEvent is the quota line as a checks.Event, for a check that
+// reports it in its result; Facts is a QuotaFacts.
+func QuotaCheckEvent(q QuotaEvent) checks.Event {
 	s := q.sanitized()
-	f := quotaFacts{
+	f := QuotaFacts{
 		Action: s.Action, Host: s.Host, HELO: s.HELO, From: s.From, To: s.To, Reason: s.Reason,
 		Policy: s.Policy, Quota: s.Quota, Limit: s.Limit, Track: s.Track, Counter: s.Counter,
 		Current: s.Current, Max: s.Max,
@@ -387,7 +394,7 @@ func (l *Logger) Quota(q QuotaEvent) {
 		p := round1(s.Current / s.Max * 100)
 		f.Percent = &p
 	}
-	l.emit(entry{event: "quota", line: QuotaLine(q), facts: f})
+	return checks.Event{Name: "quota", Line: QuotaLine(q), Facts: f}
 }
 
 // Printf logs an operational message (startup, reload, trouble) to the
