@@ -1,10 +1,6 @@
 package dmarc
 
-import (
-	"strings"
-
-	"chainmail/checks/checktest"
-)
+import "chainmail/checks/checktest"
 
 // fakeResolver is DNS as data (checktest.Resolver).
 type fakeResolver = checktest.Resolver
@@ -14,5 +10,3 @@ var (
 	errServfail = checktest.ErrServfail
 	errTimeout  = checktest.ErrTimeout
 )
-
-func norm(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) }
