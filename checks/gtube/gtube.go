@@ -68,7 +68,14 @@ func (c *Check) find(m *checks.Message) (bool, string) {
 	if contains(io.LimitReader(m.BodyReader(), c.cfg.MaxScan)) {
 		return true, "body"
 	}
-	// Transfer-encoded text parts.
+	// Transfer-encoded text parts. A single-part message whose body is not
+	// transfer-encoded was fully searched above: skip the MIME walk.
+	ct := strings.ToLower(m.Get("Content-Type"))
+	cte := strings.ToLower(strings.TrimSpace(m.Get("Content-Transfer-Encoding")))
+	if !strings.HasPrefix(ct, "multipart/") && !strings.HasPrefix(ct, "message/") &&
+		cte != "base64" && cte != "quoted-printable" {
+		return false, ""
+	}
 	e, err := message.Read(io.MultiReader(strings.NewReader(string(m.RawHeader())), io.LimitReader(m.BodyReader(), c.cfg.MaxScan)))
 	if e == nil {
 		return false, ""
