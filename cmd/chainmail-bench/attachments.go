@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"chainmail/checks"
-	"chainmail/milter"
 )
 
 // runAttachments measures the attachment check through the real milter
@@ -64,24 +62,14 @@ func benchOne(bin, name string, msg []byte, n int) error {
 	if err != nil {
 		return err
 	}
-	cfg := filepath.Join(dir, "bench.yaml")
 	conf := fmt.Sprintf("listen: inet:%s\nmetrics: {listen: \"\"}\nlog:\n  sinks: [{type: file, path: %q}]\nchecks:\n  - name: attachment\n", addr, filepath.Join(dir, "verdicts.log"))
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+	srv, err := startServer(bin, dir, "bench.yaml", conf, addr)
+	if err != nil {
 		return err
 	}
-	srv := exec.Command(bin, "serve", "-c", cfg)
-	var serr bytes.Buffer
-	srv.Stderr = &serr
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
-	if err := waitPort(addr); err != nil {
-		return fmt.Errorf("%v\n%s", err, serr.String())
-	}
-	idle, _ := peakRSS(srv.Process.Pid)
-	network, address, _ := milter.ParseAddr("inet:" + addr)
-	client := &milter.Client{Network: network, Address: address, Timeout: time.Minute}
+	defer srv.stop()
+	idle, _ := peakRSS(srv.cmd.Process.Pid)
+	client := srv.client
 	env := checks.Envelope{ClientIP: net.ParseIP("192.0.2.25"), HELO: "mail.bench.example", MailFrom: "alice@bench.example", Rcpts: []string{"bob@example.org"}}
 	s, err := client.Dial(env)
 	if err != nil {
@@ -89,7 +77,7 @@ func benchOne(bin, name string, msg []byte, n int) error {
 	}
 	defer s.Close()
 	var lat []time.Duration
-	cpu0, _ := cpuTime(srv.Process.Pid)
+	cpu0, _ := cpuTime(srv.cmd.Process.Pid)
 	action := ""
 	for i := 0; i < n; i++ {
 		e := env
@@ -102,8 +90,8 @@ func benchOne(bin, name string, msg []byte, n int) error {
 		lat = append(lat, time.Since(t0))
 		action = out.Action
 	}
-	cpu1, _ := cpuTime(srv.Process.Pid)
-	peak, _ := peakRSS(srv.Process.Pid)
+	cpu1, _ := cpuTime(srv.cmd.Process.Pid)
+	peak, _ := peakRSS(srv.cmd.Process.Pid)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	log, _ := os.ReadFile(filepath.Join(dir, "verdicts.log"))
 	lines := strings.Count(string(log), "\n") / max(n, 1)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -96,22 +95,12 @@ func runDNSBL(bin string, n, conc int) error {
 	if err != nil {
 		return err
 	}
-	cfg := filepath.Join(dir, "dnsbl.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(dnsblConfig, addr, dnsSrv.Addr(), filepath.Join(dir, "verdicts.log"))), 0o644); err != nil {
+	srv, err := startServer(bin, dir, "dnsbl.yaml", fmt.Sprintf(dnsblConfig, addr, dnsSrv.Addr(), filepath.Join(dir, "verdicts.log")), addr)
+	if err != nil {
 		return err
 	}
-	srv := exec.Command(bin, "serve", "-c", cfg)
-	var serr bytes.Buffer
-	srv.Stderr = &serr
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
-	if err := waitPort(addr); err != nil {
-		return fmt.Errorf("%v\n%s", err, serr.String())
-	}
-	network, address, _ := milter.ParseAddr("inet:" + addr)
-	client := &milter.Client{Network: network, Address: address, Timeout: time.Minute}
+	defer srv.stop()
+	client := srv.client
 	env := func(i int) checks.Envelope {
 		return checks.Envelope{ClientIP: net.IPv4(198, 51, byte(i>>8), byte(i)), ClientName: "mail.bench.example",
 			HELO: "mail.bench.example", MailFrom: "news@bench.example", Rcpts: []string{"bob@example.org"},
@@ -129,7 +118,7 @@ func runDNSBL(bin string, n, conc int) error {
 	// nobody asked about before.
 	cold := min(n, 500)
 	dnsSrv.ResetQueries()
-	cpu0, _ := cpuTime(srv.Process.Pid)
+	cpu0, _ := cpuTime(srv.cmd.Process.Pid)
 	start := time.Now()
 	coldLat, err := sendMany(client, cold, conc, func(i int) (checks.Envelope, []byte) {
 		return env(1000 + i), urlMessage(fmt.Sprintf("c%d", i))
@@ -138,7 +127,7 @@ func runDNSBL(bin string, n, conc int) error {
 		return err
 	}
 	coldTime := time.Since(start)
-	cpu1, _ := cpuTime(srv.Process.Pid)
+	cpu1, _ := cpuTime(srv.cmd.Process.Pid)
 	coldQ := dnsSrv.Queries()
 
 	// Warm: the same client and links again and again.
@@ -147,16 +136,16 @@ func runDNSBL(bin string, n, conc int) error {
 		return err
 	}
 	dnsSrv.ResetQueries()
-	cpu2, _ := cpuTime(srv.Process.Pid)
+	cpu2, _ := cpuTime(srv.cmd.Process.Pid)
 	start = time.Now()
 	warmLat, err := sendMany(client, n, conc, func(i int) (checks.Envelope, []byte) { return env(1), msg })
 	if err != nil {
 		return err
 	}
 	warmTime := time.Since(start)
-	cpu3, _ := cpuTime(srv.Process.Pid)
+	cpu3, _ := cpuTime(srv.cmd.Process.Pid)
 	warmQ := dnsSrv.Queries()
-	rss, _ := peakRSS(srv.Process.Pid)
+	rss, _ := peakRSS(srv.cmd.Process.Pid)
 	fmt.Printf("\nchainmail-bench: DNS lists — rbl (1 IP list) and uribl (2 URI lists), %d-byte HTML message with 50 URLs on 50 domains, %d connections\n", len(msg), conc)
 	fmt.Printf("  first message     %8d DNS queries (3 health probes of 2 queries, 1 client, 50 domains x 2 lists)\n", first)
 	fmt.Printf("  cold cache        %8.0f msgs/s, p50 %.2f ms, p99 %.2f ms, %.3f ms CPU, %.1f DNS queries per message (%d messages, new client and domains each)\n",

@@ -117,28 +117,18 @@ _dmarc IN TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
 	if err != nil {
 		return err
 	}
-	cfg := filepath.Join(dir, "bench.yaml")
 	metricsAddr, err := freePort()
 	if err != nil {
 		return err
 	}
 	conf := fmt.Sprintf("listen: inet:%s\nhostname: mx.bench.test\nmetrics: {listen: %q}\ndns: {servers: [%q]}\nlog:\n  sinks: [{type: file, path: %q}]\n",
 		milterAddr, metricsAddr, dnsSrv.Addr(), filepath.Join(dir, "verdicts.log"))
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+	srv, err := startServer(bin, dir, "bench.yaml", conf, milterAddr)
+	if err != nil {
 		return err
 	}
-	srv := exec.Command(bin, "serve", "-c", cfg)
-	var serr bytes.Buffer
-	srv.Stderr = &serr
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
-	if err := waitPort(milterAddr); err != nil {
-		return fmt.Errorf("%v\n%s", err, serr.String())
-	}
-	network, address, _ := milter.ParseAddr("inet:" + milterAddr)
-	client := &milter.Client{Network: network, Address: address, Timeout: time.Minute}
+	defer srv.stop()
+	client := srv.client
 	env := checks.Envelope{ClientIP: net.ParseIP("192.0.2.25"), ClientName: "mail." + domain, HELO: "mail." + domain,
 		MailFrom: "alice@" + domain, Rcpts: []string{"bob@example.org"}}
 
@@ -150,7 +140,7 @@ _dmarc IN TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
 	}
 	cold := dnsSrv.Queries()
 	if first.Action != "accept" {
-		return fmt.Errorf("the benchmark message was not accepted (%s %s); server log:\n%s", first.Action, first.Reply, serr.String())
+		return fmt.Errorf("the benchmark message was not accepted (%s %s); server log:\n%s", first.Action, first.Reply, srv.stderr.String())
 	}
 	authResults := "(none)"
 	for _, h := range first.Headers {
@@ -167,16 +157,16 @@ _dmarc IN TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
 	if err != nil {
 		return err
 	}
-	cpu0, _ := cpuTime(srv.Process.Pid)
+	cpu0, _ := cpuTime(srv.cmd.Process.Pid)
 	start := time.Now()
 	_, lat, err := sendBatch(client, env, msg, n, conc, perConn)
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	cpu1, _ := cpuTime(srv.Process.Pid)
+	cpu1, _ := cpuTime(srv.cmd.Process.Pid)
 	warm := dnsSrv.Queries()
-	rss, _ := peakRSS(srv.Process.Pid)
+	rss, _ := peakRSS(srv.cmd.Process.Pid)
 	checks1, err := checkTimes(metricsAddr)
 	if err != nil {
 		return err
@@ -277,6 +267,38 @@ func sendBatch(c *milter.Client, env checks.Envelope, msg []byte, n, conc, perCo
 	}
 	wg.Wait()
 	return actions, lat, firstErr
+}
+
+// server is a `chainmail serve` process started by the bench.
+type server struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	client *milter.Client
+}
+
+// startServer writes conf to dir/name, runs chainmail serve on it and
+// waits until addr, its milter address, accepts connections.
+func startServer(bin, dir, name, conf, addr string) (*server, error) {
+	cfg := filepath.Join(dir, name)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: exec.Command(bin, "serve", "-c", cfg)}
+	s.cmd.Stderr = &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	if err := waitPort(addr); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%v\n%s", err, s.stderr.String())
+	}
+	s.client = &milter.Client{Network: "tcp", Address: addr, Timeout: time.Minute}
+	return s, nil
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
 }
 
 func sendOne(c *milter.Client, env checks.Envelope, msg []byte) (*milter.Outcome, error) {
