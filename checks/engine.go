@@ -38,10 +38,17 @@ func (e *Engine) Evaluate(ctx context.Context, m *Message) (*Verdict, []string) 
 	}
 	for _, s := range e.Chain.Steps {
 		if l, ok := s.Check.(Learner); ok {
-			l.Learn(ctx, m, v)
+			learn(ctx, l, m, v)
 		}
 	}
 	return v, lines
+}
+
+// learn runs one Learner; a panic there must not cost the message its
+// verdict, which is already decided and logged.
+func learn(ctx context.Context, l Learner, m *Message, v *Verdict) {
+	defer func() { _ = recover() }()
+	l.Learn(ctx, m, v)
 }
 
 // RcptChecker is implemented by checks that act at RCPT time, before the
