@@ -305,8 +305,10 @@ func fromDomains(v string) []string {
 			return out
 		}
 		rest = rest[i+1:]
+		// '@' ends the host too (no domain has one), so that each
+		// byte is scanned once: "@a@a@a…" is not quadratic.
 		end := strings.IndexFunc(rest, func(r rune) bool {
-			return r == '>' || r == ' ' || r == ',' || r == ';' || r == ')' || r == '"'
+			return r == '>' || r == ' ' || r == ',' || r == ';' || r == ')' || r == '"' || r == '@'
 		})
 		host := rest
 		if end >= 0 {

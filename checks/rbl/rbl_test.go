@@ -319,6 +319,10 @@ func TestReceivedAddr(t *testing.T) {
 		{"from a by b with (envelope-from 192.0.2.1)", ""},
 		{"from a\r\n\t(b [192.0.2.77])\r\n\tby c", "192.0.2.77"},
 		{strings.Repeat("from ", 10000), ""},
+		// Bytes whose lower case is longer (invalid UTF-8, U+0130) must
+		// not shift the clause or panic.
+		{"\xff\xff\xff\xff\xff\xff\xff\xff from a ([192.0.2.5]) by c", "192.0.2.5"},
+		{"\u0130\u0130\u0130\u0130\u0130\u0130 FROM a ([192.0.2.6]) BY c", "192.0.2.6"},
 	} {
 		a, ok := receivedAddr(tc.in)
 		got := ""
@@ -689,5 +693,19 @@ func TestProbesInParallel(t *testing.T) {
 	}
 	if !slices.Equal(r.Listed, []string{"spamhaus-ZEN", "SLOW"}) {
 		t.Errorf("listed %v (%s)", r.Listed, r.Reason)
+	}
+}
+
+// A From value that does not parse is searched for "@" in time linear in
+// its length: a hostile "@a@a@a…" header must not cost seconds.
+func TestFromDomainsLinear(t *testing.T) {
+	if got := fromDomains("bad <<a@x.example> b@y.example@"); !slices.Equal(got, []string{"x.example", "y.example"}) {
+		t.Errorf("fromDomains: %v", got)
+	}
+	v := strings.Repeat("@a", 60000)
+	start := time.Now()
+	fromDomains(v)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("fromDomains of %d bytes took %v", len(v), d)
 	}
 }

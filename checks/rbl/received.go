@@ -34,7 +34,9 @@ func receivedAddr(v string) (netip.Addr, bool) {
 		v = v[:maxReceivedBytes]
 	}
 	v = strings.Join(strings.Fields(v), " ")
-	low := strings.ToLower(v)
+	// ASCII-only lower case: strings.ToLower may change the length of
+	// non-ASCII or invalid UTF-8 text, and low's indexes are used on v.
+	low := asciiLower(v)
 	start := strings.Index(low, "from ")
 	if start != 0 && (start < 0 || low[start-1] != ' ') {
 		return netip.Addr{}, false
@@ -73,6 +75,18 @@ func receivedAddr(v string) (netip.Addr, bool) {
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// asciiLower lowers the ASCII letters of s and keeps every other byte,
+// so that the result has the same length and byte offsets as s.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // parseAddr reads an address as written in a Received field: bare,

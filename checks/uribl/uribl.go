@@ -144,6 +144,9 @@ func NewWithOptions(cfg Config, r dns.Resolver, o Options) (*Check, error) {
 	if cfg.MaxScan <= 0 {
 		cfg.MaxScan = def.MaxScan
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = def.Timeout
+	}
 	c := &Check{cfg: cfg, r: r, exclude: map[string]bool{}}
 	for _, d := range cfg.Exclude {
 		n, ok := dnsbl.Domain(d)
@@ -310,9 +313,17 @@ func (c *Check) total(r *checks.Result) {
 func (c *Check) queries(ctx context.Context, f *Found) []dnsbl.Query {
 	var qs []dnsbl.Query
 	var resolved map[string][]netip.Addr
+	// One resolution serves every resolved_ips list: resolve the domains
+	// of all their sources, not only the first such list's.
+	var rsources Origin
+	for _, l := range c.lists {
+		if l.resolved {
+			rsources |= l.sources
+		}
+	}
 	for i, l := range c.lists {
 		if l.resolved && resolved == nil {
-			resolved = c.resolve(ctx, f.Keys, l.sources)
+			resolved = c.resolve(ctx, f.Keys, rsources)
 		}
 		for _, k := range f.Keys {
 			if k.Origins&l.sources == 0 {

@@ -117,6 +117,8 @@ type errorAnswer struct {
 //   - 127.255.255.252, 127.255.255.254, 127.255.255.255: Spamhaus's
 //     answers for a malformed query, a query through a public or open
 //     resolver, and too many queries.
+//   - 127.255.255.0/24: the rest of Spamhaus's error range (the failure
+//     policy: no 127.255.255.x answer is a listing).
 //   - 127.0.1.255: Spamhaus DBL's answer to an IP address asked as a
 //     domain.
 //   - 127.0.0.1: URIBL's "query refused / blocked" answer. RFC 5782 §5
@@ -128,6 +130,7 @@ var DefaultErrors = []struct{ Answer, Meaning string }{
 	{"127.255.255.255", "too many queries"},
 	{"127.0.1.255", "IP address queried as a domain"},
 	{"127.0.0.1", "query refused or blocked"},
+	{"127.255.255.0/24", "error answer"},
 }
 
 var defaultErrors = func() []errorAnswer {

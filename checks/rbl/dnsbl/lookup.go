@@ -157,7 +157,14 @@ func (s *Set) Lookup(ctx context.Context, qs []Query) []Outcome {
 				var o Outcome
 				select {
 				case s.inflight <- struct{}{}:
-					o = s.one(ctx, lctx[li], s.Lists[li], j.name)
+					if err := lctx[li].Err(); err != nil {
+						// select picks at random when both are ready:
+						// a deadline that passed while the job waited
+						// for a worker is not the list's fault either.
+						o = Outcome{State: Failed, Reason: "timeout", Err: err}
+					} else {
+						o = s.one(ctx, lctx[li], s.Lists[li], j.name)
+					}
 					<-s.inflight
 				case <-lctx[li].Done():
 					// Out of time before a slot was free: the list
