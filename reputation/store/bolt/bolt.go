@@ -445,8 +445,16 @@ func expiry(now time.Time, ttl time.Duration) int64 {
 	return now.Add(ttl).UnixNano()
 }
 
+// maxKeyLen is the longest key the file takes: bbolt refuses keys over
+// MaxKeySize, and the expiry index puts 8 bytes before the 'k'-prefixed
+// key. A longer key in the overlay would fail every commit after it.
+const maxKeyLen = bbolt.MaxKeySize - 9
+
 // apply runs one operation. Call with s.mu held.
 func (s *Store) apply(op *store.Op, now time.Time) error {
+	if len(op.Key) > maxKeyLen {
+		return fmt.Errorf("store: bolt: key of %d bytes, longer than %d", len(op.Key), maxKeyLen)
+	}
 	ns := now.UnixNano()
 	switch op.Kind {
 	case store.OpGet:

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -297,6 +298,25 @@ func TestCorruptRecord(t *testing.T) {
 	}
 }
 
+// A window record whose event count times 16 overflows to the payload
+// length is corrupt, not a panic (under s.mu, which would then stay
+// locked and hang every later call).
+func TestCorruptWindowCount(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "state.db"), Options{})
+	defer s.Close()
+	bad := binary.AppendUvarint([]byte{byte(kindWindow), 0, 0, 0, 0, 0, 0, 0, 0}, 1<<60)
+	s.db.Update(func(tx *bboltTx) error {
+		return tx.Bucket(bucketKV).Put(dbKey("bad"), bad)
+	})
+	if _, err := s.WindowSum(ctx, "bad", time.Now(), time.Minute); err == nil || errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("corrupt record: %v", err)
+	}
+	if err := s.Set(ctx, "bad", []byte("fixed"), 0); err != nil {
+		t.Errorf("overwriting a corrupt record: %v", err)
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	for _, r := range []*record{
 		{kind: kindBytes, val: []byte("x"), exp: 5},
@@ -343,5 +363,39 @@ func TestWindowBounded(t *testing.T) {
 	}
 	if sum, _ := s.WindowSum(ctx, "w", at.Add(20*time.Second), time.Minute); sum != 20000 {
 		t.Errorf("sum %v", sum)
+	}
+}
+
+// A key too long for bbolt (a 40 KB header From address becomes a
+// reputation key) is refused at once: in the overlay it would make every
+// later commit fail, so nothing would reach the file again.
+func TestOversizedKey(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := open(t, path, Options{FlushInterval: time.Hour})
+	for _, n := range []int{maxKeyLen + 1, bbolt.MaxKeySize + 1} {
+		if err := s.Set(ctx, strings.Repeat("a", n), []byte("x"), time.Hour); err == nil {
+			t.Errorf("Set with a %d-byte key: no error", n)
+		}
+	}
+	long := strings.Repeat("b", maxKeyLen)
+	if err := s.Set(ctx, long, []byte("x"), time.Hour); err != nil {
+		t.Fatalf("Set with a %d-byte key: %v", maxKeyLen, err)
+	}
+	if err := s.Set(ctx, "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path, Options{})
+	defer s.Close()
+	for _, k := range []string{"k", long} {
+		if _, ok, err := s.Get(ctx, k); err != nil || !ok {
+			t.Errorf("Get(%.10q…) after reopen: ok %v, err %v", k, ok, err)
+		}
 	}
 }

@@ -134,7 +134,7 @@ func decode(b []byte) (*record, error) {
 		r.val = append([]byte{}, p...)
 	case kindWindow:
 		n, k := binary.Uvarint(p)
-		if k <= 0 || uint64(len(p)-k) != n*16 {
+		if k <= 0 || (len(p)-k)%16 != 0 || uint64(len(p)-k)/16 != n { // n*16 could overflow
 			return nil, errCorrupt
 		}
 		p = p[k:]
