@@ -266,6 +266,11 @@ func (s *Store) observe(err error) error {
 	if err != nil && errors.Is(err, goredis.Nil) {
 		err = nil
 	}
+	if errors.Is(err, context.Canceled) {
+		// The caller gave up (its session ended): no answer for it, but
+		// nothing learnt about Redis, so no "down" alert.
+		return fmt.Errorf("%w: redis: %v", store.ErrUnavailable, err)
+	}
 	bad := unreachable(err)
 	now := time.Now()
 	s.mu.Lock()

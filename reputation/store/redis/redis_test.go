@@ -303,3 +303,22 @@ func TestWindowBounded(t *testing.T) {
 		t.Errorf("sum %v", sum)
 	}
 }
+
+// A caller that gives up does not make Redis look down.
+func TestCancelledCallIsNoOutage(t *testing.T) {
+	srv := storetest.StartRedis(t)
+	s := openStore(t, Options{Addrs: []string{srv.Addr()}})
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := s.Get(ctx, "k")
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("cancelled call: %v, want ErrUnavailable", err)
+	}
+	if s.Down() {
+		t.Error("a cancelled call marked Redis down")
+	}
+	if _, _, err := s.Get(context.Background(), "k"); err != nil {
+		t.Errorf("next call: %v", err)
+	}
+}
