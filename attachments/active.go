@@ -91,7 +91,8 @@ func hasVBA(o *OLE) bool {
 // OLE storage kept zlib-compressed in an ExOleObjStg record (type
 // 0x1011, instance 1: a 4-byte size, then the zlib stream).
 func pptVBA(doc []byte) []Active {
-	for p := 0; p+14 <= len(doc); {
+	left := int64(16 << 20) // inflated bytes for the whole document
+	for p := 0; p+14 <= len(doc) && left > 0; {
 		i := bytes.Index(doc[p:], []byte{0x11, 0x10})
 		if i < 0 {
 			break
@@ -107,7 +108,8 @@ func pptVBA(doc []byte) []Active {
 		if err != nil {
 			continue
 		}
-		stg, _ := io.ReadAll(io.LimitReader(r, 16<<20))
+		stg, _ := io.ReadAll(io.LimitReader(r, left))
+		left -= int64(len(stg))
 		if o, err := ParseOLE(stg); err == nil && hasVBA(o) {
 			return vbaFindings(o)
 		}
@@ -434,9 +436,17 @@ var (
 // FlateDecode streams (object streams hide dictionaries) are inflated
 // within budget bytes.
 func PDFActive(b []byte, budget int64) []Active {
+	out, _ := pdfActive(b, budget)
+	return out
+}
+
+// pdfActive is PDFActive, also returning the bytes inflated.
+func pdfActive(b []byte, budget int64) ([]Active, int64) {
 	names := pdfNames(b)
+	var used int64
 	if budget > 0 {
 		for _, s := range pdfStreams(b, budget) {
+			used += int64(len(s))
 			for k := range pdfNames(s) {
 				names[k] = true
 			}
@@ -458,7 +468,7 @@ func PDFActive(b []byte, budget int64) []Active {
 	if names["/Encrypt"] {
 		out = append(out, Active{KindEncryptedDoc, CategoryEncrypted, "encrypted PDF"})
 	}
-	return out
+	return out, used
 }
 
 var pdfName = regexp.MustCompile(`/[A-Za-z#0-9]{2,20}`)

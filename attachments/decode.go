@@ -14,12 +14,31 @@ type Decoder struct {
 	// Bad counts input bytes that were not valid in the encoding.
 	Bad int64
 	enc string
+	// srcErr is a read error of the source (not bad input): returned at
+	// the end instead of io.EOF, so that a part cut short by it is not
+	// taken for a whole one.
+	srcErr error
+}
+
+// srcReader records the source's read errors in d.
+type srcReader struct {
+	r io.Reader
+	d *Decoder
+}
+
+func (s *srcReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.d.srcErr = err
+	}
+	return n, err
 }
 
 // NewDecoder returns a decoder for the Content-Transfer-Encoding enc
 // (lower case) over r. Unknown encodings pass the bytes through.
 func NewDecoder(enc string, r io.Reader) *Decoder {
 	d := &Decoder{enc: enc}
+	r = &srcReader{r: r, d: d}
 	switch enc {
 	case "base64":
 		d.r = &b64Reader{src: bufio.NewReaderSize(r, 32<<10), d: d}
@@ -42,7 +61,13 @@ func (d *Decoder) Known() bool {
 	return false
 }
 
-func (d *Decoder) Read(p []byte) (int, error) { return d.r.Read(p) }
+func (d *Decoder) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err == io.EOF && d.srcErr != nil {
+		err = d.srcErr
+	}
+	return n, err
+}
 
 var b64val = func() [256]byte {
 	var t [256]byte

@@ -213,10 +213,17 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.s.take(int64(n))
+	if err == io.ErrUnexpectedEOF {
+		// A decompressor's truncated stream: not to be taken for the
+		// short end of a whole file by io.ReadFull.
+		err = errTruncated
+	}
 	return n, err
 }
 
 var errBudget = errors.New("attachments: byte budget spent")
+
+var errTruncated = errors.New("attachments: data ends early (truncated)")
 
 // read reads a file's content: the first SniffSize bytes always, and the
 // whole file (up to limit bytes) only when keep(head) says it is worth
@@ -235,7 +242,7 @@ func (s *scanner) read(r io.Reader, hint int64, keep func(head []byte) int64) (d
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return head, true, false, nil
 	}
-	if int64(n) < SniffSize {
+	if int64(n) < SniffSize && err == nil {
 		// The hint was low: read on up to SniffSize.
 		more := make([]byte, SniffSize-int64(n))
 		m, err2 := io.ReadFull(br, more)
@@ -317,7 +324,10 @@ func (s *scanner) part(e *Entity) {
 		return
 	}
 	hint := e.RawSize()
-	data, whole, over, _ := s.read(d, hint, s.keep)
+	data, whole, over, err := s.read(d, hint, s.keep)
+	if err != nil && !errors.Is(err, errBudget) {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "read-error", Path: e.Path, File: e.Filename(), Detail: "part could not be read: " + err.Error()})
+	}
 	size := int64(len(data))
 	if !whole {
 		size = e.RawSize()
@@ -386,7 +396,7 @@ func (s *scanner) inspect(f *File, data []byte, whole bool, depth int) {
 	if !whole {
 		return
 	}
-	if depth >= s.opts.MaxDepth && (f.Type.Family == FamilyArchive || IsTNEF(data)) {
+	if depth >= s.opts.MaxDepth && (f.Type.Family == FamilyArchive || IsTNEF(data) || IsOLE(data) || f.Type.SelfExtracting || bytes.HasPrefix(data, []byte("PK\x03\x04"))) {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-depth", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("archive nested deeper than %d: not opened", s.opts.MaxDepth)})
 		return
 	}
@@ -410,7 +420,12 @@ func (s *scanner) inspect(f *File, data []byte, whole bool, depth int) {
 	case bytes.HasPrefix(data, []byte("Rar!\x1a\x07")):
 		s.rar(f, data, depth)
 	case f.Type.MIME == "application/pdf":
-		s.active(f, PDFActive(data, min(s.budget, 16<<20)))
+		as, used := pdfActive(data, min(s.budget, 16<<20))
+		s.take(used)
+		if s.budget <= 0 {
+			s.take(1) // streams left uninflated: say so
+		}
+		s.active(f, as)
 	case f.Type.MIME == "text/rtf" || bytes.HasPrefix(data, []byte(`{\rt`)):
 		s.active(f, RTFActive(data))
 	case f.Type.Family == FamilyText || f.Type.Family == FamilyData:
@@ -498,6 +513,7 @@ func (s *scanner) entries(parent *File, n int) bool {
 func (s *scanner) zip(f *File, data []byte, depth int) {
 	l, err := ListZip(data, s.opts.MaxEntries)
 	if err != nil {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "zip: " + err.Error()})
 		return
 	}
 	for _, p := range l.Problems {
@@ -604,6 +620,16 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 	case "bzip2":
 		r = bzip2.NewReader(bytes.NewReader(data))
 	case "xz":
+		// The decoder allocates the dictionary a block header declares
+		// (up to 4 GiB): check them all first.
+		if d, err := xzMaxDict(data); err != nil || d > uint64(max(s.opts.MaxFileSize, 64<<20)) {
+			detail := fmt.Sprintf("xz: dictionary of %d bytes: not unpacked", d)
+			if err != nil {
+				detail = "xz: " + err.Error()
+			}
+			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: detail})
+			return
+		}
 		z, err := xz.NewReader(bytes.NewReader(data))
 		if err != nil {
 			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "xz: " + err.Error()})
@@ -654,6 +680,14 @@ func (s *scanner) sevenZip(f *File, data []byte, depth int) {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "7z: " + err.Error()})
 		return
 	}
+	// Reaching a member of a solid archive unpacks all those before it,
+	// read or not: what the archive declares is charged up front, and
+	// nothing is unpacked when it is over the budget.
+	var declared int64
+	for _, zf := range z.File {
+		declared += int64(min(zf.UncompressedSize, 1<<40))
+	}
+	s.take(declared)
 	encrypted := 0
 	for n, zf := range z.File {
 		if !s.entries(f, n) {
@@ -662,7 +696,7 @@ func (s *scanner) sevenZip(f *File, data []byte, depth int) {
 		if zf.FileInfo().IsDir() {
 			continue
 		}
-		if probe7zEncrypted(zf) {
+		if s.budget > 0 && probe7zEncrypted(zf) {
 			encrypted++
 			m := s.member(f, zf.Name, "7z", nil, int64(zf.UncompressedSize), false, depth+1, "7z")
 			m.Encrypted = true
@@ -671,11 +705,13 @@ func (s *scanner) sevenZip(f *File, data []byte, depth int) {
 		var content []byte
 		size := int64(zf.UncompressedSize)
 		whole := false
-		if rc, err := zf.Open(); err == nil {
-			if s.budget > 0 {
-				content, size, whole = s.extract(f, zf.Name, rc, int64(zf.UncompressedSize), 0)
-			}
+		if s.budget <= 0 {
+			// over the budget (reported): the name is still checked
+		} else if rc, err := zf.Open(); err == nil {
+			content, size, whole = s.extract(f, zf.Name, rc, int64(zf.UncompressedSize), 0)
 			rc.Close()
+		} else {
+			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-unsupported", Path: f.Path, File: zf.Name, Detail: "7z: " + err.Error()})
 		}
 		s.member(f, zf.Name, "7z", content, size, whole, depth+1, "7z")
 	}
@@ -698,7 +734,9 @@ func probe7zEncrypted(zf *sevenzip.File) bool {
 }
 
 func (s *scanner) rar(f *File, data []byte, depth int) {
-	r, err := rardecode.NewReader(bytes.NewReader(data))
+	// The window is allocated at the size the header declares (up to
+	// 4 GiB by default): bound it. A larger one is reported below.
+	r, err := rardecode.NewReader(bytes.NewReader(data), rardecode.MaxDictionarySize(max(s.opts.MaxFileSize, 64<<20)))
 	if err != nil {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "rar: " + err.Error()})
 		return
@@ -791,6 +829,7 @@ func (s *scanner) ole(f *File, data []byte, depth int) {
 		}
 		b, err := o.Stream(i, s.opts.MaxFileSize)
 		if err != nil {
+			s.add(Finding{Category: CategoryUnscannable, Kind: "ole-corrupt", Path: f.Path, File: f.Name, Detail: "OLE2: embedded package: " + err.Error()})
 			continue
 		}
 		if name, content, ok := OLEPackage(b); ok {
@@ -812,7 +851,11 @@ func (s *scanner) uuencoded(f *File, data []byte, depth int) {
 	if !bytes.Contains(data, []byte("begin")) {
 		return
 	}
-	locs := uuBegin.FindAllSubmatchIndex(data, 50)
+	locs := uuBegin.FindAllSubmatchIndex(data, 51)
+	if len(locs) > 50 {
+		locs = locs[:50]
+		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-entries", Path: f.Path, File: f.Name, Detail: "more than 50 uuencoded files: the rest were not inspected"})
+	}
 	for _, loc := range locs {
 		name := strings.TrimSpace(string(data[loc[4]:loc[5]]))
 		body := data[loc[1]:]

@@ -436,7 +436,10 @@ func DecompressRTF(b []byte) ([]byte, error) {
 	var dict [4096]byte
 	copy(dict[:], rtfPrebuf)
 	w := len(rtfPrebuf)
-	out := make([]byte, 0, rawSize)
+	// Each input byte yields at most 8.5 output bytes (a control byte
+	// and eight 2-byte references of 17): the header cannot make us
+	// allocate more than that.
+	out := make([]byte, 0, min(rawSize, 9*len(data)))
 	p := 0
 	for p < len(data) && len(out) < rawSize {
 		ctrl := data[p]

@@ -72,7 +72,7 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 	// Zip64 end of central directory.
 	if loc := eocd - 20; loc >= 0 && bytes.Equal(data[loc:loc+4], []byte("PK\x06\x07")) {
 		z := int64(binary.LittleEndian.Uint64(data[loc+8:]))
-		if z >= 0 && z+56 <= int64(len(data)) && bytes.Equal(data[z:z+4], []byte("PK\x06\x06")) {
+		if z >= 0 && z <= int64(len(data))-56 && bytes.Equal(data[z:z+4], []byte("PK\x06\x06")) {
 			count = int(min(binary.LittleEndian.Uint64(data[z+32:]), uint64(len(data))))
 			cdSize = int64(binary.LittleEndian.Uint64(data[z+40:]))
 			cdOff = int64(binary.LittleEndian.Uint64(data[z+48:]))
@@ -120,7 +120,7 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
 		e.Dir = len(e.Name) > 0 && e.Name[len(e.Name)-1] == '/'
 		e.DataOffset = -1
-		if lh := e.HeaderOffset; lh >= 0 && lh+30 <= int64(len(data)) && bytes.Equal(data[lh:lh+4], []byte("PK\x03\x04")) {
+		if lh := e.HeaderOffset; lh >= 0 && lh <= int64(len(data))-30 && bytes.Equal(data[lh:lh+4], []byte("PK\x03\x04")) {
 			lnl := int64(binary.LittleEndian.Uint16(data[lh+26:]))
 			lel := int64(binary.LittleEndian.Uint16(data[lh+28:]))
 			if lh+30+lnl <= int64(len(data)) {
@@ -250,4 +250,102 @@ func OpenZipEntry(data []byte, e *ZipEntry) (io.Reader, error) {
 		return bzip2.NewReader(raw), nil
 	}
 	return nil, fmt.Errorf("%w %d", ErrUnsupportedMethod, e.Method)
+}
+
+var errXZIndex = errors.New("damaged stream or index")
+
+// xzMaxDict returns the largest LZMA2 dictionary the block headers of an
+// xz file declare, finding the blocks of each stream from its index
+// (streams are walked from the end of the file).
+func xzMaxDict(data []byte) (uint64, error) {
+	var dict uint64
+	uvarint := func(b []byte, p *int) (uint64, bool) {
+		if *p < 0 || *p >= len(b) {
+			return 0, false
+		}
+		v, k := binary.Uvarint(b[*p:])
+		if k <= 0 {
+			return 0, false
+		}
+		*p += k
+		return v, true
+	}
+	end := len(data)
+	for end > 0 {
+		for end >= 4 && data[end-4]|data[end-3]|data[end-2]|data[end-1] == 0 {
+			end -= 4 // stream padding
+		}
+		if end == 0 {
+			break
+		}
+		if end < 24 || string(data[end-2:end]) != "YZ" {
+			return dict, errXZIndex
+		}
+		istart := int64(end-12) - (int64(binary.LittleEndian.Uint32(data[end-8:]))+1)*4
+		if istart < 12 || data[istart] != 0 {
+			return dict, errXZIndex
+		}
+		idx := data[istart : end-12]
+		p := 1
+		n, ok := uvarint(idx, &p)
+		if !ok {
+			return dict, errXZIndex
+		}
+		var sizes []uint64
+		var blocks int64
+		for i := uint64(0); i < n; i++ {
+			u, ok1 := uvarint(idx, &p)
+			_, ok2 := uvarint(idx, &p)
+			if !ok1 || !ok2 || u > uint64(len(data)) {
+				return dict, errXZIndex
+			}
+			sizes = append(sizes, u)
+			blocks += int64((u + 3) &^ 3)
+		}
+		start := istart - blocks - 12
+		if start < 0 || !bytes.HasPrefix(data[start:], []byte("\xfd7zXZ\x00")) {
+			return dict, errXZIndex
+		}
+		off := start + 12
+		for _, u := range sizes {
+			hs := (int64(data[off]) + 1) * 4
+			if data[off] == 0 || off+hs > istart {
+				return dict, errXZIndex
+			}
+			h := data[off : off+hs]
+			q := 2
+			if h[1]&0x40 != 0 {
+				if _, ok := uvarint(h, &q); !ok {
+					return dict, errXZIndex
+				}
+			}
+			if h[1]&0x80 != 0 {
+				if _, ok := uvarint(h, &q); !ok {
+					return dict, errXZIndex
+				}
+			}
+			for i := 0; i <= int(h[1]&3); i++ {
+				id, ok1 := uvarint(h, &q)
+				ps, ok2 := uvarint(h, &q)
+				if !ok1 || !ok2 || ps > uint64(len(h)-q) {
+					return dict, errXZIndex
+				}
+				if id == 0x21 && ps == 1 {
+					b := h[q]
+					switch {
+					case b > 40:
+						return dict, errXZIndex
+					case b == 40:
+						dict = max(dict, 0xffffffff)
+					default:
+						dict = max(dict, uint64(2|b&1)<<(b/2+11))
+					}
+				}
+				q += int(ps)
+			}
+			off += int64((u + 3) &^ 3)
+		}
+		end = int(start)
+	}
+	return dict, nil
 }

@@ -230,8 +230,9 @@ func (c *Check) Scan(ctx context.Context, r io.Reader) (Verdict, error) {
 		return fail("write", err)
 	}
 	line, err := bufio.NewReader(conn).ReadString(0)
-	if err != nil && line == "" {
-		return fail("read", err)
+	if err != nil {
+		// No NUL terminator: the answer was cut short.
+		return fail("read", fmt.Errorf("%v (answer so far %q)", err, line))
 	}
 	return parseAnswer(strings.TrimRight(line, "\x00\n"))
 }
@@ -246,7 +247,7 @@ func parseAnswer(line string) (Verdict, error) {
 	v := Verdict{Raw: line}
 	rest := strings.TrimPrefix(line, "stream: ")
 	switch {
-	case rest == "OK":
+	case line == "stream: OK":
 		return v, nil
 	case strings.HasSuffix(rest, " FOUND"):
 		v.Infected = true
