@@ -590,31 +590,17 @@ func isCode(s string) bool {
 
 // Marshal returns the effective configuration as YAML.
 func (f *File) Marshal() ([]byte, error) {
-	type out struct {
-		Listen   string            `yaml:"listen"`
-		Hostname string            `yaml:"hostname"`
-		DNS      DNS               `yaml:"dns"`
-		Log      verdictlog.Config `yaml:"log"`
-		Metrics  Metrics           `yaml:"metrics"`
-		Spool    Spool             `yaml:"spool"`
-		Milter   Milter            `yaml:"milter"`
-		State    State             `yaml:"state"`
-		Policy   Policy            `yaml:"policy"`
-		Rules    []Rule            `yaml:"rules"`
-		Checks   []Check           `yaml:"checks"`
-	}
-	// Secrets are not printed.
-	st := f.State
-	for _, p := range []*string{&st.Redis.Password, &st.Redis.SentinelPassword} {
+	// A copy, so secrets are not printed.
+	o := *f
+	for _, p := range []*string{&o.State.Redis.Password, &o.State.Redis.SentinelPassword} {
 		if *p != "" {
 			*p = "(hidden)"
 		}
 	}
-	o := out{f.Listen, f.Hostname, f.DNS, f.Log, f.Metrics, f.Spool, f.Milter, st, f.Policy, f.Rules, f.Checks}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(o); err != nil {
+	if err := enc.Encode(&o); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
