@@ -445,3 +445,22 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// The effective configuration never prints the Redis passwords, and the
+// File it came from keeps them.
+func TestMarshalHidesSecrets(t *testing.T) {
+	f, err := config.Parse("s.yaml", []byte("state:\n  backend: redis\n  redis:\n    addrs: [\"127.0.0.1:6379\"]\n    password: s3cret-one\n    sentinel_password: s3cret-two\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "s3cret") || strings.Count(string(out), "(hidden)") != 2 {
+		t.Errorf("secrets in the effective configuration:\n%s", out)
+	}
+	if f.State.Redis.Password != "s3cret-one" || f.State.Redis.SentinelPassword != "s3cret-two" {
+		t.Errorf("Marshal changed the configuration: %+v", f.State.Redis)
+	}
+}
