@@ -6,8 +6,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,28 +16,13 @@ import (
 	"chainmail/reputation/store/storetest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// The fake clock and the round-trip counter are storetest's.
+type (
+	clock    = storetest.Clock
+	counting = storetest.Counting
+)
 
-func newClock() *clock { return &clock{t: time.Date(2030, 5, 6, 7, 0, 0, 0, time.UTC)} }
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
-type counting struct {
-	store.Store
-	trips atomic.Int64
-}
-
-func (c *counting) Do(ctx context.Context, ops ...*store.Op) error {
-	c.trips.Add(1)
-	return store.Do(ctx, c.Store, ops...)
-}
+var newClock = storetest.NewClock
 
 func boltStore(t testing.TB) store.Store {
 	t.Helper()
@@ -104,12 +87,12 @@ func TestTriplet(t *testing.T) {
 		t.Fatalf("retry after the delay: %+v", r)
 	}
 	// From now on the triplet passes at once, with one round trip.
-	before := st.trips.Load()
+	before := st.Trips.Load()
 	clk.Add(24 * time.Hour)
 	if r := rcpt(t, c, e, "bob@example.org"); r.Action != checks.Accept || len(r.Events) != 0 {
 		t.Fatalf("known triplet: %+v", r)
 	}
-	if n := st.trips.Load() - before; n != 1 {
+	if n := st.Trips.Load() - before; n != 1 {
 		t.Errorf("%d round trips for a known triplet", n)
 	}
 	// Another recipient is another triplet.

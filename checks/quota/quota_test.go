@@ -26,31 +26,13 @@ import (
 	"chainmail/reputation/store/storetest"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// The fake clock and the round-trip counter are storetest's.
+type (
+	clock    = storetest.Clock
+	counting = storetest.Counting
+)
 
-func newClock() *clock { return &clock{t: time.Date(2030, 5, 6, 7, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// counting wraps a store and counts round trips (Do batches and calls).
-type counting struct {
-	store.Store
-	trips atomic.Int64
-}
-
-func (c *counting) Do(ctx context.Context, ops ...*store.Op) error {
-	c.trips.Add(1)
-	return store.Do(ctx, c.Store, ops...)
-}
+var newClock = storetest.NewClock
 
 func boltStore(t testing.TB) store.Store {
 	t.Helper()
@@ -316,7 +298,7 @@ func TestRoundTrips(t *testing.T) {
 		Quota{Name: "d", Track: TrackSenderDomain, Period: time.Hour, Size: 1 << 30, Action: ActionAlert},
 	)
 	send(t, c, *envelope("u", "u@example.com", "192.0.2.1"), 100, "a@x.example", "b@x.example", "c@x.example")
-	if n := st.trips.Load(); n != 4 {
+	if n := st.Trips.Load(); n != 4 {
 		t.Errorf("%d round trips for 3 recipients and the end of message, want 4", n)
 	}
 }

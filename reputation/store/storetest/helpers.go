@@ -1,0 +1,46 @@
+package storetest
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"chainmail/reputation/store"
+)
+
+// Clock is a settable clock for tests of checks that keep state.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock set to a fixed instant.
+func NewClock() *Clock { return &Clock{t: time.Date(2030, 5, 6, 7, 0, 0, 0, time.UTC)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock forward by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Counting wraps a store and counts round trips (Do batches and calls),
+// for the "one store round trip per message" budgets.
+type Counting struct {
+	store.Store
+	Trips atomic.Int64
+}
+
+// Do implements store.Batcher.
+func (c *Counting) Do(ctx context.Context, ops ...*store.Op) error {
+	c.Trips.Add(1)
+	return store.Do(ctx, c.Store, ops...)
+}
