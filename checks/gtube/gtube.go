@@ -76,7 +76,7 @@ func (c *Check) find(m *checks.Message) (bool, string) {
 		cte != "base64" && cte != "quoted-printable" {
 		return false, ""
 	}
-	e, err := message.Read(io.MultiReader(strings.NewReader(string(m.RawHeader())), io.LimitReader(m.BodyReader(), c.cfg.MaxScan)))
+	e, err := message.Read(io.MultiReader(bytes.NewReader(m.RawHeader()), io.LimitReader(m.BodyReader(), c.cfg.MaxScan)))
 	if e == nil {
 		return false, ""
 	}
