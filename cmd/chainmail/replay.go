@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -163,7 +164,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		spool := checks.NewSpool(0, "")
-		msg, err := checks.ReadMessage(strings.NewReader(string(raw)), spool)
+		msg, err := checks.ReadMessage(bytes.NewReader(raw), spool)
 		if err != nil {
 			spool.Close()
 			fmt.Fprintf(stderr, "chainmail replay: %s: %v\n", path, err)
@@ -390,7 +391,7 @@ func applySidecar(env *checks.Envelope, path string) error {
 		return err
 	}
 	var ef envelopeFile
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&ef); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
