@@ -88,7 +88,7 @@ type Store struct {
 	prefix string
 	where  string // for log lines
 
-	br     *store.Breaker
+	br *store.Breaker
 
 	closeOnce sync.Once
 	closed    chan struct{}
