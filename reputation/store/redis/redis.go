@@ -21,13 +21,17 @@
 //
 // Timeouts are short (Timeout, default 500ms, for dial, read and write; one
 // retry, which also replaces a pooled connection that died with a Redis
-// restart), so a call fails within about a second with an error wrapping
-// store.ErrUnavailable. The checks then let mail through (DESIGN failure
-// policy). The first such failure logs "state: redis unreachable …" and
-// sets chainmail_state_up{backend="redis"} to 0; while it lasts, a
-// PING every ProbeInterval notices the return, logs it and sets the gauge
-// back. Reconnecting (with backoff) is go-redis's own; Open itself does not
-// fail when Redis is down, so chainmail starts and mail flows.
+// restart). The first call that finds Redis unreachable (or hung: a
+// SIGSTOPped server still accepts connections) opens a store.Breaker:
+// from then on every call fails at once with a store.DownError (it
+// matches store.ErrUnavailable) without asking Redis, and the checks let
+// mail through (DESIGN failure policy), until a PING (backoff from 100ms
+// up to ProbeInterval) gets an answer. The breaker logs the outage once,
+// then once a minute with the number of calls failed, and the return;
+// chainmail_state_up{backend="redis"} is 0 meanwhile. A call whose
+// context carries a store.Budget (one per message) is bounded by what is
+// left of Timeout for that message. Open itself does not fail when Redis
+// is down, so chainmail starts and mail flows.
 package redis
 
 import (
@@ -68,8 +72,8 @@ type Options struct {
 	// PoolSize is the number of connections per node (default go-redis's,
 	// 10 per CPU).
 	PoolSize int
-	// ProbeInterval is how often an unreachable Redis is pinged
-	// (default 1s).
+	// ProbeInterval is the longest wait between two PINGs of an
+	// unreachable Redis (default 1s; the first comes after 100ms).
 	ProbeInterval time.Duration
 	// Metrics, when set, receive chainmail_state_up and
 	// chainmail_state_unavailable_total.
