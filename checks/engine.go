@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -93,7 +94,9 @@ func (e *Engine) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Rcp
 		r := runRcpt(ctx, rc, env, rcpt, timeout)
 		events = append(events, r.Events...)
 		if r.Err != nil {
-			events = append(events, Event{Name: "log", Line: "Check " + s.Check.Name() + " on recipient " + rcpt + ": " + r.Err.Error()})
+			if !loggedElsewhere(r.Err) {
+				events = append(events, Event{Name: "log", Line: "Check " + s.Check.Name() + " on recipient " + rcpt + ": " + r.Err.Error()})
+			}
 			continue
 		}
 		if r.Action != Tempfail && r.Action != Reject {
@@ -116,6 +119,15 @@ func (e *Engine) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Rcp
 	}
 	out.Events = nil
 	return out, events
+}
+
+// loggedElsewhere reports whether err says (a Logged method, like the
+// state store's outage errors) that its cause is logged where it happens,
+// once and then at most once a minute: one line per recipient would
+// flood the log during an outage.
+func loggedElsewhere(err error) bool {
+	var l interface{ Logged() bool }
+	return errors.As(err, &l) && l.Logged()
 }
 
 func runRcpt(ctx context.Context, rc RcptChecker, env *Envelope, rcpt string, timeout time.Duration) (r RcptResult) {

@@ -15,6 +15,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"chainmail/checks"
+	"chainmail/reputation/store"
 )
 
 // session is one milter connection: the connection facts that must
@@ -42,6 +43,7 @@ type session struct {
 	spool       *checks.Spool
 	spoolErr    error
 	started     bool
+	storeBudget *store.Budget
 }
 
 func (ss *session) resetMessage() {
@@ -57,6 +59,7 @@ func (ss *session) resetMessage() {
 	ss.spool = nil
 	ss.spoolErr = nil
 	ss.started = false
+	ss.storeBudget = store.NewBudget() // one state-store time budget per message
 }
 
 // mergeMacros accumulates the macros of the latest packet: go-milter's
@@ -140,7 +143,7 @@ func (b *backend) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 	ss.mergeMacros(false, m.Macros)
 	eng := ss.srv.opts.Engine()
 	env := ss.envelope()
-	ctx, cancel := context.WithTimeout(context.Background(), ss.srv.opts.Timeout)
+	ctx, cancel := context.WithTimeout(store.WithBudget(context.Background(), ss.storeBudget), ss.srv.opts.Timeout)
 	defer cancel()
 	r, events := eng.CheckRcpt(ctx, &env, rcpt)
 	if len(events) > 0 && eng.LogEvents != nil {
@@ -229,7 +232,7 @@ func (b *backend) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	}
 	msg := ss.message()
 	eng := srv.opts.Engine()
-	ctx, cancel := context.WithTimeout(context.Background(), srv.opts.Timeout)
+	ctx, cancel := context.WithTimeout(store.WithBudget(context.Background(), ss.storeBudget), srv.opts.Timeout)
 	defer cancel()
 	v, _ := eng.Evaluate(ctx, msg)
 	if mt := srv.opts.Metrics; mt != nil {

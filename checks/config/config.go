@@ -98,8 +98,12 @@ type State struct {
 	Path string `yaml:"path"`
 	// FlushInterval is how often bbolt commits (with fsync) the changes
 	// kept in memory: what a crash can lose.
-	FlushInterval Duration   `yaml:"flush_interval"`
-	Redis         RedisState `yaml:"redis"`
+	FlushInterval Duration `yaml:"flush_interval"`
+	// OnCorrupt is what start does with a bbolt file it cannot read:
+	// refuse (one line naming the file) or reset (move it aside, start
+	// empty).
+	OnCorrupt string     `yaml:"on_corrupt"`
+	Redis     RedisState `yaml:"redis"`
 }
 
 // RedisState says where Redis is.
@@ -128,6 +132,9 @@ func (s *State) validate(f *File) error {
 		}
 		if s.FlushInterval <= 0 {
 			return f.errAt("state.flush_interval", "must be positive (like 1s)")
+		}
+		if s.OnCorrupt != "refuse" && s.OnCorrupt != "reset" {
+			return f.errAt("state.on_corrupt", "%q (want refuse or reset)", s.OnCorrupt)
 		}
 	case "redis":
 		r := s.Redis

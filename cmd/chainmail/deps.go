@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -119,7 +120,11 @@ func openState(f *config.File, prev *stateStore, reg prometheus.Registerer, logf
 		if err := os.MkdirAll(filepath.Dir(sc.Path), 0o750); err != nil {
 			return nil, fmt.Errorf("%s: state: %v", nameOf(f.Path), err)
 		}
-		b, err := bolt.Open(sc.Path, bolt.Options{FlushInterval: time.Duration(sc.FlushInterval), Metrics: metrics, Logf: logf})
+		b, err := bolt.Open(sc.Path, bolt.Options{FlushInterval: time.Duration(sc.FlushInterval), OnCorrupt: sc.OnCorrupt, Metrics: metrics, Logf: logf})
+		var ce *bolt.CorruptError
+		if errors.As(err, &ce) {
+			return nil, err // one line naming the file and the way out
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: state: %v", nameOf(f.Path), err)
 		}

@@ -13,6 +13,8 @@ type Metrics struct {
 	Up *prometheus.GaugeVec
 	// Unavailable counts calls that failed with ErrUnavailable.
 	Unavailable *prometheus.CounterVec
+	// Opens counts the times the breaker opened (outages seen).
+	Opens *prometheus.CounterVec
 	// Pending is the number of keys written but not yet committed to the
 	// bbolt file.
 	Pending prometheus.Gauge
@@ -33,6 +35,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chainmail_state_unavailable_total", Help: "State store calls that failed because the store was unreachable.",
 		}, []string{"backend"}),
+		Opens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chainmail_state_breaker_opens_total", Help: "Times the state store was found unreachable and its calls switched to failing at once.",
+		}, []string{"backend"}),
 		Pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chainmail_state_pending_writes", Help: "Keys written to the bbolt state but not yet committed to its file.",
 		}),
@@ -46,6 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.Up = Register(reg, m.Up)
 	m.Unavailable = Register(reg, m.Unavailable)
+	m.Opens = Register(reg, m.Opens)
 	m.Pending = Register(reg, m.Pending)
 	m.Flushes = Register(reg, m.Flushes)
 	m.FlushErrors = Register(reg, m.FlushErrors)
@@ -55,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // Collectors returns every collector, for a caller that registers them
 // itself.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Up, m.Unavailable, m.Pending, m.Flushes, m.FlushErrors}
+	return []prometheus.Collector{m.Up, m.Unavailable, m.Opens, m.Pending, m.Flushes, m.FlushErrors}
 }
 
 // Register registers c on reg and returns it, or returns the collector of

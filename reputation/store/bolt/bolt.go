@@ -40,7 +40,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,7 +73,18 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// Now is the clock of ttls and expiry (default time.Now); tests set it.
 	Now func() time.Time
+	// OnCorrupt is what Open does with a file bbolt cannot read (corrupt
+	// pages, a bad meta page, a failed consistency check): OnCorruptRefuse
+	// (the default) fails with a CorruptError; OnCorruptReset renames the
+	// file to PATH.corrupt-TIMESTAMP, logs it and starts empty.
+	OnCorrupt string
 }
+
+// The values of Options.OnCorrupt.
+const (
+	OnCorruptRefuse = "refuse"
+	OnCorruptReset  = "reset"
+)
 
 var (
 	bucketKV  = []byte("kv")
@@ -120,28 +134,18 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.Logf == nil {
 		opt.Logf = func(string, ...any) {}
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		Timeout:        opt.OpenTimeout,
-		NoFreelistSync: true,
-		FreelistType:   bbolt.FreelistMapType,
-	})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("store: bolt: %s is locked by another process (is another chainmail using it? several MTAs share state through redis)", path)
+	db, err := openChecked(path, opt)
+	var ce *CorruptError
+	if errors.As(err, &ce) && opt.OnCorrupt == OnCorruptReset {
+		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("%w; moving it aside failed: %v", err, rerr)
 		}
-		return nil, fmt.Errorf("store: bolt: %w", err)
+		opt.Logf("state: %s is corrupt (%v): moved to %s, starting with EMPTY state (quotas, greylisting and history start again) (state.on_corrupt: reset)", path, ce.Cause, aside)
+		db, err = openChecked(path, opt)
 	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketKV, bucketExp} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: bolt: %s: %w", path, err)
+		return nil, err
 	}
 	s := &Store{
 		db:    db,
@@ -160,6 +164,128 @@ func Open(path string, opt Options) (*Store, error) {
 	return s, nil
 }
 
+// CorruptError is Open's error for a file bbolt cannot read.
+type CorruptError struct {
+	Path  string
+	Cause error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("state: %s is corrupt (%v); move it aside (chainmail starts with empty state) or set state.on_corrupt: reset", e.Path, e.Cause)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Cause }
+
+// openChecked checks the file (when there is one) and opens it. A corrupt
+// file is found at start, as a CorruptError, never by a panic: bbolt
+// panics on some corruptions (a page that is not what its parent says),
+// and when the free list is not stored (NoFreelistSync, as here) it reads
+// every page at open in a goroutine of its own, where no recover can
+// reach. So the file is first opened read-only (which reads no free
+// list) and every bucket, key and value walked in this goroutine, with
+// panics and memory faults recovered; then bbolt's own consistency check
+// runs (a few milliseconds for a state file of some megabytes).
+func openChecked(path string, opt Options) (*bbolt.DB, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		if err := check(path, opt); err != nil {
+			return nil, err
+		}
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:        opt.OpenTimeout,
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketKV, bucketExp} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: bolt: %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func openError(path string, err error) error {
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return fmt.Errorf("store: bolt: %s is locked by another process (is another chainmail using it? several MTAs share state through redis)", path)
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch),
+		errors.Is(err, bolterrors.ErrInvalidMapping):
+		return &CorruptError{Path: path, Cause: err}
+	}
+	return fmt.Errorf("store: bolt: %w", err)
+}
+
+// check opens path read-only and reads all of it (see openChecked).
+func check(path string, opt Options) (err error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: opt.OpenTimeout})
+	if err != nil {
+		return openError(path, err)
+	}
+	defer db.Close()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			err = &CorruptError{Path: path, Cause: fmt.Errorf("bbolt: %v", v)}
+		}
+	}()
+	err = db.View(func(tx *bbolt.Tx) error {
+		if err := tx.ForEach(func(_ []byte, b *bbolt.Bucket) error { return walk(b, 0) }); err != nil {
+			return err
+		}
+		var errs []error
+		for e := range tx.Check() {
+			errs = append(errs, e)
+		}
+		if len(errs) > 3 {
+			errs = append(errs[:3], fmt.Errorf("and %d more", len(errs)-3))
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return &CorruptError{Path: path, Cause: errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))}
+	}
+	return nil
+}
+
+// walk reads every key and value of b and of the buckets inside it.
+func walk(b *bbolt.Bucket, depth int) error {
+	if depth > 16 {
+		return errors.New("buckets nested too deep")
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			if nb := b.Bucket(k); nb != nil {
+				if err := walk(nb, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// safely runs fn in a transaction (db.View or db.Update) and turns a
+// bbolt panic (a page corrupted after the check at open) into an error.
+func safely(run func(func(*bbolt.Tx) error) error, fn func(*bbolt.Tx) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("bbolt panicked (the file may be corrupt): %v", v)
+		}
+	}()
+	return run(fn)
+}
+
 // run commits the overlay every FlushInterval (or when kicked) and runs
 // the janitor; on stop it commits what is left.
 func (s *Store) run() {
@@ -168,6 +294,8 @@ func (s *Store) run() {
 	defer tick.Stop()
 	lastJanitor := time.Now()
 	failing := false
+	var failSince time.Time
+	var failCount, failLogs int
 	for {
 		select {
 		case <-tick.C:
@@ -182,10 +310,16 @@ func (s *Store) run() {
 		switch {
 		case err != nil && !failing:
 			s.opt.Logf("state: bolt: commit failed, changes kept in memory for the next attempt: %v", err)
-			failing = true
-		case err == nil && failing:
-			s.opt.Logf("state: bolt: commits work again")
-			failing = false
+			failing, failSince, failCount = true, time.Now(), 1
+		case err != nil && time.Since(failSince) >= time.Minute*time.Duration(failLogs+1):
+			failCount++
+			failLogs++
+			s.opt.Logf("state: bolt: commits still failing after %s (%d failed): %v", time.Since(failSince).Round(time.Second), failCount, err)
+		case err != nil:
+			failCount++
+		case failing:
+			s.opt.Logf("state: bolt: commits work again after %s (%d failed)", time.Since(failSince).Round(time.Second), failCount)
+			failing, failLogs = false, 0
 		}
 		if time.Since(lastJanitor) >= s.opt.JanitorInterval {
 			lastJanitor = time.Now()
@@ -214,7 +348,7 @@ func (s *Store) Flush() error {
 
 	start := time.Now()
 	now := s.opt.Now().UnixNano()
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := safely(s.db.Update, func(tx *bbolt.Tx) error {
 		kv, ex := tx.Bucket(bucketKV), tx.Bucket(bucketExp)
 		for k, r := range batch {
 			key := dbKey(k)
@@ -260,8 +394,10 @@ func (s *Store) Flush() error {
 		m.Pending.Set(float64(pending))
 		if err != nil {
 			m.FlushErrors.Inc()
+			m.Up.WithLabelValues("bolt").Set(0)
 		} else {
 			m.Flushes.Observe(time.Since(start).Seconds())
+			m.Up.WithLabelValues("bolt").Set(1)
 		}
 	}
 	if err != nil {
@@ -398,7 +534,7 @@ func (s *Store) lookup(key string, now int64) (*record, bool, error) {
 		return r, false, nil
 	}
 	var r *record
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := safely(s.db.View, func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketKV).Get(dbKey(key))
 		if v == nil {
 			return nil

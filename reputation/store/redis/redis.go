@@ -21,13 +21,17 @@
 //
 // Timeouts are short (Timeout, default 500ms, for dial, read and write; one
 // retry, which also replaces a pooled connection that died with a Redis
-// restart), so a call fails within about a second with an error wrapping
-// store.ErrUnavailable. The checks then let mail through (DESIGN failure
-// policy). The first such failure logs "state: redis unreachable …" and
-// sets chainmail_state_up{backend="redis"} to 0; while it lasts, a
-// PING every ProbeInterval notices the return, logs it and sets the gauge
-// back. Reconnecting (with backoff) is go-redis's own; Open itself does not
-// fail when Redis is down, so chainmail starts and mail flows.
+// restart). The first call that finds Redis unreachable (or hung: a
+// SIGSTOPped server still accepts connections) opens a store.Breaker:
+// from then on every call fails at once with a store.DownError (it
+// matches store.ErrUnavailable) without asking Redis, and the checks let
+// mail through (DESIGN failure policy), until a PING (backoff from 100ms
+// up to ProbeInterval) gets an answer. The breaker logs the outage once,
+// then once a minute with the number of calls failed, and the return;
+// chainmail_state_up{backend="redis"} is 0 meanwhile. A call whose
+// context carries a store.Budget (one per message) is bounded by what is
+// left of Timeout for that message. Open itself does not fail when Redis
+// is down, so chainmail starts and mail flows.
 package redis
 
 import (
@@ -68,8 +72,8 @@ type Options struct {
 	// PoolSize is the number of connections per node (default go-redis's,
 	// 10 per CPU).
 	PoolSize int
-	// ProbeInterval is how often an unreachable Redis is pinged
-	// (default 1s).
+	// ProbeInterval is the longest wait between two PINGs of an
+	// unreachable Redis (default 1s; the first comes after 100ms).
 	ProbeInterval time.Duration
 	// Metrics, when set, receive chainmail_state_up and
 	// chainmail_state_unavailable_total.
@@ -88,14 +92,8 @@ type Store struct {
 	prefix string
 	where  string // for log lines
 
-	mu      sync.Mutex
-	down    bool
-	since   time.Time
-	lastLog time.Time
-	fails   int
+	br *store.Breaker
 
-	stop      chan struct{}
-	done      chan struct{}
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -168,18 +166,22 @@ func Open(opt Options) (*Store, error) {
 		opt:    opt,
 		prefix: opt.Prefix,
 		where:  describe(opt),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
 		closed: make(chan struct{}),
 	}
 	s.Ops = store.Ops{B: s}
-	if m := opt.Metrics; m != nil {
-		m.Up.WithLabelValues("redis").Set(1)
+	s.br = &store.Breaker{
+		Backend: "redis " + s.where, Label: "redis",
+		Probe:        func(ctx context.Context) error { return c.Ping(ctx).Err() },
+		ProbeTimeout: opt.Timeout,
+		MinBackoff:   min(100*time.Millisecond, opt.ProbeInterval),
+		MaxBackoff:   opt.ProbeInterval,
+		Metrics:      opt.Metrics, Logf: opt.Logf,
 	}
+	s.br.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*opt.Timeout)
-	s.observe(c.Ping(ctx).Err())
+	start := time.Now()
+	s.observe(ctx, start, c.Ping(ctx).Err())
 	cancel()
-	go s.probe()
 	return s, nil
 }
 
@@ -211,35 +213,10 @@ func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.closed)
-		close(s.stop)
-		<-s.done
+		s.br.Stop()
 		err = s.c.Close()
 	})
 	return err
-}
-
-// probe pings Redis while it is marked down, so the gauge and the log
-// notice its return even without mail.
-func (s *Store) probe() {
-	defer close(s.done)
-	t := time.NewTicker(s.opt.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		s.mu.Lock()
-		down := s.down
-		s.mu.Unlock()
-		if !down {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*s.opt.Timeout)
-		s.observe(s.c.Ping(ctx).Err())
-		cancel()
-	}
 }
 
 // unreachable tells errors that mean "Redis cannot serve us now" from
@@ -259,59 +236,32 @@ func unreachable(err error) bool {
 	return true
 }
 
-// observe updates the up/down state from the outcome of one call and
-// returns err wrapped: with store.ErrUnavailable when Redis is
-// unreachable.
-func (s *Store) observe(err error) error {
+// observe tells the breaker the outcome of one call started at start
+// with ctx and returns err wrapped: a store.DownError (matching
+// store.ErrUnavailable) when Redis is unreachable.
+func (s *Store) observe(ctx context.Context, start time.Time, err error) error {
 	if err != nil && errors.Is(err, goredis.Nil) {
 		err = nil
 	}
-	if errors.Is(err, context.Canceled) {
-		// The caller gave up (its session ended): no answer for it, but
-		// nothing learnt about Redis, so no "down" alert.
-		return fmt.Errorf("%w: redis: %v", store.ErrUnavailable, err)
-	}
-	bad := unreachable(err)
-	now := time.Now()
-	s.mu.Lock()
-	switch {
-	case bad && !s.down:
-		s.down, s.since, s.lastLog, s.fails = true, now, now, 1
-		s.opt.Logf("state: redis %s unreachable: %v; checks that need state let mail through until it is back", s.where, err)
-	case bad:
-		s.fails++
-		if now.Sub(s.lastLog) >= time.Minute {
-			s.lastLog = now
-			s.opt.Logf("state: redis %s still unreachable after %s (%d failed calls): %v", s.where, now.Sub(s.since).Round(time.Second), s.fails, err)
-		}
-	case s.down:
-		s.down = false
-		s.opt.Logf("state: redis %s reachable again after %s (%d failed calls)", s.where, now.Sub(s.since).Round(time.Millisecond), s.fails)
-	}
-	s.mu.Unlock()
-	if m := s.opt.Metrics; m != nil {
-		if bad {
-			m.Up.WithLabelValues("redis").Set(0)
-			m.Unavailable.WithLabelValues("redis").Inc()
-		} else {
-			m.Up.WithLabelValues("redis").Set(1)
-		}
-	}
-	switch {
-	case err == nil:
+	if err == nil {
+		s.br.Succeeded()
 		return nil
-	case bad:
+	}
+	if ctx.Err() != nil && (errors.Is(ctx.Err(), context.Canceled) || time.Since(start) < s.opt.Timeout) {
+		// The caller gave up (its session ended) or its own deadline (a
+		// check's, the message's store budget) came before the store's
+		// timeout: no answer for it, but nothing learnt about Redis.
 		return fmt.Errorf("%w: redis: %v", store.ErrUnavailable, err)
 	}
+	if unreachable(err) {
+		return s.br.Failed(err)
+	}
+	s.br.Succeeded() // it answered
 	return fmt.Errorf("store: redis: %w", err)
 }
 
-// Down reports whether the last call found Redis unreachable.
-func (s *Store) Down() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.down
-}
+// Down reports whether Redis is known unreachable (the breaker is open).
+func (s *Store) Down() bool { return s.br.Open() }
 
 func (s *Store) key(k string) string { return s.prefix + k }
 
@@ -447,6 +397,25 @@ func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
 		return err
 	default:
 	}
+	fail := func(err error) error {
+		for _, op := range ops {
+			op.Err = err
+		}
+		return err
+	}
+	// A Redis known down is not asked: the call fails at once.
+	if err := s.br.Allow(); err != nil {
+		return fail(err)
+	}
+	ctx, spent, err := store.Spend(ctx, s.opt.Timeout)
+	if err != nil {
+		if m := s.opt.Metrics; m != nil {
+			m.Unavailable.WithLabelValues("redis").Inc()
+		}
+		return fail(err)
+	}
+	defer spent()
+	start := time.Now()
 	pipe := s.c.Pipeline()
 	type plain struct {
 		op   *store.Op
@@ -553,11 +522,8 @@ func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
 		seen = execErr
 	}
 	// One observation per batch for the up/down state.
-	if err := s.observe(firstOf(seen)); err != nil && errors.Is(err, store.ErrUnavailable) {
-		for _, op := range ops {
-			op.Err = err
-		}
-		return err
+	if err := s.observe(ctx, start, firstOf(seen)); err != nil && errors.Is(err, store.ErrUnavailable) {
+		return fail(err)
 	}
 	return first
 }

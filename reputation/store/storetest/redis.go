@@ -124,7 +124,28 @@ func (r *Redis) Kill() {
 		return
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Process.Signal(syscall.SIGCONT) // a paused server ends too
 	<-exited
+}
+
+// Pause stops the server with SIGSTOP: it keeps its port and accepts
+// connections (the kernel does), but answers nothing: a hung Redis.
+func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.t.Helper()
+	r.mu.Lock()
+	cmd := r.cmd
+	r.mu.Unlock()
+	if cmd == nil {
+		r.t.Fatalf("storetest: redis-server on port %d is not running", r.port)
+	}
+	if err := syscall.Kill(cmd.Process.Pid, sig); err != nil {
+		r.t.Fatalf("storetest: %v to redis-server: %v", sig, err)
+	}
 }
 
 // Restart starts the server again on the same port and directory.

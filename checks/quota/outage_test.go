@@ -1,0 +1,61 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"chainmail/checks"
+	"chainmail/reputation/store"
+	"chainmail/reputation/store/redis"
+	"chainmail/reputation/store/storetest"
+)
+
+// A hung Redis (SIGSTOP) during a run of recipients: every recipient is
+// accepted (mail flows), and the outage is logged once by the store, not
+// once per recipient by the engine.
+func TestPausedRedisLogsOnce(t *testing.T) {
+	srv := storetest.StartRedis(t)
+	var mu sync.Mutex
+	var lines []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	st, err := redis.Open(redis.Options{Addrs: []string{srv.Addr()}, Prefix: "outage:", Timeout: 300 * time.Millisecond, Logf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := newCheck(t, st, newClock(), Quota{Name: "u", Track: TrackSASLUser, Period: time.Hour, Recipients: 1000})
+	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: c}}}, Policy: checks.DefaultPolicy()}
+	eng.LogEvents = func(_ *checks.Envelope, evs []checks.Event) {
+		for _, e := range evs {
+			logf("%s", e.Line)
+		}
+	}
+	env := envelope("u", "u@example.com", "192.0.2.1")
+	srv.Pause()
+	defer srv.Resume()
+	const n = 20
+	for i := 0; i < n; i++ {
+		out, evs := eng.CheckRcpt(context.Background(), env, fmt.Sprintf("r%d@x.example", i))
+		if out.Action != checks.Accept {
+			t.Fatalf("recipient %d with Redis paused: %+v, want accepted", i, out)
+		}
+		eng.LogEvents(env, evs)
+	}
+	r := c.CheckRcpt(context.Background(), env, "last@x.example")
+	if !errors.Is(r.Err, store.ErrUnavailable) {
+		t.Errorf("CheckRcpt with Redis paused: %+v", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) != 1 {
+		t.Errorf("%d log lines for %d recipients with Redis paused, want 1:\n%q", len(lines), n, lines)
+	}
+}
