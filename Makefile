@@ -3,6 +3,11 @@ GO        ?= go
 PKGS      := ./...
 BENCH_N   ?= 4000
 BENCH_C   ?= 16
+# Sections of `make bench`: all, or some of throughput,dnsbl,attachments,adversarial.
+BENCH_SECTIONS ?= all
+# More chainmail-bench flags, e.g. -strict (exit 2 when the adversarial
+# section delivered a blocked message) or -adv-c 100.
+BENCH_FLAGS ?=
 # Where .ci/install-sendmail unpacked sendmail for the end-to-end tests.
 export CHAINMAIL_SENDMAIL_ROOT ?= $(HOME)/.cache/chainmail/sendmail
 
@@ -38,10 +43,12 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; done
 
-# Throughput, latency and memory through the real milter protocol.
+# Throughput, latency and memory through the real milter protocol; the
+# adversarial section counts blocked messages delivered under CPU pressure
+# (`make bench BENCH_SECTIONS=adversarial` runs it alone).
 bench:
 	$(GO) build -o bin/chainmail ./cmd/chainmail
-	$(GO) run ./cmd/chainmail-bench -chainmail bin/chainmail -n $(BENCH_N) -c $(BENCH_C)
+	$(GO) run ./cmd/chainmail-bench -chainmail bin/chainmail -n $(BENCH_N) -c $(BENCH_C) -sections $(BENCH_SECTIONS) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

@@ -3,17 +3,18 @@
 // server on loopback (serving SPF, DKIM and DMARC records for the test
 // domain), drives DKIM-signed messages through it at a chosen concurrency,
 // and prints throughput, latency percentiles, server CPU per message, DNS
-// queries per message and the server's peak RSS.
+// queries per message and the server's peak RSS. Further sections measure
+// the DNS list checks, the attachment check, and (adversarial.go) whether
+// blocked messages get through under CPU pressure. -sections picks them.
 //
 //	go run ./cmd/chainmail-bench -chainmail bin/chainmail -n 4000 -c 16
+//	go run ./cmd/chainmail-bench -chainmail bin/chainmail -sections adversarial -strict
 package main
 
 import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -31,7 +32,6 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"chainmail/checks"
-	"chainmail/checks/dns/dnstest"
 	"chainmail/milter"
 )
 
@@ -44,21 +44,59 @@ func main() {
 	dnsbl := flag.Bool("dnsbl", true, "also measure the DNS list checks (rbl, uribl) and URL extraction")
 	atts := flag.Bool("attachments", true, "also measure the attachment check on gargantua.eml and a 10 MB attachment")
 	corpus := flag.String("corpus", "../shared/corpus", "the shared test corpus (for gargantua.eml)")
+	sections := flag.String("sections", "all", "comma-separated sections to run: throughput, dnsbl, attachments, adversarial, or all")
+	strict := flag.Bool("strict", false, "exit with status 2 when the adversarial section delivered a blocked message")
+	var adv advOptions
+	flag.IntVar(&adv.heavy, "adv-heavy", 120, "adversarial: CPU-heavy messages")
+	flag.IntVar(&adv.exe, "adv-exe", 400, "adversarial: messages with a blocked evil.exe")
+	flag.IntVar(&adv.deny, "adv-deny", 300, "adversarial: messages from a deny-listed envelope sender")
+	flag.IntVar(&adv.garg, "adv-gargantua", 80, "adversarial: gargantua.eml messages (CPU-heavy, and blocked: one attachment is a PE program)")
+	flag.IntVar(&adv.plain, "adv-plain", 100, "adversarial: ordinary small messages")
+	flag.IntVar(&adv.conc, "adv-c", 200, "adversarial: concurrent milter connections")
+	flag.DurationVar(&adv.listsTimeout, "adv-lists-timeout", 200*time.Millisecond, "adversarial: timeout of the lists check")
+	flag.DurationVar(&adv.attTimeout, "adv-attachment-timeout", 300*time.Millisecond, "adversarial: timeout of the attachment check")
+	flag.IntVar(&adv.htmlSize, "adv-html-size", 3<<20, "adversarial: size of the heavy HTML message in bytes")
 	flag.Parse()
-	if err := run(*bin, *n, *conc, *perConn, *size); err != nil {
-		fmt.Fprintln(os.Stderr, "chainmail-bench:", err)
-		os.Exit(1)
+	adv.corpus = *corpus
+	want := map[string]bool{}
+	for _, s := range strings.Split(*sections, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "all":
+			want["throughput"], want["dnsbl"], want["attachments"], want["adversarial"] = true, *dnsbl, *atts, true
+		case "throughput", "dnsbl", "attachments", "adversarial":
+			want[s] = true
+		default:
+			fmt.Fprintf(os.Stderr, "chainmail-bench: -sections: unknown section %q (throughput, dnsbl, attachments, adversarial, all)\n", s)
+			os.Exit(1)
+		}
 	}
-	if *dnsbl {
+	if want["throughput"] {
+		if err := run(*bin, *n, *conc, *perConn, *size); err != nil {
+			fmt.Fprintln(os.Stderr, "chainmail-bench:", err)
+			os.Exit(1)
+		}
+	}
+	if want["dnsbl"] {
 		if err := runDNSBL(*bin, *n, *conc); err != nil {
 			fmt.Fprintln(os.Stderr, "chainmail-bench: dnsbl:", err)
 			os.Exit(1)
 		}
 	}
-	if *atts {
+	if want["attachments"] {
 		if err := runAttachments(*bin, *corpus); err != nil {
 			fmt.Fprintln(os.Stderr, "chainmail-bench: attachments:", err)
 			os.Exit(1)
+		}
+	}
+	if want["adversarial"] {
+		bad, err := runAdversarial(*bin, adv)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chainmail-bench: adversarial:", err)
+			os.Exit(1)
+		}
+		if bad > 0 && *strict {
+			fmt.Fprintf(os.Stderr, "chainmail-bench: adversarial: %d blocked messages delivered (-strict)\n", bad)
+			os.Exit(2)
 		}
 	}
 }
@@ -76,34 +114,8 @@ func run(bin string, n, conc, perConn, size int) error {
 	if err != nil {
 		return err
 	}
-	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	dnsSrv, err := dnstest.New()
+	dnsSrv, err := benchDNS(key)
 	if err != nil {
-		return err
-	}
-	zone := fmt.Sprintf(`$ORIGIN %[1]s.
-$TTL 3600
-@ IN SOA ns.%[1]s. hostmaster.%[1]s. 1 3600 600 86400 300
-@ IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
-@ IN MX 10 mx.%[1]s.
-mx IN A 192.0.2.1
-_dmarc IN TXT "v=DMARC1; p=reject; adkim=r; aspf=r"
-`, domain)
-	if err := dnsSrv.AddZone(zone, domain+"."); err != nil {
-		return err
-	}
-	// The key in 255-byte character-strings.
-	p := "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub)
-	var parts []string
-	for len(p) > 0 {
-		k := min(255, len(p))
-		parts = append(parts, strconv.Quote(p[:k]))
-		p = p[k:]
-	}
-	if err := dnsSrv.AddRecord(fmt.Sprintf("sel._domainkey.%s. 3600 IN TXT %s", domain, strings.Join(parts, " "))); err != nil {
-		return err
-	}
-	if err := dnsSrv.Start(); err != nil {
 		return err
 	}
 	defer dnsSrv.Close()
@@ -352,17 +364,12 @@ type sumCount struct{ sum, count float64 }
 
 // checkTimes scrapes the per-check latency histograms from /metrics.
 func checkTimes(addr string) (map[string]sumCount, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := scrape(addr)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]sumCount{}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(b, "\n") {
 		for _, suffix := range []string{"_sum", "_count"} {
 			prefix := "chainmail_check_duration_seconds" + suffix + "{check=\""
 			if !strings.HasPrefix(line, prefix) {
@@ -384,6 +391,17 @@ func checkTimes(addr string) (map[string]sumCount, error) {
 		}
 	}
 	return out, nil
+}
+
+// scrape returns the text of /metrics.
+func scrape(addr string) (string, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // cpuTime is the process's user+system CPU time from /proc.
