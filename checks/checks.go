@@ -115,6 +115,12 @@ type Result struct {
 	Duration time.Duration `json:"-"`
 	// decided is set by the chain when this result ended it.
 	decided bool
+	// timedOut is set by the chain when the step ran out of time and its
+	// on_timeout setting tempfails the message.
+	timedOut bool
+	// alwaysRun is set by the chain for a step that a ham decision does
+	// not switch off: its failures hold the message back even then.
+	alwaysRun bool
 }
 
 // Decided reports whether this result ended the chain (its check is

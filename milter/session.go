@@ -231,6 +231,17 @@ func (b *backend) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	eng := srv.opts.Engine()
 	ctx, cancel := context.WithTimeout(context.Background(), srv.opts.Timeout)
 	defer cancel()
+	release, ok := srv.admit.admit(ctx)
+	if !ok {
+		// Never accepted unchecked: not admitted in time is a deferral.
+		srv.logf("milter: session %d: message %s not admitted for evaluation within %s, deferred", ss.id, msg.QueueID, srv.opts.Timeout)
+		code, text := eng.Policy.ErrorCode, eng.Policy.ErrorReply
+		if code == "" {
+			code, text = "451", "4.7.1 Temporary failure while checking the message, try again later"
+		}
+		return reply(code, text), nil
+	}
+	defer release()
 	v, _ := eng.Evaluate(ctx, msg)
 	if mt := srv.opts.Metrics; mt != nil {
 		mt.Messages.WithLabelValues(v.Action.String()).Inc()
