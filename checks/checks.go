@@ -274,7 +274,10 @@ type Verdict struct {
 	// QuarantineReason is sent with a quarantine (at most 100 bytes).
 	QuarantineReason string   `json:"quarantine_reason,omitempty"`
 	Symbols          []Symbol `json:"symbols"`
-	Headers          []Header `json:"headers"`
+	// Remove are the received fields to remove from delivered mail, in
+	// removal order (ForgedHeaders), before Headers are added.
+	Remove  []HeaderRef `json:"remove,omitempty"`
+	Headers []Header    `json:"headers"`
 	// Subject, when not empty, replaces the message's Subject.
 	Subject string `json:"subject,omitempty"`
 	// NewBody, when set, replaces the body of the delivered message.

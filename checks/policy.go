@@ -375,6 +375,10 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 		v.Code, v.Reply = "", ""
 	}
 
+	// Forged fields go on every path that delivers (monitor mode too).
+	if m != nil {
+		v.Remove = ForgedHeaders(m.Header, p.Hostname)
+	}
 	if p.Monitor {
 		v.Monitor, v.Would = true, v.Action
 		v.Action, v.Code, v.Reply, v.QuarantineReason = Accept, "", "", ""
