@@ -105,10 +105,10 @@ func TestContentTimeoutTempfails(t *testing.T) {
 // one message per core) every one is checked and rejected, none deferred
 // for lack of time.
 func TestPressureNoneUnchecked(t *testing.T) {
-	const n = 100
+	const n = 150
 	h := &heavy{rounds: 48}
 	eng := &checks.Engine{
-		Chain:  &checks.Chain{Steps: []checks.Step{{Check: h, Decisive: checks.DecisiveSpam, Timeout: 2 * time.Second}}},
+		Chain:  &checks.Chain{Steps: []checks.Step{{Check: h, Decisive: checks.DecisiveSpam, Timeout: 4 * time.Second}}},
 		Policy: checks.DefaultPolicy(),
 	}
 	srv := miltertest.Start(t, eng, func(o *milter.Options) { o.Logf = func(string, ...any) {} })
