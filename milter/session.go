@@ -235,6 +235,9 @@ func (b *backend) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	if !ok {
 		// Never accepted unchecked: not admitted in time is a deferral.
 		srv.logf("milter: session %d: message %s not admitted for evaluation within %s, deferred", ss.id, msg.QueueID, srv.opts.Timeout)
+		if mt := srv.opts.Metrics; mt != nil {
+			mt.Messages.WithLabelValues(checks.Tempfail.String()).Inc()
+		}
 		code, text := eng.Policy.ErrorCode, eng.Policy.ErrorReply
 		if code == "" {
 			code, text = "451", "4.7.1 Temporary failure while checking the message, try again later"
