@@ -11,6 +11,7 @@ import (
 
 	"chainmail/checks/checktest"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/gtube"
 	"chainmail/milter/mtatest"
 )
 
@@ -83,6 +84,11 @@ checks:
 	}
 	if r := send(spoofed, "boss@partner.example", "bob@example.org", from(attachmentMessage("spoofed eicar", "eicar.com.txt", "text/plain", string(eicar)))); r.Code != 550 || !strings.Contains(r.Text, "virus") {
 		t.Errorf("spoofed allowed From with EICAR: %v, want 550 virus", r)
+	}
+	// Spoofed allow-listed From: not allowed, so GTUBE (skipped after an
+	// allow) still decides.
+	if r := send(spoofed, "boss@partner.example", "bob@example.org", from(attachmentMessage("spoofed gtube", "notes.txt", "text/plain", gtube.String))); r.Code != 550 {
+		t.Errorf("spoofed allowed From with GTUBE: %v, want 550", r)
 	}
 	// Authenticated From: still no program, no virus.
 	if r := send(genuine, "boss@partner.example", "bob@example.org", from(attachmentMessage("genuine exe", "setup.exe", "application/octet-stream", program))); r.Code != 550 {
