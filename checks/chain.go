@@ -73,6 +73,13 @@ type Step struct {
 	MaxSize int64
 	// Scores overrides symbol scores by symbol name.
 	Scores map[string]float64
+	// OnTimeout is what running out of time (the step's own timeout or
+	// the chain deadline) does to the message; the zero value tempfails.
+	OnTimeout OnTimeout
+	// AlwaysRun keeps the step running when an earlier decisive step
+	// classified the message ham (an allow list must not switch off the
+	// attachment and antivirus checks).
+	AlwaysRun bool
 }
 
 // DefaultCheckTimeout applies to steps without a timeout.
@@ -215,14 +222,20 @@ func (c *Chain) runAt(ctx context.Context, m *Message, i int, size int64, waits 
 		select {
 		case <-done[j]:
 		case <-ctx.Done():
-			return Result{Check: name, Status: StatusTimeout, Reason: "chain deadline reached before start", Err: ErrTimeout}
+			r := Result{Check: name, Status: StatusTimeout, Reason: "chain deadline reached before start", Err: ErrTimeout}
+			r.timedOut = step.OnTimeout == TimeoutTempfail
+			return r
 		}
 		prior = append(prior, results[j])
 	}
 	// The first earlier decisive step that decided ends the chain for this
-	// one; a later step this one depends on never does.
+	// one; a later step this one depends on never does. A ham decision
+	// does not end an always-run step.
 	for j := 0; j < i; j++ {
 		if waits[j] && results[j].decided {
+			if step.AlwaysRun && results[j].Class == ClassHam {
+				break
+			}
 			return Result{Check: name, Status: StatusSkipped, Reason: "decisive " + results[j].Check}
 		}
 	}
@@ -231,6 +244,8 @@ func (c *Chain) runAt(ctx context.Context, m *Message, i int, size int64, waits 
 	}
 	r := runStep(ctx, step, m, prior)
 	r.decided = step.Decisive.ends(r.Class)
+	r.timedOut = r.Status == StatusTimeout && step.OnTimeout == TimeoutTempfail
+	r.alwaysRun = step.AlwaysRun
 	return r
 }
 

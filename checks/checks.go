@@ -115,6 +115,12 @@ type Result struct {
 	Duration time.Duration `json:"-"`
 	// decided is set by the chain when this result ended it.
 	decided bool
+	// timedOut is set by the chain when the step ran out of time and its
+	// on_timeout setting tempfails the message.
+	timedOut bool
+	// alwaysRun is set by the chain for a step that a ham decision does
+	// not switch off: its failures hold the message back even then.
+	alwaysRun bool
 }
 
 // Decided reports whether this result ended the chain (its check is
@@ -268,7 +274,10 @@ type Verdict struct {
 	// QuarantineReason is sent with a quarantine (at most 100 bytes).
 	QuarantineReason string   `json:"quarantine_reason,omitempty"`
 	Symbols          []Symbol `json:"symbols"`
-	Headers          []Header `json:"headers"`
+	// Remove are the received fields to remove from delivered mail, in
+	// removal order (ForgedHeaders), before Headers are added.
+	Remove  []HeaderRef `json:"remove,omitempty"`
+	Headers []Header    `json:"headers"`
 	// Subject, when not empty, replaces the message's Subject.
 	Subject string `json:"subject,omitempty"`
 	// NewBody, when set, replaces the body of the delivered message.

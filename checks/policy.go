@@ -282,14 +282,22 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 	}
 
 	// A message a decisive check classified ham was decided without the
-	// checks that failed: their errors do not hold it back.
+	// checks that failed: their errors do not hold it back, except those
+	// of the checks a ham decision does not switch off (always_run).
 	for _, r := range rs {
-		if r.Status == StatusError && !ham {
+		if r.Status == StatusError && (!ham || r.alwaysRun) {
 			if raise(p.OnError, "error:"+r.Check) || p.OnError == v.Action {
 				if p.OnError == Tempfail {
 					reply(p.ErrorCode, p.ErrorReply)
 				}
 			}
+		}
+	}
+	// A step that ran out of time with on_timeout tempfail did not check
+	// the message: it is deferred, whatever else was decided.
+	for _, r := range rs {
+		if r.timedOut && raise(Tempfail, "timeout:"+r.Check) {
+			reply(p.ErrorCode, p.ErrorReply)
 		}
 	}
 
@@ -367,6 +375,10 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 		v.Code, v.Reply = "", ""
 	}
 
+	// Forged fields go on every path that delivers (monitor mode too).
+	if m != nil {
+		v.Remove = ForgedHeaders(m.Header, p.Hostname)
+	}
 	if p.Monitor {
 		v.Monitor, v.Would = true, v.Action
 		v.Action, v.Code, v.Reply, v.QuarantineReason = Accept, "", "", ""

@@ -15,6 +15,8 @@ type Metrics struct {
 	CheckStatus  *prometheus.CounterVec
 	CheckLatency *prometheus.HistogramVec
 	ChainLatency prometheus.Histogram
+	// Waiting counts messages waiting for admission (Options.MaxConcurrent).
+	Waiting prometheus.Gauge
 }
 
 // NewMetrics creates the collectors and registers them on reg.
@@ -37,9 +39,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "chainmail_chain_duration_seconds", Help: "Time the whole chain and policy took per message.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}),
+		Waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chainmail_messages_waiting", Help: "Messages waiting for admission to evaluation (milter.max_concurrent).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Sessions, m.Messages, m.CheckStatus, m.CheckLatency, m.ChainLatency)
+		reg.MustRegister(m.Sessions, m.Messages, m.CheckStatus, m.CheckLatency, m.ChainLatency, m.Waiting)
 	}
 	return m
 }

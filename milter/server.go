@@ -31,6 +31,7 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"chainmail/checks"
 )
@@ -54,6 +55,9 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// Metrics, when set, is updated per session and message.
 	Metrics *Metrics
+	// MaxConcurrent bounds the messages evaluated at once (admission.go);
+	// 0 means runtime.NumCPU().
+	MaxConcurrent int
 }
 
 // Server serves the milter protocol.
@@ -71,6 +75,7 @@ type Server struct {
 	busy   int
 	idle   chan struct{}
 	nextID atomic.Uint64
+	admit  *admission
 }
 
 // Actions the server asks for. Only version-2 action bits: go-milter's
@@ -93,6 +98,11 @@ func NewServer(opts Options) *Server {
 		handoff:  make(chan *session, 1),
 		sessions: map[*session]struct{}{},
 	}
+	var waiting prometheus.Gauge
+	if opts.Metrics != nil {
+		waiting = opts.Metrics.Waiting
+	}
+	s.admit = newAdmission(opts.MaxConcurrent, waiting)
 	s.inner = &gomilter.Server{
 		NewMilter: s.newMilter,
 		Actions:   actions,

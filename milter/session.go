@@ -234,11 +234,25 @@ func (b *backend) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	eng := srv.opts.Engine()
 	ctx, cancel := context.WithTimeout(store.WithBudget(context.Background(), ss.storeBudget), srv.opts.Timeout)
 	defer cancel()
+	release, ok := srv.admit.admit(ctx)
+	if !ok {
+		// Never accepted unchecked: not admitted in time is a deferral.
+		srv.logf("milter: session %d: message %s not admitted for evaluation within %s, deferred", ss.id, msg.QueueID, srv.opts.Timeout)
+		if mt := srv.opts.Metrics; mt != nil {
+			mt.Messages.WithLabelValues(checks.Tempfail.String()).Inc()
+		}
+		code, text := eng.Policy.ErrorCode, eng.Policy.ErrorReply
+		if code == "" {
+			code, text = "451", "4.7.1 Temporary failure while checking the message, try again later"
+		}
+		return reply(code, text), nil
+	}
+	defer release()
 	v, _ := eng.Evaluate(ctx, msg)
 	if mt := srv.opts.Metrics; mt != nil {
 		mt.Messages.WithLabelValues(v.Action.String()).Inc()
 	}
-	return apply(m, msg, v, eng.Policy.Hostname)
+	return apply(m, msg, v)
 }
 
 // message builds the checks' view of the message in progress.
@@ -305,7 +319,7 @@ func sanitizeReply(s string) string {
 // apply turns a verdict into milter modifications and the final response.
 // Modifications are only allowed at end of message; a quarantine is sent
 // before the accept, as Postfix requires.
-func apply(m *gomilter.Modifier, msg *checks.Message, v *checks.Verdict, authservID string) (gomilter.Response, error) {
+func apply(m *gomilter.Modifier, msg *checks.Message, v *checks.Verdict) (gomilter.Response, error) {
 	switch v.Action {
 	case checks.Reject:
 		return reply(v.Code, v.Reply), nil
@@ -314,14 +328,12 @@ func apply(m *gomilter.Modifier, msg *checks.Message, v *checks.Verdict, authser
 	case checks.Discard:
 		return gomilter.RespDiscard, nil
 	}
-	if authservID != "" && hasAuthResults(v.Headers) {
-		// Remove forged Authentication-Results carrying our authserv-id
-		// (RFC 8601 §5), highest index first so indexes stay valid.
-		idx := ourAuthResults(msg.Header, authservID)
-		for i := len(idx) - 1; i >= 0; i-- {
-			if err := m.ChangeHeader(idx[i], "Authentication-Results", ""); err != nil {
-				return nil, err
-			}
+	// Forged Authentication-Results with our authserv-id (RFC 8601 §5)
+	// and spam verdict fields, on every delivering path, before ours are
+	// added (Verdict.Remove is in removal order).
+	for _, r := range v.Remove {
+		if err := m.ChangeHeader(r.Index, r.Name, ""); err != nil {
+			return nil, err
 		}
 	}
 	for _, h := range v.Headers {
@@ -383,15 +395,6 @@ func replaceBody(m *gomilter.Modifier, body checks.Body) error {
 	return nil
 }
 
-func hasAuthResults(hs []checks.Header) bool {
-	for _, h := range hs {
-		if strings.EqualFold(h.Name, "Authentication-Results") {
-			return true
-		}
-	}
-	return false
-}
-
 // headerIndex returns the 1-based index among fields of that name of the
 // first one, 0 when absent.
 func headerIndex(fields []checks.HeaderField, name string) int {
@@ -401,32 +404,4 @@ func headerIndex(fields []checks.HeaderField, name string) int {
 		}
 	}
 	return 0
-}
-
-// ourAuthResults returns the 1-based per-name indexes of the
-// Authentication-Results fields whose authserv-id is ours.
-func ourAuthResults(fields []checks.HeaderField, authservID string) []int {
-	var out []int
-	n := 0
-	for _, f := range fields {
-		if !strings.EqualFold(f.Name, "Authentication-Results") {
-			continue
-		}
-		n++
-		v := checks.Unfold(f.Value)
-		id := v
-		if i := strings.IndexByte(v, ';'); i >= 0 {
-			id = v[:i]
-		}
-		// The authserv-id may be followed by a version (RFC 8601 §2.2)
-		// and comments.
-		id = strings.TrimSpace(id)
-		if i := strings.IndexAny(id, " \t("); i >= 0 {
-			id = id[:i]
-		}
-		if strings.EqualFold(id, authservID) {
-			out = append(out, n)
-		}
-	}
-	return out
 }

@@ -65,6 +65,19 @@ type constructor struct {
 	make    func(file string, opts *yaml.Node, d Deps) (checks.Check, error)
 	aliases []string
 	facts   map[string]any
+	// remote checks wait on outside services (DNS lists, RDAP, the state
+	// store): running out of time lets the chain go on by default. Every
+	// other check is local content work and tempfails the message.
+	remote bool
+	// alwaysRun checks are not skipped by a ham decision (security
+	// checks an allow list must not switch off).
+	alwaysRun bool
+}
+
+// withDefaults sets a constructor's chain defaults.
+func (c constructor) withDefaults(remote, alwaysRun bool) constructor {
+	c.remote, c.alwaysRun = remote, alwaysRun
+	return c
 }
 
 // build adapts a check package's DefaultConfig/New pair into a
@@ -127,21 +140,21 @@ func aliases() map[string]string {
 var table = map[string]constructor{
 	"gtube": build(gtube.DefaultConfig, func(c gtube.Config, _ Deps) (*gtube.Check, error) { return gtube.New(c) }),
 	"lists": build(lists.DefaultConfig, func(c lists.Config, _ Deps) (*lists.Check, error) { return lists.New(c) }),
-	"spf":   build(spf.DefaultConfig, func(c spf.Config, d Deps) (*spf.Check, error) { return spf.New(c, d.Resolver) }),
-	"dkim":  build(dkim.DefaultConfig, func(c dkim.Config, d Deps) (*dkim.Check, error) { return dkim.New(c, d.Resolver) }),
-	"dmarc": build(dmarc.DefaultConfig, func(c dmarc.Config, d Deps) (*dmarc.Check, error) { return dmarc.New(c, d.Resolver) }),
-	"rbl":   build(rbl.DefaultConfig, func(c rbl.Config, d Deps) (*rbl.Check, error) { return rbl.New(c, d.Resolver) }),
-	"uribl": build(uribl.DefaultConfig, func(c uribl.Config, d Deps) (*uribl.Check, error) { return uribl.New(c, d.Resolver) }),
-	"helo":  build(helo.DefaultConfig, func(c helo.Config, d Deps) (*helo.Check, error) { return helo.New(c, d.Resolver) }),
+	"spf":   build(spf.DefaultConfig, func(c spf.Config, d Deps) (*spf.Check, error) { return spf.New(c, d.Resolver) }).withDefaults(true, false),
+	"dkim":  build(dkim.DefaultConfig, func(c dkim.Config, d Deps) (*dkim.Check, error) { return dkim.New(c, d.Resolver) }).withDefaults(true, false),
+	"dmarc": build(dmarc.DefaultConfig, func(c dmarc.Config, d Deps) (*dmarc.Check, error) { return dmarc.New(c, d.Resolver) }).withDefaults(true, false),
+	"rbl":   build(rbl.DefaultConfig, func(c rbl.Config, d Deps) (*rbl.Check, error) { return rbl.New(c, d.Resolver) }).withDefaults(true, false),
+	"uribl": build(uribl.DefaultConfig, func(c uribl.Config, d Deps) (*uribl.Check, error) { return uribl.New(c, d.Resolver) }).withDefaults(true, false),
+	"helo":  build(helo.DefaultConfig, func(c helo.Config, d Deps) (*helo.Check, error) { return helo.New(c, d.Resolver) }).withDefaults(true, false),
 	"reputation": build(reputation.DefaultConfig, func(c reputation.Config, d Deps) (*reputation.Check, error) {
 		return reputation.New(c, d.Store, d.Resolver, d.Logf)
-	}),
+	}).withDefaults(true, false),
 	"quota": build(quota.DefaultConfig, func(c quota.Config, d Deps) (*quota.Check, error) {
 		return quota.New(c, quota.Deps{Store: d.Store, Metrics: quota.NewMetrics(d.Registerer), Logf: d.Logf})
-	}),
+	}).withDefaults(true, false),
 	"greylist": build(greylist.DefaultConfig, func(c greylist.Config, d Deps) (*greylist.Check, error) {
 		return greylist.New(c, greylist.Deps{Store: d.Store, Metrics: greylist.NewMetrics(d.Registerer)})
-	}),
+	}).withDefaults(true, false),
 	"whaling": build(whaling.DefaultConfig, func(c whaling.Config, _ Deps) (*whaling.Check, error) { return whaling.New(c) }),
 	// attachment: rule file paths are relative to the configuration file.
 	"attachment": {make: func(file string, opts *yaml.Node, _ Deps) (checks.Check, error) {
@@ -153,8 +166,8 @@ var table = map[string]constructor{
 		}
 		cfg.BaseDir = filepath.Dir(file)
 		return attachment.New(cfg)
-	}, facts: factsOf[*attachment.Check]()},
-	"antivirus": build(antivirus.DefaultConfig, func(c antivirus.Config, _ Deps) (*antivirus.Check, error) { return antivirus.New(c) }),
+	}, facts: factsOf[*attachment.Check](), alwaysRun: true},
+	"antivirus": build(antivirus.DefaultConfig, func(c antivirus.Config, _ Deps) (*antivirus.Check, error) { return antivirus.New(c) }).withDefaults(false, true),
 }
 
 // Names returns the names of all known checks, sorted.
@@ -201,12 +214,25 @@ func (f *File) Build(d Deps) (*checks.Engine, error) {
 		if c.Decisive != "" {
 			dec, _ = checks.ParseDecisive(c.Decisive)
 		}
+		onTimeout := checks.TimeoutTempfail
+		if ctor.remote {
+			onTimeout = checks.TimeoutContinue
+		}
+		if c.OnTimeout != "" {
+			onTimeout, _ = checks.ParseOnTimeout(c.OnTimeout)
+		}
+		alwaysRun := ctor.alwaysRun
+		if c.AlwaysRun != nil {
+			alwaysRun = *c.AlwaysRun
+		}
 		chain.Steps = append(chain.Steps, checks.Step{
-			Check:    chk,
-			Decisive: dec,
-			Timeout:  time.Duration(c.Timeout),
-			MaxSize:  int64(c.MaxSize),
-			Scores:   c.Scores,
+			Check:     chk,
+			Decisive:  dec,
+			Timeout:   time.Duration(c.Timeout),
+			MaxSize:   int64(c.MaxSize),
+			Scores:    c.Scores,
+			OnTimeout: onTimeout,
+			AlwaysRun: alwaysRun,
 		})
 	}
 	return &checks.Engine{Chain: chain, Policy: p, Known: Names()}, nil

@@ -85,6 +85,9 @@ type Spool struct {
 type Milter struct {
 	Timeout        Duration `yaml:"timeout"`
 	MaxHeaderBytes Size     `yaml:"max_header_bytes"`
+	// MaxConcurrent bounds the messages evaluated at once; 0 means one
+	// per CPU core.
+	MaxConcurrent int `yaml:"max_concurrent"`
 }
 
 // State configures the state store of the checks that keep state
@@ -214,9 +217,14 @@ type Check struct {
 	Timeout  Duration           `yaml:"timeout,omitempty"`
 	MaxSize  Size               `yaml:"max_size,omitempty"`
 	Scores   map[string]float64 `yaml:"scores,omitempty"`
-	Options  yaml.Node          `yaml:"options,omitempty"`
-	line     int
-	file     string
+	// OnTimeout is tempfail or continue; "" is the check's own default.
+	OnTimeout string `yaml:"on_timeout,omitempty"`
+	// AlwaysRun: a ham decision does not skip the check; nil is the
+	// check's own default (true for attachment and antivirus).
+	AlwaysRun *bool     `yaml:"always_run,omitempty"`
+	Options   yaml.Node `yaml:"options,omitempty"`
+	line      int
+	file      string
 	// keyLines are the lines of the entry's keys (decisive: …).
 	keyLines map[string]int
 }
@@ -471,6 +479,9 @@ func (f *File) validate() error {
 	if f.Listen == "" {
 		return f.errAt("listen", "empty (want inet:HOST:PORT or unix:PATH)")
 	}
+	if f.Milter.MaxConcurrent < 0 {
+		return f.errAt("milter.max_concurrent", "must be 0 (one per CPU core) or more")
+	}
 	for _, a := range []struct{ key, v string }{{"policy.decisive_spam", f.Policy.DecisiveSpam}, {"policy.on_error", f.Policy.OnError}} {
 		if _, err := checks.ParseAction(a.v); err != nil {
 			return f.errAt(a.key, "%v", err)
@@ -508,6 +519,11 @@ func (f *File) validate() error {
 		if c.Decisive != "" {
 			if _, err := checks.ParseDecisive(c.Decisive); err != nil {
 				return &Error{File: c.file, Line: c.lineOf("decisive"), Msg: fmt.Sprintf("check %q: %v", c.Name, err)}
+			}
+		}
+		if c.OnTimeout != "" {
+			if _, err := checks.ParseOnTimeout(c.OnTimeout); err != nil {
+				return &Error{File: c.file, Line: c.lineOf("on_timeout"), Msg: fmt.Sprintf("check %q: %v", c.Name, err)}
 			}
 		}
 	}

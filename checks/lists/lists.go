@@ -10,7 +10,10 @@
 // subdomain of example.com, not example.com itself). Matching is
 // case-insensitive. Client entries are IPv4 or IPv6 addresses or CIDR
 // prefixes; IPv4-mapped IPv6 forms match the IPv4 client. The deny list is
-// consulted first and wins over the allow list. An allowed message is
+// consulted first and wins over the allow list. Anyone can write any
+// sender: an allow entry matches a sender only when it is authenticated
+// (auth.go; SpamAssassin's whitelist_auth), so with sender allow entries
+// the check waits for spf, dkim and dmarc. An allowed message is
 // classified ham (with decisive "ham" or "both" it skips the scoring
 // checks configured after this one); a denied one spam.
 package lists
@@ -45,10 +48,16 @@ type Config struct {
 	// and LISTS_DENY_* symbols.
 	AllowScore float64 `yaml:"allow_score"`
 	DenyScore  float64 `yaml:"deny_score"`
+	// AllowSendersNeedAuth: an allow entry matches a sender only when
+	// that sender is authenticated (auth.go); false matches any
+	// (spoofable) envelope sender or header From.
+	AllowSendersNeedAuth bool `yaml:"allow_senders_need_auth"`
 }
 
 // DefaultConfig returns empty lists with the default scores.
-func DefaultConfig() Config { return Config{AllowScore: -20, DenyScore: 100} }
+func DefaultConfig() Config {
+	return Config{AllowScore: -20, DenyScore: 100, AllowSendersNeedAuth: true}
+}
 
 type compiled struct {
 	prefixes   []netip.Prefix
@@ -228,7 +237,7 @@ func (l *compiled) match(ip net.IP, senders, rcpts []string) *hit {
 }
 
 // Check implements checks.Check.
-func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) checks.Result {
+func (c *Check) Check(ctx context.Context, m *checks.Message, prior checks.Results) checks.Result {
 	senders := senderAddresses(m)
 	rcpts := make([]string, 0, len(m.Rcpts))
 	for _, r := range m.Rcpts {
@@ -236,6 +245,9 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 	}
 	if h := c.deny.match(m.ClientIP, senders, rcpts); h != nil {
 		return result(h, "deny", checks.StatusListed, checks.ClassSpam, c.cfg.DenyScore)
+	}
+	if c.cfg.AllowSendersNeedAuth && len(c.allow.senders) > 0 {
+		senders = authenticated(m, prior)
 	}
 	if h := c.allow.match(m.ClientIP, senders, rcpts); h != nil {
 		return result(h, "allow", checks.StatusPass, checks.ClassHam, c.cfg.AllowScore)
@@ -276,6 +288,12 @@ func senderAddresses(m *checks.Message) []string {
 	if m.MailFrom != "" {
 		out = append(out, normAddr(m.MailFrom))
 	}
+	return append(out, headerFromAddresses(m)...)
+}
+
+// headerFromAddresses returns the header From addresses, lower-cased.
+func headerFromAddresses(m *checks.Message) []string {
+	var out []string
 	for _, v := range m.Values("From") {
 		addrs, err := addressParser.ParseList(v)
 		if err != nil {

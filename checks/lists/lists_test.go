@@ -173,6 +173,7 @@ func TestRecipients(t *testing.T) {
 
 func TestResults(t *testing.T) {
 	cfg := lists.DefaultConfig()
+	cfg.AllowSendersNeedAuth = false // auth_test.go tests it
 	cfg.Allow = lists.List{Clients: []string{"192.0.2.0/24"}, Senders: []string{"friend@ok.example"}}
 	cfg.Deny = lists.List{Senders: []string{"*@deny.example"}, Recipients: []string{"trap@example.org"}}
 	c := newCheck(t, cfg)

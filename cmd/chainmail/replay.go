@@ -225,7 +225,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		spool.Close()
 		if *asJSON {
 			r := replayResult{File: path, QueueID: env.QueueID, Action: v.Action.String(), Score: v.Score, Required: v.Required,
-				Reply: v.SMTPReply(), Symbols: v.Symbols, Headers: nonNil(v.Headers), Log: lines}
+				Reply: v.SMTPReply(), Symbols: v.Symbols, Headers: verdictHeaders(v), Log: lines}
 			if r.Symbols == nil {
 				r.Symbols = []checks.Symbol{}
 			}
@@ -244,6 +244,20 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return status
+}
+
+// verdictHeaders lists what the milter would send for v, as milter mode
+// does: the removals first ("Name[index]" with an empty value), then the
+// fields added. Mail that is not delivered gets neither.
+func verdictHeaders(v *checks.Verdict) []checks.Header {
+	out := []checks.Header{}
+	if v.Action > checks.Quarantine {
+		return out
+	}
+	for _, r := range v.Remove {
+		out = append(out, checks.Header{Name: fmt.Sprintf("%s[%d]", r.Name, r.Index)})
+	}
+	return append(out, v.Headers...)
 }
 
 func nonNil(h []checks.Header) []checks.Header {

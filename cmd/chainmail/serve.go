@@ -145,6 +145,7 @@ func serve(args []string, stderr io.Writer) int {
 		Timeout:        time.Duration(st.file.Milter.Timeout),
 		Logf:           logf,
 		Metrics:        metrics,
+		MaxConcurrent:  st.file.Milter.MaxConcurrent,
 	})
 
 	var httpSrv *http.Server
