@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -531,7 +532,13 @@ func (w *walker) parse(src io.ReaderAt, size int64, inPlace bool, path string, d
 						// keep reading: the epilogue belongs to no part
 					}
 				} else {
-					child := w.newEntity(src, inPlace, fmt.Sprintf("%s.%d", f.e.Path, f.next), f.e.Depth+1, f.e, start+n)
+					path := ""
+					if w.tree.Parts < w.opts.MaxParts {
+						// (Past the limit no path is made: a million parts
+						// cost a million lines read, nothing more.)
+						path = f.e.Path + "." + strconv.Itoa(f.next)
+					}
+					child := w.newEntity(src, inPlace, path, f.e.Depth+1, f.e, start+n)
 					f.next++
 					if child == nil {
 						cur, md = nil, modeSkip
