@@ -136,7 +136,7 @@ var table = map[string]constructor{
 	"dkim":  build(dkim.DefaultConfig, func(c dkim.Config, d Deps) (*dkim.Check, error) { return dkim.New(c, d.Resolver) }),
 	"dmarc": build(dmarc.DefaultConfig, func(c dmarc.Config, d Deps) (*dmarc.Check, error) { return dmarc.New(c, d.Resolver) }),
 	"rbl":   build(rbl.DefaultConfig, func(c rbl.Config, d Deps) (*rbl.Check, error) { return rbl.New(c, d.Resolver) }),
-	"uribl": build(uribl.DefaultConfig, func(c uribl.Config, d Deps) (*uribl.Check, error) { return uribl.New(c, d.Resolver) }),
+	"uribl": build(uribl.DefaultConfig, newURIBL),
 	"helo":  build(helo.DefaultConfig, func(c helo.Config, d Deps) (*helo.Check, error) { return helo.New(c, d.Resolver) }),
 	"reputation": build(reputation.DefaultConfig, func(c reputation.Config, d Deps) (*reputation.Check, error) {
 		return reputation.New(c, d.Store, d.Resolver, d.Logf)

@@ -3,7 +3,13 @@ package config
 import (
 	"chainmail/attachments"
 	"chainmail/checks/attachment"
+	"chainmail/checks/uribl"
 )
+
+// newURIBL builds the uribl check with the shared MIME limits.
+func newURIBL(c uribl.Config, d Deps) (*uribl.Check, error) {
+	return uribl.NewWithOptions(c, d.Resolver, uribl.Options{Walk: d.MIME})
+}
 
 // mimeLimits returns the limits of every walk over MIME parts: one
 // setting, the attachment check's max_mime_depth and max_mime_parts (its
