@@ -117,6 +117,44 @@ func (e *Entity) Open() *Decoder {
 	return NewDecoder(e.Encoding, body)
 }
 
+// NormalizeCR returns r with every bare CR (one that no LF follows)
+// turned into CRLF: the line end a permissive reader takes it for. For
+// readers outside this package (a virus scanner) that know LF line ends
+// only.
+func NormalizeCR(r io.Reader) io.Reader { return &crlfReader{r: bufio.NewReaderSize(r, 64<<10)} }
+
+// HasBareCR reports whether r holds a CR that no LF follows.
+func HasBareCR(r io.Reader) (bool, error) {
+	buf := make([]byte, 64<<10)
+	lastCR := false
+	for {
+		n, err := r.Read(buf)
+		b := buf[:n]
+		if n > 0 && lastCR && b[0] != '\n' {
+			return true, nil
+		}
+		for i := bytes.IndexByte(b, '\r'); i >= 0; {
+			if i+1 < len(b) && b[i+1] != '\n' {
+				return true, nil
+			}
+			j := bytes.IndexByte(b[i+1:], '\r')
+			if j < 0 {
+				break
+			}
+			i += 1 + j
+		}
+		if n > 0 {
+			lastCR = b[n-1] == '\r'
+		}
+		if err == io.EOF {
+			return lastCR, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
 // crlfReader turns every CR that no LF follows into CRLF.
 type crlfReader struct {
 	r       *bufio.Reader

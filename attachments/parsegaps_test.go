@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"chainmail/checks/checktest"
 )
@@ -191,4 +192,24 @@ func short(s []string) []string {
 		out = append(out, truncateString(x, 60))
 	}
 	return out
+}
+
+// TestNormalizeCR: bare CRs become CRLF, CRLF and LF stay, across reads
+// of any size.
+func TestNormalizeCR(t *testing.T) {
+	for in, want := range map[string]string{
+		"":              "",
+		"a\r\nb\n":      "a\r\nb\n",
+		"a\rb\r":        "a\r\nb\r\n",
+		"a\r\r\nb\r\rc": "a\r\n\r\nb\r\n\r\nc",
+	} {
+		var got bytes.Buffer
+		if _, err := got.ReadFrom(NormalizeCR(iotest.OneByteReader(strings.NewReader(in)))); err != nil || got.String() != want {
+			t.Errorf("NormalizeCR(%q) = %q, %v; want %q", in, got.String(), err, want)
+		}
+		bare, err := HasBareCR(iotest.OneByteReader(strings.NewReader(in)))
+		if err != nil || bare != (in != want) {
+			t.Errorf("HasBareCR(%q) = %v, %v", in, bare, err)
+		}
+	}
 }
