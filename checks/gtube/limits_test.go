@@ -69,3 +69,15 @@ func BenchmarkManyEmptyParts(b *testing.B) {
 		c.Check(context.Background(), m, nil)
 	}
 }
+
+// TestBareCRParts: GTUBE in a base64 text part of a message whose line
+// ends are bare CRs is found, as it is with CRLF (the attachments walk
+// reads bare CR line ends, as mail clients do); also when a milter hands
+// the whole message over as one header field. Before: clean.
+func TestBareCRParts(t *testing.T) {
+	crlf := "From: a@example.com\r\nSubject: t\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64(String) + "--b--\r\n"
+	cr := strings.ReplaceAll(crlf, "\r\n", "\r")
+	for name, raw := range map[string]string{"CRLF": crlf, "bare CR": cr, "bare CR, header only": cr + "\r\n\r\n"} {
+		t.Run(name, func(t *testing.T) { wantHit(t, run(t, DefaultConfig(), raw), "decoded text part") })
+	}
+}
