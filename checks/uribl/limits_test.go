@@ -1,6 +1,7 @@
 package uribl
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -52,5 +53,24 @@ func BenchmarkExtractManyEmptyParts(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		Extract(m, Limits{})
+	}
+}
+
+// TestExtractBareCR: a URL in a base64 text part of a message whose line
+// ends are bare CRs is found, with CRLF or bare CR alike. Before: not
+// with bare CR.
+func TestExtractBareCR(t *testing.T) {
+	crlf := "From: a@example.com\r\nSubject: t\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString([]byte("visit http://hidden.example.net/x now")) + "\r\n--b--\r\n"
+	cr := strings.ReplaceAll(crlf, "\r\n", "\r")
+	for name, raw := range map[string]string{"CRLF": crlf, "bare CR": cr, "bare CR, header only": cr + "\r\n\r\n"} {
+		f := Extract(readMsg(t, raw), Limits{})
+		found := false
+		for _, k := range f.Keys {
+			found = found || k.Value == "example.net"
+		}
+		if !found {
+			t.Errorf("%s: hidden.example.net not found: %+v", name, f.Keys)
+		}
 	}
 }
