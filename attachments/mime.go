@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -79,6 +80,8 @@ type Entity struct {
 	Problems []string
 
 	src io.ReaderAt
+	// bareCR: the stream the entity was read from has bare CR line ends.
+	bareCR bool
 	// boundarySeen: a multipart whose delimiter was never found.
 	boundarySeen bool
 	closed       bool
@@ -105,7 +108,84 @@ func (e *Entity) RawSize() int64 {
 // undone (base64 and quoted-printable leniently, uuencode, identity for the
 // rest). Bad input never stops the reader: see Decoded for what was wrong.
 func (e *Entity) Open() *Decoder {
-	return NewDecoder(e.Encoding, e.Body())
+	body := e.Body()
+	if e.bareCR && !identityEncoding(e.Encoding) && e.Encoding != "base64" {
+		// Quoted-printable soft breaks and uuencoded lines need their
+		// line ends: a bare CR is one (see lineScanner).
+		body = &crlfReader{r: bufio.NewReader(body)}
+	}
+	return NewDecoder(e.Encoding, body)
+}
+
+// NormalizeCR returns r with every bare CR (one that no LF follows)
+// turned into CRLF: the line end a permissive reader takes it for. For
+// readers outside this package (a virus scanner) that know LF line ends
+// only.
+func NormalizeCR(r io.Reader) io.Reader { return &crlfReader{r: bufio.NewReaderSize(r, 64<<10)} }
+
+// HasBareCR reports whether r holds a CR that no LF follows.
+func HasBareCR(r io.Reader) (bool, error) {
+	buf := make([]byte, 64<<10)
+	lastCR := false
+	for {
+		n, err := r.Read(buf)
+		b := buf[:n]
+		if n > 0 && lastCR && b[0] != '\n' {
+			return true, nil
+		}
+		for i := bytes.IndexByte(b, '\r'); i >= 0; {
+			if i+1 < len(b) && b[i+1] != '\n' {
+				return true, nil
+			}
+			j := bytes.IndexByte(b[i+1:], '\r')
+			if j < 0 {
+				break
+			}
+			i += 1 + j
+		}
+		if n > 0 {
+			lastCR = b[n-1] == '\r'
+		}
+		if err == io.EOF {
+			return lastCR, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+// crlfReader turns every CR that no LF follows into CRLF.
+type crlfReader struct {
+	r       *bufio.Reader
+	pending bool // an LF is owed after a bare CR
+}
+
+func (c *crlfReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if c.pending {
+			p[n] = '\n'
+			n++
+			c.pending = false
+			continue
+		}
+		b, err := c.r.ReadByte()
+		if err != nil {
+			if n > 0 {
+				return n, nil
+			}
+			return 0, err
+		}
+		p[n] = b
+		n++
+		if b == '\r' {
+			if next, err := c.r.Peek(1); err != nil || next[0] != '\n' {
+				c.pending = true
+			}
+		}
+	}
+	return n, nil
 }
 
 // Filename returns the entity's preferred file name, "" when it has none.
@@ -251,12 +331,18 @@ type frame struct {
 	next int
 }
 
-// lineScanner reads lines with their offsets. A line longer than the
-// buffer is returned truncated (its first bytes, enough to recognise a
-// delimiter) and the rest skipped; n is always the full length.
+// lineScanner reads lines with their offsets. A line ends with CRLF, LF
+// or a CR that no LF follows: bare CR line ends are read as line ends, as
+// permissive readers (Python's email package, mail clients) do, so a
+// message written with them shows the parts a mail client shows. A line
+// longer than the buffer is returned truncated (its first bytes, enough
+// to recognise a delimiter) and the rest skipped; n is always the full
+// length.
 type lineScanner struct {
 	r   *bufio.Reader
 	off int64
+	// bareCR counts the lines that ended with a bare CR.
+	bareCR int
 }
 
 const maxLine = 64 << 10
@@ -264,32 +350,90 @@ const maxLine = 64 << 10
 // readerPool keeps the line readers' 64 KiB buffers between walks.
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, maxLine) }}
 
+// lineEnd returns the length of the first line of b with its line end,
+// or -1 when b holds no whole line. A CR that is the last byte of b ends
+// a line only at the end of the input (atEOF): else an LF may follow.
+func lineEnd(b []byte, atEOF bool) int {
+	nl := bytes.IndexByte(b, '\n')
+	head := b
+	if nl >= 0 {
+		head = b[:nl]
+	}
+	if cr := bytes.IndexByte(head, '\r'); cr >= 0 {
+		switch {
+		case cr+1 < len(b) && b[cr+1] == '\n':
+			return cr + 2
+		case cr+1 < len(b) || atEOF:
+			return cr + 1
+		}
+		return -1
+	}
+	if nl >= 0 {
+		return nl + 1
+	}
+	return -1
+}
+
 func (s *lineScanner) next() (line []byte, start, n int64, err error) {
 	start = s.off
-	l, err := s.r.ReadSlice('\n')
-	n = int64(len(l))
-	if err == bufio.ErrBufferFull {
-		line = append([]byte(nil), l...)
-		for err == bufio.ErrBufferFull {
-			l, err = s.r.ReadSlice('\n')
-			n += int64(len(l))
+	truncated := false
+	for {
+		b, perr := s.r.Peek(max(s.r.Buffered(), 1))
+		if len(b) == 0 {
+			if n == 0 {
+				err = perr
+			}
+			break
 		}
-	} else {
-		line = l
+		e := lineEnd(b, false)
+		whole := e >= 0
+		if !whole {
+			if len(b) < s.r.Size() {
+				// Read more, unless the input ends here.
+				if more, _ := s.r.Peek(len(b) + 1); len(more) > len(b) {
+					continue
+				}
+				e = lineEnd(b, true)
+				whole = true
+				if e < 0 {
+					e = len(b)
+				}
+			} else {
+				// The buffer is full and holds no line end: part of a
+				// long line. A CR at its end stays for the next round,
+				// which decides whether it is a bare CR.
+				e = len(b)
+				if b[e-1] == '\r' {
+					e--
+				}
+			}
+		}
+		switch {
+		case !truncated && whole:
+			line = b[:e]
+		case !truncated:
+			line = append([]byte(nil), b[:e]...)
+			truncated = true
+		}
+		if whole && e > 0 && b[e-1] == '\r' {
+			s.bareCR++
+		}
+		n += int64(e)
+		_, _ = s.r.Discard(e)
+		if whole {
+			break
+		}
 	}
 	s.off += n
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
 	return line, start, n, err
 }
 
 // eolLen is the length of the line break that ends line (0, 1 or 2).
 func eolLen(line []byte) int64 {
-	if bytes.HasSuffix(line, []byte("\r\n")) {
+	switch {
+	case bytes.HasSuffix(line, []byte("\r\n")):
 		return 2
-	}
-	if bytes.HasSuffix(line, []byte("\n")) {
+	case bytes.HasSuffix(line, []byte("\n")), bytes.HasSuffix(line, []byte("\r")):
 		return 1
 	}
 	return 0
@@ -325,12 +469,18 @@ func (w *walker) parse(src io.ReaderAt, size int64, inPlace bool, path string, d
 	hdrBytes := 0
 	var prevEOL int64
 	curDefault := defaultType
+	// contUntil: lines before this offset that have no colon continue
+	// the field before them (see continues); noted: cur has a problem
+	// saying so.
+	var contUntil int64
+	noted := false
 
 	// finishHeader ends cur's header at body offset bodyStart and decides
 	// what cur is.
 	finishHeader := func(bodyStart int64) {
 		w.setHeader(cur, hdr, curDefault)
 		hdr, hdrBytes = hdr[:0], 0
+		noted = false
 		cur.BodyStart = bodyStart
 		md = modeBody
 		switch {
@@ -420,7 +570,13 @@ func (w *walker) parse(src io.ReaderAt, size int64, inPlace bool, path string, d
 						// keep reading: the epilogue belongs to no part
 					}
 				} else {
-					child := w.newEntity(src, inPlace, fmt.Sprintf("%s.%d", f.e.Path, f.next), f.e.Depth+1, f.e, start+n)
+					path := ""
+					if w.tree.Parts < w.opts.MaxParts {
+						// (Past the limit no path is made: a million parts
+						// cost a million lines read, nothing more.)
+						path = f.e.Path + "." + strconv.Itoa(f.next)
+					}
+					child := w.newEntity(src, inPlace, path, f.e.Depth+1, f.e, start+n)
 					f.next++
 					if child == nil {
 						cur, md = nil, modeSkip
@@ -453,6 +609,18 @@ func (w *walker) parse(src io.ReaderAt, size int64, inPlace bool, path string, d
 				// junk field, not taken for the body.)
 				hdr = append(hdr, append([]byte(nil), t...))
 				hdrBytes += len(t)
+			case len(hdr) > 0 && (start < contUntil || w.continues(src, size, stack, hdr[len(hdr)-1], t, start+n, &contUntil)):
+				// A line without a colon inside a header block that goes on
+				// (MailScanner v4#58: "x-unix-mode=0600;" unindented between
+				// Content-Type and its name parameter): read as a
+				// continuation of the field before it, as mail clients do,
+				// so the parameters after it and the fields below count.
+				hdr[len(hdr)-1] = append(append(hdr[len(hdr)-1], '\n', ' '), t...)
+				hdrBytes += len(t)
+				if !noted {
+					noted = true
+					cur.Problems = append(cur.Problems, fmt.Sprintf("header line without a colon read as a continuation: %q", truncateString(string(t), 60)))
+				}
 			default:
 				// Not a header field: the body starts here without the
 				// empty line (mime4j and Python do the same).
@@ -495,6 +663,12 @@ func (w *walker) parse(src io.ReaderAt, size int64, inPlace bool, path string, d
 		}
 	}
 	root.walk(func(e *Entity) { endOpen(e, size) })
+	if sc.bareCR > 0 {
+		root.walk(func(e *Entity) { e.bareCR = true })
+		if w.recovering == 0 {
+			root.Problems = append(root.Problems, fmt.Sprintf("%d lines end with a bare CR: read as line ends", sc.bareCR))
+		}
+	}
 	// Multiparts whose boundary never appeared.
 	var lost []*Entity
 	root.walk(func(e *Entity) {
@@ -512,6 +686,45 @@ func (w *walker) parse(src io.ReaderAt, size int64, inPlace bool, path string, d
 		w.recoverBoundary(e)
 	}
 	return root
+}
+
+// continues decides whether t, a header line without a colon after the
+// field prev, continues prev rather than starting the body. It does when
+// prev is a parameter list that asks for more (its value ends with ";")
+// and t looks like a parameter ("name=value"), or when a header field
+// comes after t before the header block ends (the empty line, a delimiter
+// or MaxHeader bytes): a body has no field below its first line, a
+// header block broken by a stray line does. from is the offset after t;
+// *until is set to the offset of that field, so the lines up to it are
+// not looked at again and the walk stays linear.
+func (w *walker) continues(src io.ReaderAt, size int64, stack []*frame, prev, t []byte, from int64, until *int64) bool {
+	if bytes.IndexByte(t, '=') > 0 && bytes.HasSuffix(bytes.TrimRight(prev, " \t"), []byte(";")) {
+		return true
+	}
+	if from >= size {
+		return false
+	}
+	sc := &lineScanner{r: bufio.NewReaderSize(io.NewSectionReader(src, from, size-from), 4096), off: from}
+	for read := int64(0); read < int64(w.opts.MaxHeader); {
+		line, start, n, _ := sc.next()
+		if n == 0 {
+			return false
+		}
+		read += n
+		l := trimEOL(line)
+		switch {
+		case len(l) == 0:
+			return false
+		case len(stack) > 0 && len(l) >= 2 && l[0] == '-' && l[1] == '-':
+			if k, _ := matchDelimiter(stack, l); k >= 0 {
+				return false
+			}
+		case isHeaderLine(l):
+			*until = start
+			return true
+		}
+	}
+	return false
 }
 
 // endOpen sets End on e and its open descendants.

@@ -31,6 +31,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"chainmail/attachments"
 	"chainmail/checks"
 	"chainmail/checks/verdictlog"
 )
@@ -154,6 +155,14 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 			Facts: map[string]any{"virus": "", "unscannable": true}}
 	}
 	v, err := c.Scan(ctx, m.Reader())
+	if err == nil && !v.Infected {
+		if bare, _ := attachments.HasBareCR(m.Reader()); bare {
+			// clamd reads lines that end with LF: a message with bare CR
+			// line ends is one line to it, while mail clients and the
+			// other checks see its parts. Scan it again as they read it.
+			v, err = c.Scan(ctx, attachments.NormalizeCR(m.Reader()))
+		}
+	}
 	if err != nil {
 		return checks.Result{Status: checks.StatusTemperror, Reason: err.Error(), Err: err, Facts: map[string]any{"virus": "", "unscannable": false}}
 	}

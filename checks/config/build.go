@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
+	"chainmail/attachments"
 	"chainmail/checks"
 	"chainmail/checks/antivirus"
 	"chainmail/checks/attachment"
@@ -42,6 +43,10 @@ type Deps struct {
 	// Logf receives operational lines of checks (a failing webhook); nil
 	// is quiet.
 	Logf func(format string, args ...any)
+	// MIME bounds every walk over MIME parts (gtube, uribl, attachment);
+	// Build sets it from the attachment check's max_mime_depth and
+	// max_mime_parts (see mimeLimits).
+	MIME attachments.WalkOptions
 }
 
 // stateful are the checks that need Deps.Store: the store is opened only
@@ -138,13 +143,13 @@ func aliases() map[string]string {
 // table is every check chainmail knows, by the name used in
 // configuration, logs and metrics.
 var table = map[string]constructor{
-	"gtube": build(gtube.DefaultConfig, func(c gtube.Config, _ Deps) (*gtube.Check, error) { return gtube.New(c) }),
+	"gtube": build(gtube.DefaultConfig, func(c gtube.Config, d Deps) (*gtube.Check, error) { return gtube.New(c, d.MIME) }),
 	"lists": build(lists.DefaultConfig, func(c lists.Config, _ Deps) (*lists.Check, error) { return lists.New(c) }),
 	"spf":   build(spf.DefaultConfig, func(c spf.Config, d Deps) (*spf.Check, error) { return spf.New(c, d.Resolver) }).withDefaults(true, false),
 	"dkim":  build(dkim.DefaultConfig, func(c dkim.Config, d Deps) (*dkim.Check, error) { return dkim.New(c, d.Resolver) }).withDefaults(true, false),
 	"dmarc": build(dmarc.DefaultConfig, func(c dmarc.Config, d Deps) (*dmarc.Check, error) { return dmarc.New(c, d.Resolver) }).withDefaults(true, false),
 	"rbl":   build(rbl.DefaultConfig, func(c rbl.Config, d Deps) (*rbl.Check, error) { return rbl.New(c, d.Resolver) }).withDefaults(true, false),
-	"uribl": build(uribl.DefaultConfig, func(c uribl.Config, d Deps) (*uribl.Check, error) { return uribl.New(c, d.Resolver) }).withDefaults(true, false),
+	"uribl": build(uribl.DefaultConfig, newURIBL).withDefaults(true, false),
 	"helo":  build(helo.DefaultConfig, func(c helo.Config, d Deps) (*helo.Check, error) { return helo.New(c, d.Resolver) }).withDefaults(true, false),
 	"reputation": build(reputation.DefaultConfig, func(c reputation.Config, d Deps) (*reputation.Check, error) {
 		return reputation.New(c, d.Store, d.Resolver, d.Logf)
@@ -194,6 +199,7 @@ func (f *File) Build(d Deps) (*checks.Engine, error) {
 		return nil, &Error{File: f.Path, Msg: err.Error()}
 	}
 
+	d.MIME = f.mimeLimits()
 	chain := &checks.Chain{Deadline: time.Duration(f.Policy.Deadline)}
 	for _, c := range f.Checks {
 		if !c.IsEnabled() {

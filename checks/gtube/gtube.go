@@ -5,17 +5,20 @@
 //
 // The string is looked for in the body as sent and, for MIME messages, in
 // every text part after transfer decoding (base64, quoted-printable), so
-// an encoded test message is still found.
+// an encoded test message is still found. The MIME parts are read by the
+// attachments package's walk, within the limits (parts, depth) every check
+// shares; a message past them is reported "unscannable", never cut short
+// silently.
 package gtube
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 
-	"github.com/emersion/go-message"
-
+	"chainmail/attachments"
 	"chainmail/checks"
 )
 
@@ -24,6 +27,13 @@ const String = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C
 
 // Symbol is the symbol of a GTUBE hit.
 const Symbol = "GTUBE"
+
+// SymbolUnscannable (score 0) marks a message whose MIME structure goes
+// past the shared limits: the parts past them were not searched.
+const SymbolUnscannable = "GTUBE_UNSCANNABLE"
+
+// StatusUnscannable is the status of a message not searched completely.
+const StatusUnscannable checks.Status = "unscannable"
 
 // Config is the gtube check's configuration.
 type Config struct {
@@ -37,14 +47,18 @@ type Config struct {
 func DefaultConfig() Config { return Config{Score: 1000, MaxScan: 10 << 20} }
 
 // Check is the gtube check.
-type Check struct{ cfg Config }
+type Check struct {
+	cfg  Config
+	walk attachments.WalkOptions
+}
 
-// New returns a gtube check.
-func New(cfg Config) (*Check, error) {
+// New returns a gtube check whose MIME walk obeys walk (the limits every
+// check shares; zero values are the attachments package's defaults).
+func New(cfg Config, walk attachments.WalkOptions) (*Check, error) {
 	if cfg.MaxScan <= 0 {
 		cfg.MaxScan = DefaultConfig().MaxScan
 	}
-	return &Check{cfg: cfg}, nil
+	return &Check{cfg: cfg, walk: walk}, nil
 }
 
 // Name implements checks.Check.
@@ -52,63 +66,86 @@ func (c *Check) Name() string { return "gtube" }
 
 // Check implements checks.Check.
 func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) checks.Result {
-	found, where := c.find(m)
-	if !found {
-		return checks.Result{Status: checks.StatusClean}
+	found, where, cut := c.find(m)
+	switch {
+	case found:
+		return checks.Result{
+			Status:  checks.StatusSpam,
+			Class:   checks.ClassSpam,
+			Symbols: []checks.Symbol{{Name: Symbol, Score: c.cfg.Score, Detail: where}},
+			Reason:  "GTUBE test string found in " + where,
+		}
+	case cut != "":
+		return checks.Result{
+			Status:  StatusUnscannable,
+			Symbols: []checks.Symbol{{Name: SymbolUnscannable, Detail: cut}},
+			Reason:  "not searched completely: " + cut,
+		}
 	}
-	return checks.Result{
-		Status:  checks.StatusSpam,
-		Class:   checks.ClassSpam,
-		Symbols: []checks.Symbol{{Name: Symbol, Score: c.cfg.Score, Detail: where}},
-		Reason:  "GTUBE test string found in " + where,
-	}
+	return checks.Result{Status: checks.StatusClean}
 }
 
-func (c *Check) find(m *checks.Message) (bool, string) {
+// find searches m; cut says what limit stopped the search of the parts.
+func (c *Check) find(m *checks.Message) (found bool, where, cut string) {
 	if contains(io.LimitReader(m.BodyReader(), c.cfg.MaxScan)) {
-		return true, "body"
+		return true, "body", ""
 	}
 	// Transfer-encoded text parts. A single-part message whose body is not
-	// transfer-encoded was fully searched above: skip the MIME walk.
+	// transfer-encoded was fully searched above: skip the MIME walk (unless
+	// its header has bare CR line ends, which the walk reads as line ends
+	// and which may hide a Content-Type).
+	header := m.RawHeader()
 	ct := strings.ToLower(m.Get("Content-Type"))
 	cte := strings.ToLower(strings.TrimSpace(m.Get("Content-Transfer-Encoding")))
 	if !strings.HasPrefix(ct, "multipart/") && !strings.HasPrefix(ct, "message/") &&
-		cte != "base64" && cte != "quoted-printable" {
-		return false, ""
+		cte != "base64" && cte != "quoted-printable" && !hasBareCR(header) {
+		return false, "", ""
 	}
-	e, err := message.Read(io.MultiReader(bytes.NewReader(m.RawHeader()), io.LimitReader(m.BodyReader(), c.cfg.MaxScan)))
-	if e == nil {
-		return false, ""
+	var body io.ReaderAt = bytes.NewReader(nil)
+	var size int64
+	if m.Body != nil {
+		body, size = m.Body, m.Body.Size()
 	}
-	_ = err // go-message returns the entity with an unknown-charset error: keep it
-	found := false
-	var walk func(e *message.Entity, depth int)
-	walk = func(e *message.Entity, depth int) {
-		if found || depth > 20 {
-			return
+	src, n := attachments.Concat(header, body, size)
+	tree := attachments.Walk(src, n, c.walk)
+	budget := c.cfg.MaxScan
+	for _, e := range tree.Root.Leaves() {
+		if budget <= 0 {
+			break
 		}
-		if mr := e.MultipartReader(); mr != nil {
-			for {
-				p, err := mr.NextPart()
-				if p == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
-					return
-				}
-				walk(p, depth+1)
-				if found {
-					return
-				}
+		if !strings.HasPrefix(e.MediaType, "text/") || e.RawSize() == 0 {
+			continue
+		}
+		lr := &io.LimitedReader{R: e.Open(), N: budget}
+		if contains(lr) {
+			return true, "decoded text part", ""
+		}
+		budget = lr.N
+	}
+	if tree.Truncated {
+		for _, p := range tree.Problems {
+			if p.Unreadable {
+				return false, "", fmt.Sprintf("%s (part %s)", p.Detail, p.Path)
 			}
 		}
-		t, _, _ := e.Header.ContentType()
-		if t == "" || strings.HasPrefix(t, "text/") {
-			found = contains(e.Body)
+		return false, "", "MIME structure past the limits"
+	}
+	return false, "", ""
+}
+
+// hasBareCR reports whether b holds a CR that no LF follows.
+func hasBareCR(b []byte) bool {
+	for i := bytes.IndexByte(b, '\r'); i >= 0; {
+		if i+1 >= len(b) || b[i+1] != '\n' {
+			return true
 		}
+		j := bytes.IndexByte(b[i+1:], '\r')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
 	}
-	walk(e, 0)
-	if found {
-		return true, "decoded text part"
-	}
-	return false, ""
+	return false
 }
 
 // contains reports whether r holds String, streaming with an overlap so a

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"chainmail/attachments"
 	"chainmail/checks"
 )
 
@@ -26,7 +27,7 @@ func readMessage(t *testing.T, raw string) *checks.Message {
 
 func run(t *testing.T, cfg Config, raw string) checks.Result {
 	t.Helper()
-	c, err := New(cfg)
+	c, err := New(cfg, attachments.WalkOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func qp(t *testing.T, s string) string {
 }
 
 func TestPlainBody(t *testing.T) {
-	c, _ := New(DefaultConfig())
+	c, _ := New(DefaultConfig(), attachments.WalkOptions{})
 	if c.Name() != "gtube" {
 		t.Errorf("Name() = %q", c.Name())
 	}
@@ -200,7 +201,7 @@ func TestMaxScan(t *testing.T) {
 	wantClean(t, run(t, cfg, raw))
 
 	// 0 means the default.
-	c, _ := New(Config{Score: 1000})
+	c, _ := New(Config{Score: 1000}, attachments.WalkOptions{})
 	if c.cfg.MaxScan != DefaultConfig().MaxScan {
 		t.Errorf("MaxScan 0 became %d", c.cfg.MaxScan)
 	}

@@ -2,14 +2,16 @@ package uribl
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"mime"
 	"net/mail"
 	"strings"
 	"sync"
 
-	"github.com/emersion/go-message"
 	"golang.org/x/text/encoding/ianaindex"
 
+	"chainmail/attachments"
 	"chainmail/checks"
 	"chainmail/checks/rbl/dnsbl"
 )
@@ -80,6 +82,9 @@ type Limits struct {
 	// LinksOnly reads only what the phishing finding needs: the anchors
 	// of HTML parts. Text is not scanned and no keys are kept.
 	LinksOnly bool
+	// Walk bounds the walk over MIME parts: the limits every check shares
+	// (zero values are the attachments package's defaults).
+	Walk attachments.WalkOptions
 }
 
 // Found is what one extraction found.
@@ -92,6 +97,9 @@ type Found struct {
 	// the reading short.
 	URLs, Dropped int
 	Truncated     bool
+	// Unscannable says which MIME limit (parts, depth) left parts
+	// unread; "" when every part was read.
+	Unscannable string
 }
 
 // collector accumulates what an extraction finds.
@@ -101,7 +109,6 @@ type collector struct {
 	keys   map[string]int // value → index in found.Keys
 	emails map[string]int
 	budget int64 // decoded bytes left to read
-	parts  int
 	// textParts counts the text parts read.
 	textParts int
 	// cache remembers what a host as written normalises to: mail repeats
@@ -148,8 +155,6 @@ func (c *collector) info(raw []byte, authority bool) hostInfo {
 }
 
 const (
-	maxDepth = 10
-	maxParts = 500
 	// chunk is the text scanned at once; a URL longer than tail bytes
 	// that straddles two chunks may be missed.
 	chunk = 64 << 10
@@ -183,15 +188,23 @@ func Extract(m *checks.Message, lim Limits) *Found {
 			c.replyTo(v)
 		}
 	}
-	raw := io.MultiReader(bytes.NewReader(m.RawHeader()), m.BodyReader())
-	e, err := message.ReadWithOptions(raw, &message.ReadOptions{MaxHeaderBytes: -1})
-	if e == nil {
-		// Not even a header block: read the body as text.
-		_ = err
-		c.text(m.BodyReader(), OriginText)
-		return &c.found
+	var body io.ReaderAt = bytes.NewReader(nil)
+	var size int64
+	if m.Body != nil {
+		body, size = m.Body, m.Body.Size()
 	}
-	c.entity(e, err, 0, true)
+	src, n := attachments.Concat(m.RawHeader(), body, size)
+	tree := attachments.Walk(src, n, lim.Walk)
+	c.entity(tree.Root)
+	if tree.Truncated {
+		c.found.Unscannable = "MIME structure past the limits"
+		for _, p := range tree.Problems {
+			if p.Unreadable {
+				c.found.Unscannable = fmt.Sprintf("%s (part %s)", p.Detail, p.Path)
+				break
+			}
+		}
+	}
 	if c.textParts == 0 && c.budget > 0 && !c.full() && !lim.LinksOnly {
 		// The MIME structure gave no text (a broken boundary, a
 		// multipart without parts): read the body as it is.
@@ -204,69 +217,69 @@ func (c *collector) full() bool {
 	return c.found.URLs >= c.lim.MaxURLs
 }
 
-// entity walks one MIME entity. err is what go-message said when it
-// made it: with an unknown charset the entity is still read, its text
-// decoded here if the charset is known to x/text, else as it is.
-func (c *collector) entity(e *message.Entity, err error, depth int, top bool) {
-	if depth > maxDepth || c.parts >= maxParts || c.budget <= 0 {
-		c.found.Truncated = c.found.Truncated || c.budget <= 0
-		return
-	}
-	c.parts++
-	mt, params, perr := e.Header.ContentType()
-	if perr != nil && mt == "" {
-		mt = "text/plain"
-	}
-	if mt == "" {
-		// RFC 2045 §5.2: no Content-Type means text/plain.
-		mt = "text/plain"
-	}
-	switch {
-	case strings.HasPrefix(mt, "multipart/"):
-		mr := e.MultipartReader()
-		if mr == nil {
-			return
+// entity reads the text of one MIME entity and its descendants, as the
+// attachments walk found them (within the shared limits): text/plain and
+// text/html parts, and the Subject of attached messages.
+func (c *collector) entity(root *attachments.Entity) {
+	stack := []*attachments.Entity{root}
+	for len(stack) > 0 && c.budget > 0 {
+		e := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for i := len(e.Children) - 1; i >= 0; i-- {
+			stack = append(stack, e.Children[i])
 		}
-		for c.parts < maxParts && c.budget > 0 {
-			p, perr := mr.NextPart()
-			if p == nil {
-				return
+		if e.Kind == attachments.Embedded && len(e.Children) > 0 {
+			if s := e.Children[0].Header.Get("Subject"); s != "" {
+				c.scanString(decodeWords(s), OriginText)
 			}
-			if perr != nil && !message.IsUnknownCharset(perr) && !message.IsUnknownEncoding(perr) {
-				return
+		}
+		if e.Kind != attachments.Leaf {
+			continue
+		}
+		switch mt := e.MediaType; {
+		case mt == "text/html" || mt == "application/xhtml+xml":
+			c.textParts++
+			c.html(c.decoded(e))
+		case strings.HasPrefix(mt, "text/"):
+			c.textParts++
+			if !c.lim.LinksOnly {
+				c.text(c.decoded(e), OriginText)
 			}
-			c.entity(p, perr, depth+1, false)
 		}
-	case mt == "message/rfc822" || mt == "message/global":
-		inner, ierr := message.ReadWithOptions(c.limit(e.Body), &message.ReadOptions{MaxHeaderBytes: 1 << 20})
-		if inner == nil {
-			return
-		}
-		if s, err := inner.Header.Text("Subject"); err == nil {
-			c.scanString(s, OriginText)
-		}
-		c.entity(inner, ierr, depth+1, false)
-	case mt == "text/html" || mt == "application/xhtml+xml":
-		c.textParts++
-		c.html(c.decoded(e, err, params))
-	case strings.HasPrefix(mt, "text/"):
-		c.textParts++
-		if !c.lim.LinksOnly {
-			c.text(c.decoded(e, err, params), OriginText)
-		}
+	}
+	if c.budget <= 0 {
+		c.found.Truncated = true
 	}
 }
 
-// decoded returns the entity's body in UTF-8 where the charset is known,
-// bounded by the scan budget.
-func (c *collector) decoded(e *message.Entity, err error, params map[string]string) io.Reader {
-	body := e.Body
-	if message.IsUnknownCharset(err) {
-		if enc, _ := ianaindex.MIME.Encoding(params["charset"]); enc != nil {
+// decoded returns the entity's body with its transfer encoding undone, in
+// UTF-8 where the charset is known, bounded by the scan budget.
+func (c *collector) decoded(e *attachments.Entity) io.Reader {
+	var body io.Reader = e.Open()
+	if cs := strings.ToLower(e.Params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+		if enc, _ := ianaindex.MIME.Encoding(cs); enc != nil {
 			body = enc.NewDecoder().Reader(body)
 		}
 	}
 	return c.limit(body)
+}
+
+// wordDecoder decodes RFC 2047 encoded words in any charset IANA knows.
+var wordDecoder = &mime.WordDecoder{CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
+	enc, err := ianaindex.MIME.Encoding(cs)
+	if err != nil || enc == nil {
+		return nil, fmt.Errorf("uribl: charset %q unknown", cs)
+	}
+	return enc.NewDecoder().Reader(r), nil
+}}
+
+// decodeWords decodes the encoded words of a header value, the value as
+// it is when it cannot.
+func decodeWords(s string) string {
+	if d, err := wordDecoder.DecodeHeader(s); err == nil {
+		return d
+	}
+	return s
 }
 
 // limit charges what is read from r to the scan budget.

@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"chainmail/attachments"
 	"chainmail/checks"
 	"chainmail/checks/dns"
 	"chainmail/checks/rbl/dnsbl"
@@ -101,6 +102,8 @@ func DefaultConfig() Config {
 type Options struct {
 	Now    func() time.Time
 	Prober func(ctx context.Context, l *dnsbl.List) error
+	// Walk bounds the walk over MIME parts: the limits every check shares.
+	Walk attachments.WalkOptions
 }
 
 // Check is the uribl check.
@@ -111,6 +114,7 @@ type Check struct {
 	lists    []list
 	exclude  map[string]bool
 	phishing *phishing
+	walk     attachments.WalkOptions
 }
 
 // list is what one list takes.
@@ -147,7 +151,7 @@ func NewWithOptions(cfg Config, r dns.Resolver, o Options) (*Check, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = def.Timeout
 	}
-	c := &Check{cfg: cfg, r: r, exclude: map[string]bool{}}
+	c := &Check{cfg: cfg, r: r, exclude: map[string]bool{}, walk: o.Walk}
 	for _, d := range cfg.Exclude {
 		n, ok := dnsbl.Domain(d)
 		if !ok {
@@ -205,6 +209,10 @@ func NewWithOptions(cfg Config, r dns.Resolver, o Options) (*Check, error) {
 	return c, nil
 }
 
+// SymbolUnscannable (score 0) marks a message whose MIME structure goes
+// past the shared limits: the URLs of the parts past them were not read.
+const SymbolUnscannable = "URIBL_UNSCANNABLE"
+
 // Name returns "uribl".
 func (c *Check) Name() string { return Name }
 
@@ -214,7 +222,7 @@ func (c *Check) Name() string { return Name }
 // the allowlists and failed lists.
 func (*Check) Facts() map[string]any {
 	return map[string]any{"urls": 0, "domains": 0, "dropped": 0, "phishing": false, "queries": 0,
-		"allowed": []string{}, "failed": []string{}}
+		"allowed": []string{}, "failed": []string{}, "unscannable": false}
 }
 
 // Set returns the check's lists, for health reports.
@@ -228,7 +236,7 @@ func (c *Check) Close() error {
 
 // Limits returns the extraction limits of the configuration.
 func (c *Check) Limits() Limits {
-	return Limits{MaxKeys: c.cfg.MaxLookups, MaxURLs: c.cfg.MaxURLs, MaxScan: c.cfg.MaxScan, Exclude: c.exclude}
+	return Limits{MaxKeys: c.cfg.MaxLookups, MaxURLs: c.cfg.MaxURLs, MaxScan: c.cfg.MaxScan, Exclude: c.exclude, Walk: c.walk}
 }
 
 // source is the detail word of an origin set, as rspamd writes it.
@@ -240,7 +248,7 @@ func source(o Origin) string {
 }
 
 // Check extracts m's URLs and asks the lists about them.
-func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) checks.Result {
+func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) (res checks.Result) {
 	if len(c.lists) == 0 && c.phishing == nil {
 		return checks.Result{Status: checks.StatusNone, Reason: "no lists configured"}
 	}
@@ -248,12 +256,18 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 	// Without lists only the phishing finding needs reading: anchors.
 	lim.LinksOnly = len(c.lists) == 0
 	found := Extract(m, lim)
-	res := checks.Result{Facts: map[string]any{
-		"urls":     found.URLs,
-		"domains":  len(found.Keys),
-		"dropped":  found.Dropped,
-		"phishing": false,
+	res = checks.Result{Facts: map[string]any{
+		"urls":        found.URLs,
+		"domains":     len(found.Keys),
+		"dropped":     found.Dropped,
+		"phishing":    false,
+		"unscannable": found.Unscannable != "",
 	}}
+	if found.Unscannable != "" {
+		// Parts past the shared MIME limits were not read: say so.
+		res.Symbols = append(res.Symbols, checks.Symbol{Name: SymbolUnscannable, Detail: found.Unscannable})
+		defer func() { res.Reason += "; parts not read: " + found.Unscannable }()
+	}
 	if c.phishing != nil {
 		if syms := c.phishing.find(found.Links); len(syms) > 0 {
 			res.Symbols = append(res.Symbols, syms...)

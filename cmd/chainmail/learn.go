@@ -149,7 +149,7 @@ func reputationCheck(cfgPath string, stderr io.Writer) (*reputation.Check, func(
 // feedbackMessage reads a reported message with its envelope as replay
 // derives it (sidecar, when the path has one, over the header).
 func feedbackMessage(raw []byte, sidecar string) (*checks.Message, error) {
-	m, err := checks.ReadMessage(bytes.NewReader(raw), checks.NewSpool(0, ""))
+	m, err := checks.ReadMessage(bytes.NewReader(skipMboxFrom(raw)), checks.NewSpool(0, ""))
 	if err != nil {
 		return nil, err
 	}

@@ -164,7 +164,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		spool := checks.NewSpool(0, "")
-		msg, err := checks.ReadMessage(bytes.NewReader(raw), spool)
+		msg, err := checks.ReadMessage(bytes.NewReader(skipMboxFrom(raw)), spool)
 		if err != nil {
 			spool.Close()
 			fmt.Fprintf(stderr, "chainmail replay: %s: %v\n", path, err)
@@ -318,6 +318,21 @@ func collect(paths []string) ([]string, error) {
 		out = append(out, found...)
 	}
 	return out, errors.Join(errs...)
+}
+
+// skipMboxFrom returns raw without its first line when that line is an
+// mbox separator ("From sender@example.com Thu Aug 22 …", RFC 4155): it
+// is no header field, and read as one it would end the header block at
+// once. Only the first line is looked at; ">From " quoting further down
+// is left as it is, since it is part of the message as exported.
+func skipMboxFrom(raw []byte) []byte {
+	if !bytes.HasPrefix(raw, []byte("From ")) {
+		return raw
+	}
+	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+		return raw[i+1:]
+	}
+	return raw[len(raw):]
 }
 
 // envelopeFromMessage derives envelope facts from the header: MAIL FROM
