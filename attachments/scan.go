@@ -38,6 +38,12 @@ const (
 	CategoryMalformed Category = "malformed"
 )
 
+// KindZipDirectoryMismatch: a zip's records disagree (entry counts, a
+// second central directory, local headers the directory does not list),
+// so that extractors that trust different records produce different
+// files. Every file any of them produces is checked.
+const KindZipDirectoryMismatch = "zip-directory-mismatch"
+
 // Finding is one thing a scan reports.
 type Finding struct {
 	Category Category
@@ -518,6 +524,9 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 	}
 	for _, p := range l.Problems {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "zip: " + p})
+	}
+	for _, m := range l.Mismatches {
+		s.add(Finding{Category: CategorySuspicious, Kind: KindZipDirectoryMismatch, Path: f.Path, File: f.Name, Detail: "zip: " + m})
 	}
 	if l.Truncated {
 		s.entries(f, s.opts.MaxEntries)

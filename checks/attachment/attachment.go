@@ -85,7 +85,7 @@ func symbolOf(f attachments.Finding) (string, float64) {
 		return SymEmbedded, 2
 	case attachments.KindExternalTemplate:
 		return SymExternalTemplate, 4
-	case "name-type-mismatch", "zip-name-mismatch", "archive-size-lie":
+	case "name-type-mismatch", "zip-name-mismatch", "archive-size-lie", attachments.KindZipDirectoryMismatch:
 		return SymMismatch, 3
 	case "name-bidi", "name-nul":
 		return SymDisguisedName, 5
