@@ -491,6 +491,24 @@ func (s *scanner) extract(parent *File, name string, r io.Reader, declared, comp
 		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + err.Error()})
 		whole = false
 	}
+	if !whole && err == nil && declared <= 0 && compressed > 0 {
+		// A compressed stream does not say how large it is: what was not
+		// kept is unpacked into nothing, only counted, up to what the
+		// ratio allows, so that a bomb is found without holding its
+		// output (a single-file gzip of 1 GiB of zeros).
+		bound := max(s.opts.RatioFloor, int64(float64(compressed)*s.opts.MaxRatio))
+		n, derr := io.Copy(io.Discard, io.LimitReader(&budgetReader{r: r, s: s}, bound-int64(len(data))+1))
+		total := int64(len(data)) + n
+		switch {
+		case total > bound:
+			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio over %.0f:1 (more than %d bytes from %d): not inspected", s.opts.MaxRatio, bound, compressed)})
+			return data, total, false // the head still shows what it is
+		case derr != nil && !errors.Is(derr, errBudget):
+			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + derr.Error()})
+		case derr == nil:
+			declared = total // its true size; the head is what was inspected
+		}
+	}
 	size := declared
 	if whole {
 		size = int64(len(data))
@@ -650,9 +668,6 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 		name = "unpacked"
 	}
 	content, size, whole := s.extract(f, name, r, 0, int64(len(data)))
-	if content == nil && !whole {
-		return // a bomb, reported by extract
-	}
 	s.member(f, name, kind, content, size, whole, depth+1, kind)
 }
 
