@@ -740,7 +740,7 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 		}
 		// The dictionary is allocated as the stream is read.
 		if d, _ := xzMaxDict(data); !s.hold(int64(d), f.Path, f.Name) {
-			return
+			break // reported; the name is still checked
 		}
 		z, err := xz.NewReader(bytes.NewReader(data))
 		if err != nil {
@@ -751,6 +751,10 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 	}
 	if name == "" || name == f.Name {
 		name = "unpacked"
+	}
+	if r == nil {
+		s.member(f, name, kind, nil, 0, false, depth+1, kind)
+		return
 	}
 	content, size, whole := s.extract(f, name, r, 0, int64(len(data)))
 	s.member(f, name, kind, content, size, whole, depth+1, kind)

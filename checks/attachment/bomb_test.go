@@ -78,9 +78,18 @@ func TestCompressedSingleFileBomb(t *testing.T) {
 	b.Reset()
 	w = gzip.NewWriter(&b)
 	w.Write(exe)
-	w.Write(make([]byte, 1<<30>>4)) // 64 MiB of zeros after the program
+	w.Write(make([]byte, 8<<20)) // 8 MiB of zeros after the program
 	w.Close()
 	if r := c.Check(context.Background(), msg(part{"setup.exe.gz", "application/gzip", b.Bytes()}), nil); r.Status != checks.StatusBlocked {
 		t.Errorf("setup.exe.gz: status %s (%s) %v", r.Status, r.Reason, r.Facts["findings"])
+	}
+}
+
+// Through the milter protocol: a gzip of 1 GiB of zeros is quarantined,
+// not accepted clean.
+func TestCompressedBombOverMilter(t *testing.T) {
+	m := msg(part{"zeros.gz", "application/gzip", zerosGzip(t, 1024)})
+	if got := sendOverMilter(t, newCheck(t, nil), m); got != "quarantine " {
+		t.Fatalf("outcome %q", got)
 	}
 }

@@ -176,10 +176,10 @@ func hasFinding(r checks.Result, kind string) bool {
 	return false
 }
 
-// Through the milter protocol: the zip64-hidden .exe is rejected, not
-// accepted clean.
-func TestZip64HiddenExeOverMilter(t *testing.T) {
-	c := newCheck(t, nil)
+// sendOverMilter checks m with c through the milter protocol (the default
+// policy's attachment rules) and returns what the MTA is told.
+func sendOverMilter(t *testing.T, c *Check, m *checks.Message) string {
+	t.Helper()
 	p := checks.DefaultPolicy()
 	p.Hostname = "mx.chainmail.test"
 	p.Rules = []checks.Rule{
@@ -190,9 +190,8 @@ func TestZip64HiddenExeOverMilter(t *testing.T) {
 	if err := p.Compile([]string{"attachment"}); err != nil {
 		t.Fatal(err)
 	}
-	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: c, Timeout: 30 * time.Second}}}, Policy: p, Known: []string{"attachment"}}
+	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: c, Timeout: 60 * time.Second}}}, Policy: p, Known: []string{"attachment"}}
 	srv := miltertest.Start(t, eng)
-	m := msg(part{"", "text/plain", []byte("see attached")}, part{"files.zip", "application/zip", withZip64End(t, zipOf(t, "evil.exe", exe), 0)})
 	var raw bytes.Buffer
 	for _, h := range m.Header {
 		raw.WriteString(h.Name + ": " + h.Value + "\r\n")
@@ -202,7 +201,14 @@ func TestZip64HiddenExeOverMilter(t *testing.T) {
 	raw.Write(body)
 	env := checks.Envelope{ClientIP: m.Envelope.ClientIP, ClientName: "mail.example.net", HELO: "mail.example.net", MailFrom: "a@example.net", Rcpts: []string{"b@example.org"}, QueueID: "4QueueID01"}
 	out := srv.Send(t, env, raw.String())
-	if out.Action != "reject" || !strings.HasPrefix(out.Reply, "550 5.7.1") {
-		t.Fatalf("outcome %+v", out)
+	return out.Action + " " + out.Reply
+}
+
+// Through the milter protocol: the zip64-hidden .exe is rejected, not
+// accepted clean.
+func TestZip64HiddenExeOverMilter(t *testing.T) {
+	m := msg(part{"", "text/plain", []byte("see attached")}, part{"files.zip", "application/zip", withZip64End(t, zipOf(t, "evil.exe", exe), 0)})
+	if got := sendOverMilter(t, newCheck(t, nil), m); !strings.HasPrefix(got, "reject 550 5.7.1") {
+		t.Fatalf("outcome %q", got)
 	}
 }
