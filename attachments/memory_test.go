@@ -150,3 +150,46 @@ func BenchmarkScan50Concurrent10MBZip(b *testing.B) {
 		})
 	}
 }
+
+// Scans that hold memory and all wait for more would wait for each
+// other: the youngest request is refused at once, the others go on.
+func TestMemoryHoldersDoNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory(10)
+	if m.acquire(ctx, 4, time.Hour, false) != nil || m.acquire(ctx, 1, time.Hour, false) != nil {
+		t.Fatal("first requests refused")
+	}
+	// A scan that holds nothing waits while half the budget is used.
+	fresh := make(chan error, 1)
+	go func() { fresh <- m.acquire(ctx, 1, time.Hour, false) }()
+	a := make(chan error, 1)
+	go func() { a <- m.acquire(ctx, 6, time.Hour, true) }() // holder A: 4 held
+	for {
+		m.mu.Lock()
+		n := len(m.waiters)
+		m.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Holder B (1 held) asks for 6 too: both holders wait, B is refused.
+	if err := m.acquire(ctx, 6, time.Hour, true); err == nil {
+		t.Fatal("youngest holder granted past the budget")
+	}
+	m.release(1, true) // B gives up its file and ends
+	if err := <-a; err != nil {
+		t.Fatalf("holder A: %v", err)
+	}
+	if p := m.Peak(); p > 10 {
+		t.Errorf("peak %d over the budget", p)
+	}
+	m.release(10, true)
+	if err := <-fresh; err != nil {
+		t.Fatalf("fresh scan: %v", err)
+	}
+	m.release(1, true)
+	if m.Used() != 0 {
+		t.Errorf("used %d", m.Used())
+	}
+}

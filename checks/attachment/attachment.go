@@ -225,6 +225,9 @@ func New(cfg Config) (*Check, error) {
 	if c.cfg.MaxEvents <= 0 {
 		c.cfg.MaxEvents = 20
 	}
+	if c.cfg.MemoryBudget > 0 && c.cfg.MaxFileSize > 0 && c.cfg.MemoryBudget < c.cfg.MaxFileSize {
+		return nil, fmt.Errorf("attachment: memory_budget %d is smaller than max_file_size %d: files that size could never be unpacked", c.cfg.MemoryBudget, c.cfg.MaxFileSize)
+	}
 	if c.cfg.MemoryWait < 0 {
 		return nil, fmt.Errorf("attachment: memory_wait %s is negative", c.cfg.MemoryWait)
 	}
