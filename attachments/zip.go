@@ -69,8 +69,8 @@ type cdRef struct {
 // ListZip reads the directory of a zip archive held in data, checking each
 // central-directory entry against its local header, the way tolerant
 // extractors read it: the 32-bit end record and the zip64 one are both
-// followed (Python's zipfile trusts the zip64 record, Info-ZIP's the
-// one whose fields are not saturated), directory entries are read for as
+// followed (Python's zipfile and Info-ZIP's unzip list the entries of a
+// zip64 record that claims none), directory entries are read for as
 // long as there are any rather than for as many as a record claims, and
 // a local header that no directory entry covers is listed too (streaming
 // extractors such as Java's ZipInputStream produce it). At most
