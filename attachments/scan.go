@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/bodgit/sevenzip"
 	"github.com/nwaples/rardecode/v2"
@@ -37,6 +39,12 @@ const (
 	// end boundary); informational.
 	CategoryMalformed Category = "malformed"
 )
+
+// KindZipDirectoryMismatch: a zip's records disagree (entry counts, a
+// second central directory, local headers the directory does not list),
+// so that extractors that trust different records produce different
+// files. Every file any of them produces is checked.
+const KindZipDirectoryMismatch = "zip-directory-mismatch"
 
 // Finding is one thing a scan reports.
 type Finding struct {
@@ -128,6 +136,12 @@ type Options struct {
 	MaxEntries int
 	// MaxDepth of nested containers (default 5).
 	MaxDepth int
+	// Memory is the budget shared by every scan of the process for the
+	// buffers that hold whole files (nil: none); MemoryWait the longest
+	// a scan waits for it (default 10s) before the file is reported
+	// unscannable.
+	Memory     *Memory
+	MemoryWait time.Duration
 }
 
 func (o *Options) defaults() {
@@ -152,12 +166,22 @@ func (o *Options) defaults() {
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = 5
 	}
+	if o.MemoryWait <= 0 {
+		o.MemoryWait = 10 * time.Second
+	}
 }
 
 // Scan walks the message in src and inspects every file it carries.
 func Scan(src io.ReaderAt, size int64, opts Options) *Report {
+	return ScanContext(context.Background(), src, size, opts)
+}
+
+// ScanContext is Scan that waits for the memory budget no longer than
+// ctx allows.
+func ScanContext(ctx context.Context, src io.ReaderAt, size int64, opts Options) *Report {
 	opts.defaults()
-	s := &scanner{opts: opts, budget: opts.MaxTotal, rep: &Report{}}
+	s := &scanner{ctx: ctx, opts: opts, budget: opts.MaxTotal, rep: &Report{}}
+	defer s.releaseTo(0)
 	s.rep.Tree = Walk(src, size, opts.Walk)
 	for _, p := range s.rep.Tree.Problems {
 		c := CategoryMalformed
@@ -173,7 +197,10 @@ func Scan(src io.ReaderAt, size int64, opts Options) *Report {
 }
 
 type scanner struct {
-	opts      Options
+	ctx  context.Context
+	opts Options
+	// held: bytes of opts.Memory this scan holds.
+	held      int64
 	budget    int64
 	rep       *Report
 	overAtt   bool
@@ -181,6 +208,37 @@ type scanner struct {
 }
 
 func (s *scanner) add(f Finding) { s.rep.Findings = append(s.rep.Findings, f) }
+
+// hold takes n bytes of the process's memory budget for a buffer about
+// to be allocated; when it cannot in time, the file (path, name) is
+// reported unscannable and hold returns false.
+func (s *scanner) hold(n int64, path, name string) bool {
+	if s.opts.Memory == nil {
+		return true
+	}
+	if err := s.opts.Memory.acquire(s.ctx, n, s.opts.MemoryWait, s.held > 0); err != nil {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-memory", Path: path, File: name, Detail: fmt.Sprintf("no memory to unpack %d bytes within %s (%d bytes shared by all scans): not inspected", n, s.opts.MemoryWait, s.opts.Memory.Limit())})
+		return false
+	}
+	s.held += n
+	return true
+}
+
+// unhold gives back n bytes taken by hold.
+func (s *scanner) unhold(n int64) {
+	if s.opts.Memory != nil {
+		s.held -= n
+		s.opts.Memory.release(n, s.held == 0)
+	}
+}
+
+// releaseTo gives back what was taken since held was mark: the buffers
+// of the files inspected since then are no longer referenced.
+func (s *scanner) releaseTo(mark int64) {
+	if s.held > mark {
+		s.unhold(s.held - mark)
+	}
+}
 
 // take reserves n bytes of the per-message budget; false when it is spent.
 func (s *scanner) take(n int64) bool {
@@ -230,7 +288,7 @@ var errTruncated = errors.New("attachments: data ends early (truncated)")
 // opening. The rest of a file that is not kept is not read at all: a
 // member that lies about its size costs nothing. over is set when a kept
 // file is larger than limit (data is then its head only).
-func (s *scanner) read(r io.Reader, hint int64, keep func(head []byte) int64) (data []byte, whole, over bool, err error) {
+func (s *scanner) read(r io.Reader, hint int64, keep func(head []byte) int64, where Finding) (data []byte, whole, over bool, err error) {
 	br := &budgetReader{r: r, s: s}
 	n0 := int64(SniffSize)
 	if hint > 0 && hint < n0 {
@@ -262,19 +320,44 @@ func (s *scanner) read(r io.Reader, hint int64, keep func(head []byte) int64) (d
 	if limit <= int64(n) {
 		return head, false, false, nil
 	}
-	var buf bytes.Buffer
+	// The whole file: its buffer comes from the memory budget, at the
+	// size the hint gives (the bytes of a part or the declared size of
+	// a member: the reader stops there) or, unknown, growing by doubling.
+	c := limit + 1
 	if hint > 0 {
-		buf.Grow(int(min(hint, limit) + 1))
+		c = min(hint, limit) + 1
+	} else {
+		c = min(c, max(1<<20, int64(n)*2))
 	}
-	buf.Write(head)
-	_, err = io.Copy(&buf, io.LimitReader(br, limit-int64(n)+1))
-	if err != nil {
-		return buf.Bytes(), false, false, err
+	if !s.hold(c, where.Path, where.File) {
+		return head, false, false, nil
 	}
-	if int64(buf.Len()) <= limit {
-		return buf.Bytes(), true, false, nil
+	buf := make([]byte, n, c)
+	copy(buf, head)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(cap(buf)) > limit {
+				break
+			}
+			nc := min(2*int64(cap(buf)), limit+1)
+			if !s.hold(nc, where.Path, where.File) {
+				return buf, false, false, nil
+			}
+			nb := make([]byte, len(buf), nc)
+			copy(nb, buf)
+			s.unhold(int64(cap(buf)))
+			buf = nb
+		}
+		m, err := br.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, true, false, nil
+		}
+		if err != nil {
+			return buf, false, false, err
+		}
 	}
-	return buf.Bytes()[:limit], false, true, nil
+	return buf[:limit], false, true, nil
 }
 
 // textScan is how much of a text file is read for uuencoded blocks, DDE
@@ -324,7 +407,8 @@ func (s *scanner) part(e *Entity) {
 		return
 	}
 	hint := e.RawSize()
-	data, whole, over, err := s.read(d, hint, s.keep)
+	defer s.releaseTo(s.held)
+	data, whole, over, err := s.read(d, hint, s.keep, Finding{Path: e.Path, File: e.Filename()})
 	if err != nil && !errors.Is(err, errBudget) {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "read-error", Path: e.Path, File: e.Filename(), Detail: "part could not be read: " + err.Error()})
 	}
@@ -480,10 +564,28 @@ func (s *scanner) extract(parent *File, name string, r io.Reader, declared, comp
 	if declared > 0 {
 		r = io.LimitReader(r, declared+1)
 	}
-	data, whole, over, err := s.read(r, declared, s.keep)
+	data, whole, over, err := s.read(r, declared, s.keep, Finding{Path: parent.Path, File: name})
 	if err != nil && !errors.Is(err, errBudget) {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + err.Error()})
 		whole = false
+	}
+	if !whole && err == nil && declared <= 0 && compressed > 0 {
+		// A compressed stream does not say how large it is: what was not
+		// kept is unpacked into nothing, only counted, up to what the
+		// ratio allows, so that a bomb is found without holding its
+		// output (a single-file gzip of 1 GiB of zeros).
+		bound := max(s.opts.RatioFloor, int64(float64(compressed)*s.opts.MaxRatio))
+		n, derr := io.Copy(io.Discard, io.LimitReader(&budgetReader{r: r, s: s}, bound-int64(len(data))+1))
+		total := int64(len(data)) + n
+		switch {
+		case total > bound:
+			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio over %.0f:1 (more than %d bytes from %d): not inspected", s.opts.MaxRatio, bound, compressed)})
+			return data, total, false // the head still shows what it is
+		case derr != nil && !errors.Is(derr, errBudget):
+			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + derr.Error()})
+		case derr == nil:
+			declared = total // its true size; the head is what was inspected
+		}
 	}
 	size := declared
 	if whole {
@@ -518,6 +620,9 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 	}
 	for _, p := range l.Problems {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "zip: " + p})
+	}
+	for _, m := range l.Mismatches {
+		s.add(Finding{Category: CategorySuspicious, Kind: KindZipDirectoryMismatch, Path: f.Path, File: f.Name, Detail: "zip: " + m})
 	}
 	if l.Truncated {
 		s.entries(f, s.opts.MaxEntries)
@@ -582,6 +687,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 		var content []byte
 		var size int64 = int64(e.UncompressedSize)
 		whole := false
+		mark := s.held
 		r, err := OpenZipEntry(data, e)
 		if err != nil {
 			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-unsupported", Path: f.Path, File: e.Name, Detail: err.Error()})
@@ -589,6 +695,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 			content, size, whole = s.extract(f, e.Name, r, int64(e.UncompressedSize), int64(e.CompressedSize))
 		}
 		m := s.member(f, e.Name, "zip", content, size, whole, depth+1, "zip")
+		s.releaseTo(mark)
 		if e.LocalName != "" {
 			m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
 		}
@@ -601,6 +708,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 // stream unpacks a single-stream compressor (gzip, bzip2, xz): its one
 // member is the data inside, named after the stream's own name.
 func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
+	defer s.releaseTo(s.held)
 	var r io.Reader
 	name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(f.Name, ".gz"), ".bz2"), ".xz")
 	if strings.HasSuffix(strings.ToLower(f.Name), ".tgz") {
@@ -630,6 +738,10 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: detail})
 			return
 		}
+		// The dictionary is allocated as the stream is read.
+		if d, _ := xzMaxDict(data); !s.hold(int64(d), f.Path, f.Name) {
+			break // reported; the name is still checked
+		}
 		z, err := xz.NewReader(bytes.NewReader(data))
 		if err != nil {
 			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "xz: " + err.Error()})
@@ -640,10 +752,11 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 	if name == "" || name == f.Name {
 		name = "unpacked"
 	}
-	content, size, whole := s.extract(f, name, r, 0, int64(len(data)))
-	if content == nil && !whole {
-		return // a bomb, reported by extract
+	if r == nil {
+		s.member(f, name, kind, nil, 0, false, depth+1, kind)
+		return
 	}
+	content, size, whole := s.extract(f, name, r, 0, int64(len(data)))
 	s.member(f, name, kind, content, size, whole, depth+1, kind)
 }
 
@@ -664,8 +777,10 @@ func (s *scanner) tar(f *File, r io.Reader, depth int) {
 		if h.Typeflag == tar.TypeDir {
 			continue
 		}
+		mark := s.held
 		content, size, whole := s.extract(f, h.Name, tr, h.Size, 0)
 		s.member(f, h.Name, "tar", content, size, whole, depth+1, "tar")
+		s.releaseTo(mark)
 	}
 }
 
@@ -702,6 +817,7 @@ func (s *scanner) sevenZip(f *File, data []byte, depth int) {
 			m.Encrypted = true
 			continue
 		}
+		mark := s.held
 		var content []byte
 		size := int64(zf.UncompressedSize)
 		whole := false
@@ -714,6 +830,7 @@ func (s *scanner) sevenZip(f *File, data []byte, depth int) {
 			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-unsupported", Path: f.Path, File: zf.Name, Detail: "7z: " + err.Error()})
 		}
 		s.member(f, zf.Name, "7z", content, size, whole, depth+1, "7z")
+		s.releaseTo(mark)
 	}
 	if encrypted > 0 {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected 7z (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
@@ -767,8 +884,10 @@ func (s *scanner) rar(f *File, data []byte, depth int) {
 			m.Encrypted = true
 			continue
 		}
+		mark := s.held
 		content, size, whole := s.extract(f, h.Name, r, h.UnPackedSize, h.PackedSize)
 		s.member(f, h.Name, "rar", content, size, whole, depth+1, "rar")
+		s.releaseTo(mark)
 	}
 	if encrypted > 0 {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected rar (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 )
 
@@ -31,6 +32,9 @@ type ZipEntry struct {
 	// mark of an overlapping-file zip bomb.
 	Overlaps bool
 	Dir      bool
+	// LocalOnly: found from its local header only; the central
+	// directory does not list it.
+	LocalOnly bool
 }
 
 // ZipListing is what ListZip found.
@@ -41,6 +45,12 @@ type ZipListing struct {
 	Recovered bool
 	// Problems describe damage.
 	Problems []string
+	// Mismatches describe places where the archive's own records
+	// disagree (entry counts, a second central directory, local headers
+	// the directory does not list, sizes): extractors that trust
+	// different records produce different files, so every entry any of
+	// them would produce is listed, and the disagreement is reported.
+	Mismatches []string
 	// Truncated: more than maxEntries entries; the rest are not listed.
 	Truncated bool
 }
@@ -48,14 +58,29 @@ type ZipListing struct {
 // ErrNotZip is returned for data that has no zip structure at all.
 var ErrNotZip = errors.New("attachments: not a zip archive")
 
+// cdRef is one place a central directory is said to be: its offset and
+// size as recorded, and where the record that gives them starts (the
+// directory ends there; a difference is data prepended to the archive).
+type cdRef struct {
+	off, size, end int64
+	from           string
+}
+
 // ListZip reads the directory of a zip archive held in data, checking each
-// central-directory entry against its local header. At most maxEntries
-// entries are listed.
+// central-directory entry against its local header, the way tolerant
+// extractors read it: the 32-bit end record and the zip64 one are both
+// followed (Python's zipfile and Info-ZIP's unzip list the entries of a
+// zip64 record that claims none), directory entries are read for as
+// long as there are any rather than for as many as a record claims, and
+// a local header that no directory entry covers is listed too (streaming
+// extractors such as Java's ZipInputStream produce it). At most
+// maxEntries entries are listed.
 func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 	l := &ZipListing{}
-	eocd := bytes.LastIndex(data[max(0, len(data)-(65535+22)):], []byte("PK\x05\x06"))
+	tail := max(0, len(data)-(65535+22))
+	eocd := bytes.LastIndex(data[tail:], []byte("PK\x05\x06"))
 	if eocd >= 0 {
-		eocd += max(0, len(data)-(65535+22))
+		eocd += tail
 	}
 	if eocd < 0 || eocd+22 > len(data) {
 		if !bytes.HasPrefix(data, []byte("PK\x03\x04")) && !bytes.Contains(data[:min(len(data), 1<<20)], []byte("PK\x03\x04")) {
@@ -66,39 +91,81 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 		scanLocal(data, l, maxEntries)
 		return l, nil
 	}
-	count := int(binary.LittleEndian.Uint16(data[eocd+10:]))
-	cdSize := int64(binary.LittleEndian.Uint32(data[eocd+12:]))
-	cdOff := int64(binary.LittleEndian.Uint32(data[eocd+16:]))
-	// Zip64 end of central directory.
+	count16 := int64(binary.LittleEndian.Uint16(data[eocd+10:]))
+	refs := []cdRef{{
+		off:  int64(binary.LittleEndian.Uint32(data[eocd+16:])),
+		size: int64(binary.LittleEndian.Uint32(data[eocd+12:])),
+		end:  int64(eocd), from: "end record",
+	}}
+	var claims []int64
+	if count16 != 0xffff {
+		claims = append(claims, count16)
+	}
+	// Zip64 end of central directory: its locator sits just before the
+	// 32-bit record and gives the record's offset; a record written
+	// right before the locator is found there too (prepended data shifts
+	// the offset).
 	if loc := eocd - 20; loc >= 0 && bytes.Equal(data[loc:loc+4], []byte("PK\x06\x07")) {
 		z := int64(binary.LittleEndian.Uint64(data[loc+8:]))
-		if z >= 0 && z <= int64(len(data))-56 && bytes.Equal(data[z:z+4], []byte("PK\x06\x06")) {
-			count = int(min(binary.LittleEndian.Uint64(data[z+32:]), uint64(len(data))))
-			cdSize = int64(binary.LittleEndian.Uint64(data[z+40:]))
-			cdOff = int64(binary.LittleEndian.Uint64(data[z+48:]))
+		for _, at := range []int64{z, int64(loc) - 56} {
+			if at < 0 || at > int64(loc)-56 || !bytes.Equal(data[at:at+4], []byte("PK\x06\x06")) {
+				continue
+			}
+			claims = append(claims, int64(min(binary.LittleEndian.Uint64(data[at+32:]), 1<<40)))
+			refs = append([]cdRef{{
+				off:  int64(min(binary.LittleEndian.Uint64(data[at+48:]), 1<<62)),
+				size: int64(min(binary.LittleEndian.Uint64(data[at+40:]), 1<<62)),
+				end:  at, from: "zip64 end record",
+			}}, refs...)
+			break
 		}
 	}
-	// Data prepended to the archive (a self-extractor stub) shifts every
-	// offset: the central directory really ends where the EOCD starts.
-	shift := int64(eocd) - (cdOff + cdSize)
-	if shift < 0 || cdOff+shift < 0 || cdOff+shift > int64(len(data)) {
-		l.Problems = append(l.Problems, "central directory offset outside the file")
+	// Every distinct directory a record points at is read.
+	var starts []int64
+	for _, r := range refs {
+		for _, p := range []int64{r.off + (r.end - (r.off + r.size)), r.off} {
+			if p < 0 || p+46 > int64(len(data)) || !bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
+				continue
+			}
+			if !slices.Contains(starts, p) {
+				starts = append(starts, p)
+			}
+			break
+		}
+	}
+	if len(starts) == 0 {
+		if count16 == 0 && len(claims) == 1 && refs[0].off == 0 && refs[0].size == 0 && !bytes.Contains(data, []byte("PK\x03\x04")) {
+			return l, nil // an empty archive
+		}
+		l.Problems = append(l.Problems, "central directory not found where the end record says")
 		l.Recovered = true
 		scanLocal(data, l, maxEntries)
 		return l, nil
 	}
-	p := cdOff + shift
-	for i := 0; i < count || count == 0xffff; i++ {
-		if p+46 > int64(len(data)) || !bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
-			if i < count && count != 0xffff {
-				l.Problems = append(l.Problems, fmt.Sprintf("central directory has %d of %d entries", i, count))
+	if len(starts) > 1 {
+		l.Mismatches = append(l.Mismatches, "the end records point at different central directories")
+	}
+	seen := map[int64]bool{}
+	for _, p := range starts {
+		n := readCD(data, p, l, maxEntries, seen)
+		for _, c := range claims {
+			if c != int64(n) && !l.Truncated {
+				l.Mismatches = append(l.Mismatches, fmt.Sprintf("central directory has %d entries, an end record says %d", n, c))
+				break
 			}
-			break
 		}
-		if len(l.Entries) >= maxEntries {
-			l.Truncated = true
-			break
-		}
+	}
+	localOnly(data, l, maxEntries)
+	markOverlaps(l)
+	return l, nil
+}
+
+// readCD reads the central directory entries at p for as long as their
+// signature goes on, adding those whose offset is not in seen; it
+// returns how many it read.
+func readCD(data []byte, p int64, l *ZipListing, maxEntries int, seen map[int64]bool) int {
+	n := 0
+	for p+46 <= int64(len(data)) && bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
 		h := data[p:]
 		e := &ZipEntry{
 			Flags:            binary.LittleEndian.Uint16(h[8:]),
@@ -114,29 +181,130 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 			l.Problems = append(l.Problems, "central directory entry runs past the end")
 			break
 		}
+		n++
 		e.Name = string(h[46 : 46+nl])
 		zip64Extra(h[46+nl:46+nl+el], e)
-		e.HeaderOffset += shift
+		at := p
+		p += 46 + nl + el + cl
+		if seen[at] {
+			continue // a directory read already, from another record
+		}
+		if len(l.Entries) >= maxEntries {
+			l.Truncated = true
+			break
+		}
+		seen[at] = true
 		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
 		e.Dir = len(e.Name) > 0 && e.Name[len(e.Name)-1] == '/'
 		e.DataOffset = -1
 		if lh := e.HeaderOffset; lh >= 0 && lh <= int64(len(data))-30 && bytes.Equal(data[lh:lh+4], []byte("PK\x03\x04")) {
 			lnl := int64(binary.LittleEndian.Uint16(data[lh+26:]))
 			lel := int64(binary.LittleEndian.Uint16(data[lh+28:]))
-			if lh+30+lnl <= int64(len(data)) {
+			if lh+30+lnl+lel <= int64(len(data)) {
 				if ln := string(data[lh+30 : lh+30+lnl]); ln != e.Name {
 					e.LocalName = ln
 				}
 				e.DataOffset = lh + 30 + lnl + lel
+				if cs, ok := localCompressedSize(data, lh); ok && cs != e.CompressedSize {
+					l.Mismatches = append(l.Mismatches, fmt.Sprintf("entry %q: compressed size %d in the directory, %d in its local header", truncateString(e.Name, 80), e.CompressedSize, cs))
+				}
 			}
 		} else {
-			l.Problems = append(l.Problems, fmt.Sprintf("entry %q: local header missing", e.Name))
+			l.Problems = append(l.Problems, fmt.Sprintf("entry %q: local header missing", truncateString(e.Name, 80)))
 		}
 		l.Entries = append(l.Entries, e)
-		p += 46 + nl + el + cl
 	}
-	markOverlaps(l)
-	return l, nil
+	return n
+}
+
+// localCompressedSize is the compressed size a local header gives, when
+// it gives one (not deferred to a data descriptor).
+func localCompressedSize(data []byte, lh int64) (uint64, bool) {
+	if binary.LittleEndian.Uint16(data[lh+6:])&8 != 0 {
+		return 0, false
+	}
+	cs := uint64(binary.LittleEndian.Uint32(data[lh+18:]))
+	if cs != 0xffffffff {
+		return cs, true
+	}
+	nl := int64(binary.LittleEndian.Uint16(data[lh+26:]))
+	el := int64(binary.LittleEndian.Uint16(data[lh+28:]))
+	e := &ZipEntry{UncompressedSize: uint64(binary.LittleEndian.Uint32(data[lh+22:])), CompressedSize: cs}
+	zip64Extra(data[lh+30+nl:lh+30+nl+el], e)
+	return e.CompressedSize, e.CompressedSize != 0xffffffff
+}
+
+// localOnly lists the local headers that lie outside every listed
+// entry's header and data: files a streaming extractor produces and the
+// central directory hides.
+func localOnly(data []byte, l *ZipListing, maxEntries int) {
+	type span struct{ from, to int64 }
+	var spans []span
+	for _, e := range l.Entries {
+		if e.DataOffset >= 0 {
+			spans = append(spans, span{e.HeaderOffset, e.DataOffset + int64(min(e.CompressedSize, uint64(len(data))))})
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].from < spans[j].from })
+	j := 0
+	for p := int64(0); p < int64(len(data)); {
+		i := bytes.Index(data[p:], []byte("PK\x03\x04"))
+		if i < 0 {
+			return
+		}
+		h := p + int64(i)
+		p = h + 4
+		// Inside a listed entry (a stored archive in an archive, say):
+		// go on after it. Spans are visited in order, once each.
+		for j < len(spans) && spans[j].to <= h {
+			j++
+		}
+		if j < len(spans) && spans[j].from <= h {
+			p = max(p, spans[j].to)
+			continue
+		}
+		if h+30 > int64(len(data)) {
+			return
+		}
+		nl := int64(binary.LittleEndian.Uint16(data[h+26:]))
+		el := int64(binary.LittleEndian.Uint16(data[h+28:]))
+		method := binary.LittleEndian.Uint16(data[h+8:])
+		if nl == 0 || h+30+nl+el > int64(len(data)) || bytes.IndexByte(data[h+30:h+30+nl], 0) >= 0 || !knownMethod(method) {
+			continue // not a plausible header: bytes that happen to match
+		}
+		if len(l.Entries) >= maxEntries {
+			l.Truncated = true
+			return
+		}
+		e := &ZipEntry{
+			Name:             string(data[h+30 : h+30+nl]),
+			Flags:            binary.LittleEndian.Uint16(data[h+6:]),
+			Method:           method,
+			CompressedSize:   uint64(binary.LittleEndian.Uint32(data[h+18:])),
+			UncompressedSize: uint64(binary.LittleEndian.Uint32(data[h+22:])),
+			HeaderOffset:     h,
+			DataOffset:       h + 30 + nl + el,
+			LocalOnly:        true,
+		}
+		zip64Extra(data[h+30+nl:h+30+nl+el], e)
+		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
+		e.Dir = e.Name[len(e.Name)-1] == '/'
+		if cs, ok := localCompressedSize(data, h); ok {
+			p = max(p, e.DataOffset+int64(min(cs, uint64(len(data)))))
+		} else {
+			// Sizes in a data descriptor after the data: unknown here.
+			e.CompressedSize = uint64(int64(len(data)) - e.DataOffset)
+			p = e.DataOffset
+		}
+		l.Entries = append(l.Entries, e)
+		l.Mismatches = append(l.Mismatches, fmt.Sprintf("entry %q has a local header but is not in the central directory", truncateString(e.Name, 80)))
+	}
+}
+
+// knownMethod: compression methods of the APPNOTE that extractors know
+// (stored, shrunk … deflate, deflate64, bzip2, lzma, zstd, xz, ppmd, AES).
+func knownMethod(m uint16) bool {
+	return m <= 9 || m == 12 || m == 14 || m == 93 || m == 95 || m == 98 || m == 99
 }
 
 func zip64Extra(extra []byte, e *ZipEntry) {

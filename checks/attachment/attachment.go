@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -85,7 +86,7 @@ func symbolOf(f attachments.Finding) (string, float64) {
 		return SymEmbedded, 2
 	case attachments.KindExternalTemplate:
 		return SymExternalTemplate, 4
-	case "name-type-mismatch", "zip-name-mismatch", "archive-size-lie":
+	case "name-type-mismatch", "zip-name-mismatch", "archive-size-lie", attachments.KindZipDirectoryMismatch:
 		return SymMismatch, 3
 	case "name-bidi", "name-nul":
 		return SymDisguisedName, 5
@@ -157,6 +158,15 @@ type Config struct {
 	MaxMIMEParts   int     `yaml:"max_mime_parts"`
 	// MaxEvents bounds the log lines one message gets.
 	MaxEvents int `yaml:"max_events"`
+	// MemoryBudget is shared by every message being checked at once:
+	// the bytes of whole files held for unpacking (default 512MiB).
+	// Beyond it, a message waits up to MemoryWait (default 10s), then
+	// what could not be unpacked is unscannable.
+	MemoryBudget Size          `yaml:"memory_budget"`
+	MemoryWait   time.Duration `yaml:"memory_wait"`
+	// Memory is the budget itself (nil: the process's own, sized by
+	// MemoryBudget).
+	Memory *attachments.Memory `yaml:"-"`
 
 	// BaseDir resolves relative rule file paths (set by the composition
 	// root to the configuration file's directory).
@@ -181,8 +191,14 @@ func DefaultConfig() Config {
 		MaxMIMEDepth:         50,
 		MaxMIMEParts:         1000,
 		MaxEvents:            20,
+		MemoryBudget:         attachments.DefaultMemory,
+		MemoryWait:           10 * time.Second,
 	}
 }
+
+// processMemory is the memory budget of the process: one for every
+// attachment check, kept across configuration reloads.
+var processMemory = attachments.NewMemory(attachments.DefaultMemory)
 
 // Check is the attachment check.
 type Check struct {
@@ -208,6 +224,16 @@ func New(cfg Config) (*Check, error) {
 	}
 	if c.cfg.MaxEvents <= 0 {
 		c.cfg.MaxEvents = 20
+	}
+	if c.cfg.MemoryBudget > 0 && c.cfg.MaxFileSize > 0 && c.cfg.MemoryBudget < c.cfg.MaxFileSize {
+		return nil, fmt.Errorf("attachment: memory_budget %d is smaller than max_file_size %d: files that size could never be unpacked", c.cfg.MemoryBudget, c.cfg.MaxFileSize)
+	}
+	if c.cfg.MemoryWait < 0 {
+		return nil, fmt.Errorf("attachment: memory_wait %s is negative", c.cfg.MemoryWait)
+	}
+	if c.cfg.Memory == nil {
+		c.cfg.Memory = processMemory
+		c.cfg.Memory.SetLimit(int64(c.cfg.MemoryBudget))
 	}
 	return c, nil
 }
@@ -259,10 +285,11 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 		body, bodySize = m.Body, m.Body.Size()
 	}
 	src, size := attachments.Concat(header, body, bodySize)
-	rep := attachments.Scan(src, size, attachments.Options{
+	rep := attachments.ScanContext(ctx, src, size, attachments.Options{
 		Walk:           attachments.WalkOptions{MaxDepth: c.cfg.MaxMIMEDepth, MaxParts: c.cfg.MaxMIMEParts},
 		MaxAttachments: c.cfg.MaxAttachments, MaxFileSize: int64(c.cfg.MaxFileSize), MaxTotal: int64(c.cfg.MaxTotal),
 		MaxRatio: c.cfg.MaxRatio, MaxEntries: c.cfg.MaxEntries, MaxDepth: c.cfg.MaxDepth,
+		Memory: c.cfg.Memory, MemoryWait: c.cfg.MemoryWait,
 	})
 	if err := ctx.Err(); err != nil {
 		return checks.Result{Status: checks.StatusTimeout, Err: err}
