@@ -355,7 +355,7 @@ func (f *File) decodeInto(name string, data []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // empty file: all defaults
+			return errEmpty(name)
 		}
 		return syntaxError(name, err)
 	}
@@ -368,7 +368,7 @@ func (f *File) decodeInto(name string, data []byte) error {
 	}
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 && root.Content[0].Kind != yaml.MappingNode {
 		if root.Content[0].Tag == "!!null" {
-			return nil
+			return errEmpty(name)
 		}
 		return &Error{File: name, Line: root.Content[0].Line, Msg: "the configuration must be a mapping of keys to values"}
 	}
@@ -399,6 +399,14 @@ func (f *File) decodeInto(name string, data []byte) error {
 		f.record(name, "", root.Content[0])
 	}
 	return nil
+}
+
+// errEmpty refuses a file without settings. An empty file is far more
+// likely a truncated or half-written one than a wish for the defaults,
+// and taking it would silently drop the deny lists, the log sinks and the
+// DNS servers on the next reload. Line 1 is where the settings should be.
+func errEmpty(name string) error {
+	return &Error{File: name, Line: 1, Msg: "the configuration file is empty (no settings, only comments or blanks); to run with the defaults, start without -c"}
 }
 
 // record notes where every mapping key under n was set.
