@@ -85,6 +85,15 @@ type Spool struct {
 type Milter struct {
 	Timeout        Duration `yaml:"timeout"`
 	MaxHeaderBytes Size     `yaml:"max_header_bytes"`
+	// Connection limits against idle or stuck clients (milter.go).
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	CommandTimeout Duration `yaml:"command_timeout"`
+	IdleTimeout    Duration `yaml:"idle_timeout"`
+	MaxConnections int      `yaml:"max_connections"`
+	// The unix socket's permissions and group (name or gid; "" keeps
+	// the process's group).
+	SocketMode  FileMode `yaml:"socket_mode"`
+	SocketGroup string   `yaml:"socket_group"`
 }
 
 // State configures the state store of the checks that keep state
@@ -511,6 +520,9 @@ func (f *File) validate() error {
 				return &Error{File: c.file, Line: c.lineOf("decisive"), Msg: fmt.Sprintf("check %q: %v", c.Name, err)}
 			}
 		}
+	}
+	if err := f.Milter.validate(f); err != nil {
+		return err
 	}
 	if err := f.State.validate(f); err != nil {
 		return err

@@ -131,7 +131,7 @@ func serve(args []string, stderr io.Writer) int {
 	if *listen != "" {
 		addr = *listen
 	}
-	ln, err := listenMilter(addr)
+	ln, err := listenMilter(addr, socketPerm{Mode: os.FileMode(st.file.Milter.SocketMode), Group: st.file.Milter.SocketGroup})
 	if err != nil {
 		fmt.Fprintf(stderr, "chainmail: %v\n", err)
 		return exitUsage
@@ -247,37 +247,6 @@ func unixPath(addr string) string {
 		return ""
 	}
 	return a
-}
-
-// listenMilter opens the milter socket. A stale unix socket left by a
-// crashed process is removed; a live one is an error.
-func listenMilter(addr string) (net.Listener, error) {
-	network, a, err := milter.ParseAddr(addr)
-	if err != nil {
-		return nil, err
-	}
-	if network == "unix" {
-		if c, err := net.DialTimeout("unix", a, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen %s: another process is serving that socket", addr)
-		}
-		os.Remove(a)
-		ln, err := net.Listen("unix", a)
-		if err != nil {
-			return nil, fmt.Errorf("listen %s: %v", addr, err)
-		}
-		// The MTA connects as its own user (postfix, smmsp).
-		if err := os.Chmod(a, 0o666); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("listen %s: %v", addr, err)
-		}
-		return ln, nil
-	}
-	ln, err := net.Listen(network, a)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %v", addr, err)
-	}
-	return ln, nil
 }
 
 func configCheck(args []string, stdout, stderr io.Writer) int {
