@@ -15,6 +15,11 @@ type Metrics struct {
 	CheckStatus  *prometheus.CounterVec
 	CheckLatency *prometheus.HistogramVec
 	ChainLatency prometheus.Histogram
+	// Connection limits: connections closed at once over
+	// max_connections, accept errors survived, timeouts by kind.
+	Refused      prometheus.Counter
+	AcceptErrors prometheus.Counter
+	Timeouts     *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them on reg.
@@ -37,9 +42,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "chainmail_chain_duration_seconds", Help: "Time the whole chain and policy took per message.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}),
+		Refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chainmail_milter_refused_connections_total", Help: "Milter connections closed at once because milter.max_connections were open.",
+		}),
+		AcceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chainmail_milter_accept_errors_total", Help: "Failed accepts of milter connections (like too many open files), retried with back-off.",
+		}),
+		Timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chainmail_milter_timeouts_total", Help: "Milter connections closed by a timeout, by timeout.",
+		}, []string{"timeout"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Sessions, m.Messages, m.CheckStatus, m.CheckLatency, m.ChainLatency)
+		reg.MustRegister(m.Sessions, m.Messages, m.CheckStatus, m.CheckLatency, m.ChainLatency, m.Refused, m.AcceptErrors, m.Timeouts)
 	}
 	return m
 }

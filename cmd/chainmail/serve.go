@@ -106,6 +106,7 @@ func serve(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	nofile, nofileErr := raiseNoFile()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := milter.NewMetrics(reg)
@@ -145,6 +146,10 @@ func serve(args []string, stderr io.Writer) int {
 		Timeout:        time.Duration(st.file.Milter.Timeout),
 		Logf:           logf,
 		Metrics:        metrics,
+		ConnectTimeout: time.Duration(st.file.Milter.ConnectTimeout),
+		CommandTimeout: time.Duration(st.file.Milter.CommandTimeout),
+		IdleTimeout:    time.Duration(st.file.Milter.IdleTimeout),
+		MaxConnections: st.file.Milter.MaxConnections,
 	})
 
 	var httpSrv *http.Server
@@ -174,6 +179,14 @@ func serve(args []string, stderr io.Writer) int {
 	}
 
 	logf("chainmail %s: milter listening on %s (configuration %s, %d checks)", version, ln.Addr(), nameOf(*cfgPath), len(st.engine.Chain.Steps))
+	if n, err := nofile, nofileErr; err != nil {
+		logf("chainmail: raising the descriptor limit: %v (limit %d)", err, n)
+	} else {
+		logf("chainmail: descriptor limit %d, milter.max_connections %d", n, st.file.Milter.MaxConnections)
+		if uint64(st.file.Milter.MaxConnections)+64 > n {
+			logf("chainmail: milter.max_connections %d is close to the descriptor limit %d: at the limit new connections wait until others close", st.file.Milter.MaxConnections, n)
+		}
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
