@@ -73,6 +73,9 @@ type DNS struct {
 // Metrics configures the HTTP listener for /metrics and /healthz.
 type Metrics struct {
 	Listen string `yaml:"listen"`
+	// PProf serves /debug/pprof/* (goroutine stacks, heap) on the same
+	// listener; off unless asked for.
+	PProf bool `yaml:"pprof"`
 }
 
 // Spool configures body spooling.
@@ -115,14 +118,14 @@ type State struct {
 type RedisState struct {
 	// Addrs: one server; the Sentinels with sentinel_master; seed nodes
 	// with cluster.
-	Addrs            []string `yaml:"addrs"`
-	SentinelMaster   string   `yaml:"sentinel_master"`
-	SentinelPassword string   `yaml:"sentinel_password"`
-	Cluster          bool     `yaml:"cluster"`
-	Username         string   `yaml:"username"`
-	Password         string   `yaml:"password"`
-	DB               int      `yaml:"db"`
-	Prefix           string   `yaml:"prefix"`
+	Addrs            []string      `yaml:"addrs"`
+	SentinelMaster   string        `yaml:"sentinel_master"`
+	SentinelPassword checks.Secret `yaml:"sentinel_password"`
+	Cluster          bool          `yaml:"cluster"`
+	Username         string        `yaml:"username"`
+	Password         checks.Secret `yaml:"password"`
+	DB               int           `yaml:"db"`
+	Prefix           string        `yaml:"prefix"`
 	// Timeout bounds connecting, reading and writing: how long a check
 	// waits for an unreachable Redis before it lets the mail through.
 	Timeout Duration `yaml:"timeout"`
@@ -610,12 +613,16 @@ func isCode(s string) bool {
 
 // Marshal returns the effective configuration as YAML.
 func (f *File) Marshal() ([]byte, error) {
-	// A copy, so secrets are not printed.
+	// A copy, so secrets are not printed: settings of type checks.Secret
+	// print themselves as (hidden); in check options they are found by
+	// the options' declared types (secret.go).
 	o := *f
-	for _, p := range []*string{&o.State.Redis.Password, &o.State.Redis.SentinelPassword} {
-		if *p != "" {
-			*p = "(hidden)"
+	o.Checks = make([]Check, len(f.Checks))
+	for i, c := range f.Checks {
+		if ctor, ok := table[c.Name]; ok && c.Options.Kind != 0 {
+			c.Options = *hideSecrets(&c.Options, ctor.typ)
 		}
+		o.Checks[i] = c
 	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)

@@ -138,3 +138,24 @@ func TestServeRaisesSoftDescriptorLimit(t *testing.T) {
 		t.Errorf("accept errors below the hard limit:\n%s", stderr.String())
 	}
 }
+
+// /debug/pprof/ is served only with metrics.pprof: true.
+func TestServePprofOptIn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		metricsAddr := freePort(t)
+		startLimited(t, "4096:4096", fmt.Sprintf("metrics: {listen: %q, pprof: %v}\n", metricsAddr, on))
+		var code int
+		waitFor(t, "the metrics listener", func() bool {
+			resp, err := http.Get("http://" + metricsAddr + "/debug/pprof/goroutine?debug=1")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			code = resp.StatusCode
+			return true
+		})
+		if want := map[bool]int{false: 404, true: 200}[on]; code != want {
+			t.Errorf("pprof: %v: /debug/pprof/goroutine answered %d, want %d", on, code, want)
+		}
+	}
+}

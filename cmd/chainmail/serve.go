@@ -162,11 +162,14 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		// Profiles for the postmaster chasing a slow check; the listener
-		// is on loopback by default.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/heap", pprof.Index)
+		if st.file.Metrics.PProf {
+			// Profiles for the postmaster chasing a slow check, only when
+			// asked for: stacks and heap may hold message data.
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		// Reputation feedback ("submit as good/bad"), authenticated with
 		// the reputation check's feedback_token_file.
 		mux.Handle("/learn", engineFeedback(func() *checks.Engine { return current.Load().engine }))
