@@ -182,13 +182,12 @@ func serve(args []string, stderr io.Writer) int {
 	}
 
 	logf("chainmail %s: milter listening on %s (configuration %s, %d checks)", version, ln.Addr(), nameOf(*cfgPath), len(st.engine.Chain.Steps))
-	if n, err := nofile, nofileErr; err != nil {
-		logf("chainmail: raising the descriptor limit: %v (limit %d)", err, n)
-	} else {
-		logf("chainmail: descriptor limit %d, milter.max_connections %d", n, st.file.Milter.MaxConnections)
-		if uint64(st.file.Milter.MaxConnections)+64 > n {
-			logf("chainmail: milter.max_connections %d is close to the descriptor limit %d: at the limit new connections wait until others close", st.file.Milter.MaxConnections, n)
-		}
+	if nofileErr != nil {
+		logf("chainmail: raising the descriptor limit: %v (limit %d)", nofileErr, nofile)
+	}
+	logf("chainmail: descriptor limit %d, milter.max_connections %d", nofile, st.file.Milter.MaxConnections)
+	if uint64(st.file.Milter.MaxConnections)+64 > nofile {
+		logf("chainmail: milter.max_connections %d is close to the descriptor limit %d: at the limit new connections wait until others close", st.file.Milter.MaxConnections, nofile)
 	}
 
 	sigs := make(chan os.Signal, 4)

@@ -166,7 +166,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`chainmail_messages_total{action="reject"} 3`, `chainmail_messages_total{action="accept"} 1`, `chainmail_check_results_total{check="gtube",status="spam"} 2`, "chainmail_chain_duration_seconds_count 4"} {
+	for _, want := range []string{`chainmail_messages_total{action="reject"} 4`, `chainmail_messages_total{action="accept"} 1`, `chainmail_check_results_total{check="gtube",status="spam"} 3`, "chainmail_chain_duration_seconds_count 5"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
