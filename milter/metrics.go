@@ -17,6 +17,11 @@ type Metrics struct {
 	ChainLatency prometheus.Histogram
 	// Waiting counts messages waiting for admission (Options.MaxConcurrent).
 	Waiting prometheus.Gauge
+	// Connection limits: connections closed at once over
+	// max_connections, accept errors survived, timeouts by kind.
+	Refused      prometheus.Counter
+	AcceptErrors prometheus.Counter
+	Timeouts     *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them on reg.
@@ -42,9 +47,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Waiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chainmail_messages_waiting", Help: "Messages waiting for admission to evaluation (milter.max_concurrent).",
 		}),
+		Refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chainmail_milter_refused_connections_total", Help: "Milter connections closed at once because milter.max_connections were open.",
+		}),
+		AcceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chainmail_milter_accept_errors_total", Help: "Failed accepts of milter connections (like too many open files), retried with back-off.",
+		}),
+		Timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chainmail_milter_timeouts_total", Help: "Milter connections closed by a timeout, by timeout.",
+		}, []string{"timeout"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Sessions, m.Messages, m.CheckStatus, m.CheckLatency, m.ChainLatency, m.Waiting)
+		reg.MustRegister(m.Sessions, m.Messages, m.CheckStatus, m.CheckLatency, m.ChainLatency, m.Waiting, m.Refused, m.AcceptErrors, m.Timeouts)
 	}
 	return m
 }

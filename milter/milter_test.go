@@ -84,7 +84,7 @@ func (r *recorder) all() []seen {
 	return append([]seen(nil), r.msgs...)
 }
 
-func newEngine(t *testing.T, rec *recorder, rules ...checks.Rule) *checks.Engine {
+func newEngine(t testing.TB, rec *recorder, rules ...checks.Rule) *checks.Engine {
 	t.Helper()
 	p := checks.DefaultPolicy()
 	p.Hostname = "mx.chainmail.test"

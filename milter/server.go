@@ -58,6 +58,19 @@ type Options struct {
 	// MaxConcurrent bounds the messages evaluated at once (admission.go);
 	// 0 means runtime.NumCPU().
 	MaxConcurrent int
+
+	// Connection limits (limits.go). ConnectTimeout bounds the wait for
+	// the MTA's first packet (default 30 s, as Postfix's
+	// milter_connect_timeout); CommandTimeout the rest of a packet once it
+	// began, and every reply written (default 30 s, as
+	// milter_command_timeout); IdleTimeout the wait between packets
+	// (default 330 s: the MTA is silent while its SMTP client is, up to
+	// Postfix's smtpd_timeout of 300 s). Connections beyond MaxConnections
+	// (default 1000) are closed at once.
+	ConnectTimeout time.Duration
+	CommandTimeout time.Duration
+	IdleTimeout    time.Duration
+	MaxConnections int
 }
 
 // Server serves the milter protocol.
@@ -76,6 +89,8 @@ type Server struct {
 	idle   chan struct{}
 	nextID atomic.Uint64
 	admit  *admission
+
+	acceptLog, refuseLog everyLog
 }
 
 // Actions the server asks for. Only version-2 action bits: go-milter's
@@ -92,6 +107,17 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 120 * time.Second
+	}
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{&opts.ConnectTimeout, defaultConnectTimeout}, {&opts.CommandTimeout, defaultCommandTimeout}, {&opts.IdleTimeout, defaultIdleTimeout}} {
+		if *d.p <= 0 {
+			*d.p = d.v
+		}
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = defaultMaxConnections
 	}
 	s := &Server{
 		opts:     opts,
@@ -215,11 +241,11 @@ type listener struct {
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
+	c, err := l.accept()
 	if err != nil {
 		return nil, err
 	}
-	wc := &conn{Conn: c, r: bufio.NewReaderSize(c, 64*1024)}
+	wc := &conn{Conn: c, r: bufio.NewReaderSize(c, 64*1024), accepted: time.Now()}
 	ss := l.s.newSession(wc)
 	wc.sess = ss
 	l.s.mu.Lock()
@@ -248,6 +274,12 @@ type conn struct {
 	nhdr   int
 	remain uint32
 	closed atomic.Bool
+
+	// Read side (limits.go): when the connection was accepted, the
+	// framing of what was read, whether a timeout was logged.
+	accepted      time.Time
+	in            inbound
+	timeoutLogged atomic.Bool
 }
 
 // resets reports whether go-milter replaces the backend after writing a
@@ -261,11 +293,26 @@ func resets(code byte) bool {
 	return false
 }
 
-func (c *conn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *conn) Read(p []byte) (int, error) {
+	which := ""
+	if c.r.Buffered() == 0 {
+		var at time.Time
+		at, which = c.readTimeout()
+		c.Conn.SetReadDeadline(at)
+	}
+	n, err := c.r.Read(p)
+	c.in.consumed(p[:n])
+	if err != nil && which != "" {
+		c.timedOut(err, which)
+	}
+	return n, err
+}
 
 func (c *conn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.sess.srv.opts.CommandTimeout))
 	n, err := c.Conn.Write(p)
 	if err != nil {
+		c.timedOut(err, "command_timeout")
 		return n, err
 	}
 	handoff := false

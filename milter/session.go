@@ -271,13 +271,16 @@ func (ss *session) envelope() checks.Envelope {
 	for k, v := range ss.macros {
 		macros[k] = v
 	}
+	// Rcpts is shared, not copied (a copy per RCPT made the RCPT stage
+	// quadratic): ss.rcpts is only appended to, and the full slice
+	// expression makes an append through env.Rcpts copy.
 	env := checks.Envelope{
 		ClientIP:   ss.clientIP,
 		ClientName: ss.clientName,
 		ClientPort: ss.clientPort,
 		HELO:       ss.helo,
 		MailFrom:   ss.mailFrom,
-		Rcpts:      append([]string(nil), ss.rcpts...),
+		Rcpts:      ss.rcpts[:len(ss.rcpts):len(ss.rcpts)],
 		AuthUser:   macros["auth_authen"],
 		QueueID:    macros["i"],
 		Macros:     macros,

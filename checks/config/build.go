@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"time"
 
@@ -67,7 +68,9 @@ func (f *File) UsesState() bool {
 // other names rules may use for it (checks.Aliased), facts the facts it
 // declares (checks.Factual).
 type constructor struct {
-	make    func(file string, opts *yaml.Node, d Deps) (checks.Check, error)
+	make func(file string, opts *yaml.Node, d Deps) (checks.Check, error)
+	// typ is the type of the check's options, for hiding its secrets.
+	typ     reflect.Type
 	aliases []string
 	facts   map[string]any
 	// remote checks wait on outside services (DNS lists, RDAP, the state
@@ -96,7 +99,7 @@ func build[C any, K checks.Check](def func() C, newf func(C, Deps) (K, error)) c
 			}
 		}
 		return newf(cfg, d)
-	}, aliases: aliasesOf[K](), facts: factsOf[K]()}
+	}, typ: reflect.TypeOf((*C)(nil)).Elem(), aliases: aliasesOf[K](), facts: factsOf[K]()}
 }
 
 // aliasesOf asks a zero K for its aliases (checks.Aliased says they are
@@ -171,7 +174,7 @@ var table = map[string]constructor{
 		}
 		cfg.BaseDir = filepath.Dir(file)
 		return attachment.New(cfg)
-	}, facts: factsOf[*attachment.Check](), alwaysRun: true},
+	}, typ: reflect.TypeOf(attachment.Config{}), facts: factsOf[*attachment.Check](), alwaysRun: true},
 	"antivirus": build(antivirus.DefaultConfig, func(c antivirus.Config, _ Deps) (*antivirus.Check, error) { return antivirus.New(c) }).withDefaults(false, true),
 }
 

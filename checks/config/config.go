@@ -73,6 +73,9 @@ type DNS struct {
 // Metrics configures the HTTP listener for /metrics and /healthz.
 type Metrics struct {
 	Listen string `yaml:"listen"`
+	// PProf serves /debug/pprof/* (goroutine stacks, heap) on the same
+	// listener; off unless asked for.
+	PProf bool `yaml:"pprof"`
 }
 
 // Spool configures body spooling.
@@ -88,6 +91,15 @@ type Milter struct {
 	// MaxConcurrent bounds the messages evaluated at once; 0 means one
 	// per CPU core.
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// Connection limits against idle or stuck clients (milter.go).
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	CommandTimeout Duration `yaml:"command_timeout"`
+	IdleTimeout    Duration `yaml:"idle_timeout"`
+	MaxConnections int      `yaml:"max_connections"`
+	// The unix socket's permissions and group (name or gid; "" keeps
+	// the process's group).
+	SocketMode  FileMode `yaml:"socket_mode"`
+	SocketGroup string   `yaml:"socket_group"`
 }
 
 // State configures the state store of the checks that keep state
@@ -113,14 +125,14 @@ type State struct {
 type RedisState struct {
 	// Addrs: one server; the Sentinels with sentinel_master; seed nodes
 	// with cluster.
-	Addrs            []string `yaml:"addrs"`
-	SentinelMaster   string   `yaml:"sentinel_master"`
-	SentinelPassword string   `yaml:"sentinel_password"`
-	Cluster          bool     `yaml:"cluster"`
-	Username         string   `yaml:"username"`
-	Password         string   `yaml:"password"`
-	DB               int      `yaml:"db"`
-	Prefix           string   `yaml:"prefix"`
+	Addrs            []string      `yaml:"addrs"`
+	SentinelMaster   string        `yaml:"sentinel_master"`
+	SentinelPassword checks.Secret `yaml:"sentinel_password"`
+	Cluster          bool          `yaml:"cluster"`
+	Username         string        `yaml:"username"`
+	Password         checks.Secret `yaml:"password"`
+	DB               int           `yaml:"db"`
+	Prefix           string        `yaml:"prefix"`
 	// Timeout bounds connecting, reading and writing: how long a check
 	// waits for an unreachable Redis before it lets the mail through.
 	Timeout Duration `yaml:"timeout"`
@@ -370,7 +382,7 @@ func (f *File) decodeInto(name string, data []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // empty file: all defaults
+			return errEmpty(name)
 		}
 		return syntaxError(name, err)
 	}
@@ -383,7 +395,7 @@ func (f *File) decodeInto(name string, data []byte) error {
 	}
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 && root.Content[0].Kind != yaml.MappingNode {
 		if root.Content[0].Tag == "!!null" {
-			return nil
+			return errEmpty(name)
 		}
 		return &Error{File: name, Line: root.Content[0].Line, Msg: "the configuration must be a mapping of keys to values"}
 	}
@@ -414,6 +426,14 @@ func (f *File) decodeInto(name string, data []byte) error {
 		f.record(name, "", root.Content[0])
 	}
 	return nil
+}
+
+// errEmpty refuses a file without settings. An empty file is far more
+// likely a truncated or half-written one than a wish for the defaults,
+// and taking it would silently drop the deny lists, the log sinks and the
+// DNS servers on the next reload. Line 1 is where the settings should be.
+func errEmpty(name string) error {
+	return &Error{File: name, Line: 1, Msg: "the configuration file is empty (no settings, only comments or blanks); to run with the defaults, start without -c"}
 }
 
 // record notes where every mapping key under n was set.
@@ -527,6 +547,9 @@ func (f *File) validate() error {
 			}
 		}
 	}
+	if err := f.Milter.validate(f); err != nil {
+		return err
+	}
 	if err := f.State.validate(f); err != nil {
 		return err
 	}
@@ -613,12 +636,16 @@ func isCode(s string) bool {
 
 // Marshal returns the effective configuration as YAML.
 func (f *File) Marshal() ([]byte, error) {
-	// A copy, so secrets are not printed.
+	// A copy, so secrets are not printed: settings of type checks.Secret
+	// print themselves as (hidden); in check options they are found by
+	// the options' declared types (secret.go).
 	o := *f
-	for _, p := range []*string{&o.State.Redis.Password, &o.State.Redis.SentinelPassword} {
-		if *p != "" {
-			*p = "(hidden)"
+	o.Checks = make([]Check, len(f.Checks))
+	for i, c := range f.Checks {
+		if ctor, ok := table[c.Name]; ok && c.Options.Kind != 0 {
+			c.Options = *hideSecrets(&c.Options, ctor.typ)
 		}
+		o.Checks[i] = c
 	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"chainmail/checks"
 )
 
 // Config is the quota check's configuration.
@@ -52,7 +54,8 @@ type Webhook struct {
 	// URL is where alerts are POSTed; "" turns the webhook off.
 	URL string `yaml:"url"`
 	// Headers are added to every request (Authorization: Bearer …).
-	Headers map[string]string `yaml:"headers"`
+	// Their values are secrets: never printed.
+	Headers map[string]checks.Secret `yaml:"headers"`
 	// Timeout bounds one request (default 5s).
 	Timeout time.Duration `yaml:"timeout"`
 	// Retries is how often a failed POST is retried (default 5), with a

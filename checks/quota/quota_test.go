@@ -460,7 +460,7 @@ func TestWebhook(t *testing.T) {
 	clk := newClock()
 	cfg := DefaultConfig()
 	cfg.Quotas = []Quota{{Name: "u", Track: TrackSASLUser, Period: time.Hour, Messages: 1}}
-	cfg.Webhook = Webhook{URL: srv.URL, Headers: map[string]string{"Authorization": "Bearer s3cret"}, Retries: 3, Backoff: 10 * time.Millisecond, Interval: time.Minute}
+	cfg.Webhook = Webhook{URL: srv.URL, Headers: map[string]checks.Secret{"Authorization": "Bearer s3cret"}, Retries: 3, Backoff: 10 * time.Millisecond, Interval: time.Minute}
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, Deps{Store: boltStore(t), Now: clk.Now, Metrics: NewMetrics(reg)})
 	if err != nil {

@@ -196,7 +196,7 @@ func (n *notifier) post(body []byte) (permanent bool, err error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "chainmail-quota")
 	for k, v := range n.cfg.Headers {
-		req.Header.Set(k, v)
+		req.Header.Set(k, string(v))
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {

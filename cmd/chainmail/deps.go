@@ -133,7 +133,7 @@ func openState(f *config.File, prev *stateStore, reg prometheus.Registerer, logf
 		r := sc.Redis
 		rs, err := redis.Open(redis.Options{
 			Addrs: r.Addrs, MasterName: r.SentinelMaster, Cluster: r.Cluster,
-			Username: r.Username, Password: r.Password, SentinelPassword: r.SentinelPassword,
+			Username: r.Username, Password: string(r.Password), SentinelPassword: string(r.SentinelPassword),
 			DB: r.DB, Prefix: r.Prefix, Timeout: time.Duration(r.Timeout),
 			Metrics: metrics, Logf: logf,
 		})

@@ -106,6 +106,7 @@ func serve(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	nofile, nofileErr := raiseNoFile()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := milter.NewMetrics(reg)
@@ -131,7 +132,7 @@ func serve(args []string, stderr io.Writer) int {
 	if *listen != "" {
 		addr = *listen
 	}
-	ln, err := listenMilter(addr)
+	ln, err := listenMilter(addr, socketPerm{Mode: os.FileMode(st.file.Milter.SocketMode), Group: st.file.Milter.SocketGroup})
 	if err != nil {
 		fmt.Fprintf(stderr, "chainmail: %v\n", err)
 		return exitUsage
@@ -146,6 +147,10 @@ func serve(args []string, stderr io.Writer) int {
 		Logf:           logf,
 		Metrics:        metrics,
 		MaxConcurrent:  st.file.Milter.MaxConcurrent,
+		ConnectTimeout: time.Duration(st.file.Milter.ConnectTimeout),
+		CommandTimeout: time.Duration(st.file.Milter.CommandTimeout),
+		IdleTimeout:    time.Duration(st.file.Milter.IdleTimeout),
+		MaxConnections: st.file.Milter.MaxConnections,
 	})
 
 	var httpSrv *http.Server
@@ -158,11 +163,14 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		// Profiles for the postmaster chasing a slow check; the listener
-		// is on loopback by default.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/heap", pprof.Index)
+		if st.file.Metrics.PProf {
+			// Profiles for the postmaster chasing a slow check, only when
+			// asked for: stacks and heap may hold message data.
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		// Reputation feedback ("submit as good/bad"), authenticated with
 		// the reputation check's feedback_token_file.
 		mux.Handle("/learn", engineFeedback(func() *checks.Engine { return current.Load().engine }))
@@ -175,6 +183,13 @@ func serve(args []string, stderr io.Writer) int {
 	}
 
 	logf("chainmail %s: milter listening on %s (configuration %s, %d checks)", version, ln.Addr(), nameOf(*cfgPath), len(st.engine.Chain.Steps))
+	if nofileErr != nil {
+		logf("chainmail: raising the descriptor limit: %v (limit %d)", nofileErr, nofile)
+	}
+	logf("chainmail: descriptor limit %d, milter.max_connections %d", nofile, st.file.Milter.MaxConnections)
+	if uint64(st.file.Milter.MaxConnections)+64 > nofile {
+		logf("chainmail: milter.max_connections %d is close to the descriptor limit %d: at the limit new connections wait until others close", st.file.Milter.MaxConnections, nofile)
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -248,37 +263,6 @@ func unixPath(addr string) string {
 		return ""
 	}
 	return a
-}
-
-// listenMilter opens the milter socket. A stale unix socket left by a
-// crashed process is removed; a live one is an error.
-func listenMilter(addr string) (net.Listener, error) {
-	network, a, err := milter.ParseAddr(addr)
-	if err != nil {
-		return nil, err
-	}
-	if network == "unix" {
-		if c, err := net.DialTimeout("unix", a, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen %s: another process is serving that socket", addr)
-		}
-		os.Remove(a)
-		ln, err := net.Listen("unix", a)
-		if err != nil {
-			return nil, fmt.Errorf("listen %s: %v", addr, err)
-		}
-		// The MTA connects as its own user (postfix, smmsp).
-		if err := os.Chmod(a, 0o666); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("listen %s: %v", addr, err)
-		}
-		return ln, nil
-	}
-	ln, err := net.Listen(network, a)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %v", addr, err)
-	}
-	return ln, nil
 }
 
 func configCheck(args []string, stdout, stderr io.Writer) int {

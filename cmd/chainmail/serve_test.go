@@ -130,6 +130,18 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		t.Fatalf("old configuration lost after a refused reload: %+v", out)
 	}
 
+	// So is an empty (truncated) file: it is not "all defaults".
+	if err := os.WriteFile(cfg, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "reload refusal of an empty file", func() bool {
+		return strings.Contains(logText(), cfg+":1: the configuration file is empty")
+	})
+	if out := sendOne(t, milterAddr, "x@example.net", gtubeMsg); out.Action != "reject" {
+		t.Fatalf("old configuration lost after an empty file: %+v", out)
+	}
+
 	// A good one takes effect.
 	write("checks:\n  - name: lists\n    options: {deny: {senders: [alice@example.com]}}\n")
 	cmd.Process.Signal(syscall.SIGHUP)
@@ -154,7 +166,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`chainmail_messages_total{action="reject"} 3`, `chainmail_messages_total{action="accept"} 1`, `chainmail_check_results_total{check="gtube",status="spam"} 2`, "chainmail_chain_duration_seconds_count 4"} {
+	for _, want := range []string{`chainmail_messages_total{action="reject"} 4`, `chainmail_messages_total{action="accept"} 1`, `chainmail_check_results_total{check="gtube",status="spam"} 3`, "chainmail_chain_duration_seconds_count 5"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
