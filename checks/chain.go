@@ -127,6 +127,9 @@ func (c *Chain) Run(ctx context.Context, m *Message) Results {
 	}
 	waits := c.plan()
 	size := m.Size()
+	if m.work == nil {
+		m.work = &work{}
+	}
 
 	for i := range c.Steps {
 		go func(i int) {
@@ -262,7 +265,9 @@ func runStep(ctx context.Context, step Step, m *Message, prior Results) Result {
 
 	start := time.Now()
 	ch := make(chan Result, 1)
+	m.work.start()
 	go func() {
+		defer m.work.done()
 		defer func() {
 			if v := recover(); v != nil {
 				ch <- Result{Status: StatusError, Reason: fmt.Sprintf("panic: %v", v),

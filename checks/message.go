@@ -11,6 +11,8 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/text/encoding/ianaindex"
 )
@@ -57,6 +59,46 @@ type Message struct {
 	Envelope
 	Header []HeaderField
 	Body   Body
+
+	// work follows the checks the chain started on the message; set by
+	// Chain.Run before its first check starts.
+	work *work
+}
+
+// work counts the check goroutines still running on one message.
+type work struct {
+	wg sync.WaitGroup
+	n  atomic.Int64
+}
+
+func (w *work) start() {
+	w.n.Add(1)
+	w.wg.Add(1)
+}
+
+func (w *work) done() {
+	w.n.Add(-1)
+	w.wg.Done()
+}
+
+// Running returns the number of checks the chain started on m that have
+// not returned yet. The chain gives up on a check that runs out of time
+// but cannot stop it: until it returns it still reads the body and uses
+// the CPU, after the verdict is out.
+func (m *Message) Running() int {
+	if m.work == nil {
+		return 0
+	}
+	return int(m.work.n.Load())
+}
+
+// Wait blocks until every check the chain started on m has returned. Only
+// then may the body be closed, and the message's share of the machine
+// (its admission slot) be given to another.
+func (m *Message) Wait() {
+	if m.work != nil {
+		m.work.wg.Wait()
+	}
 }
 
 // Size is the size of the message in bytes (header block and body).

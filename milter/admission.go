@@ -3,6 +3,7 @@ package milter
 import (
 	"context"
 	"runtime"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,17 +21,24 @@ import (
 type admission struct {
 	slots   chan struct{}
 	waiting prometheus.Gauge
+	// stopped is closed when the server shuts down: waiting messages are
+	// then deferred at once instead of holding up the shutdown.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 func newAdmission(n int, waiting prometheus.Gauge) *admission {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	return &admission{slots: make(chan struct{}, n), waiting: waiting}
+	return &admission{slots: make(chan struct{}, n), waiting: waiting, stopped: make(chan struct{})}
 }
 
-// admit waits for a free slot until ctx ends. It returns the function that
-// frees the slot, or false when ctx ended first.
+// stop makes every waiting and later admit return false.
+func (a *admission) stop() { a.stopOnce.Do(func() { close(a.stopped) }) }
+
+// admit waits for a free slot until ctx ends or the server shuts down. It
+// returns the function that frees the slot, or false when it got none.
 func (a *admission) admit(ctx context.Context) (release func(), ok bool) {
 	select {
 	case a.slots <- struct{}{}:
@@ -45,6 +53,8 @@ func (a *admission) admit(ctx context.Context) (release func(), ok bool) {
 	case a.slots <- struct{}{}:
 		return a.release, true
 	case <-ctx.Done():
+		return nil, false
+	case <-a.stopped:
 		return nil, false
 	}
 }

@@ -17,6 +17,9 @@ type Metrics struct {
 	ChainLatency prometheus.Histogram
 	// Waiting counts messages waiting for admission (Options.MaxConcurrent).
 	Waiting prometheus.Gauge
+	// Overrunning counts answered messages whose timed-out checks are
+	// still running; each keeps its admission slot until they return.
+	Overrunning prometheus.Gauge
 	// Connection limits: connections closed at once over
 	// max_connections, accept errors survived, timeouts by kind.
 	Refused      prometheus.Counter
@@ -47,6 +50,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Waiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chainmail_messages_waiting", Help: "Messages waiting for admission to evaluation (milter.max_concurrent).",
 		}),
+		Overrunning: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chainmail_messages_overrunning", Help: "Answered messages whose timed-out checks still run; each keeps its admission slot until they return.",
+		}),
 		Refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chainmail_milter_refused_connections_total", Help: "Milter connections closed at once because milter.max_connections were open.",
 		}),
@@ -58,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"timeout"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Sessions, m.Messages, m.CheckStatus, m.CheckLatency, m.ChainLatency, m.Waiting, m.Refused, m.AcceptErrors, m.Timeouts)
+		reg.MustRegister(m.Sessions, m.Messages, m.CheckStatus, m.CheckLatency, m.ChainLatency, m.Waiting, m.Overrunning, m.Refused, m.AcceptErrors, m.Timeouts)
 	}
 	return m
 }

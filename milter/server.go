@@ -157,6 +157,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // temporary failure and closes the connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	s.admit.stop()
 	// Closing the listeners ends go-milter's accept loop. (Its own Close
 	// writes a flag the accept loop reads without synchronisation.)
 	var err error

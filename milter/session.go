@@ -237,22 +237,55 @@ func (b *backend) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	release, ok := srv.admit.admit(ctx)
 	if !ok {
 		// Never accepted unchecked: not admitted in time is a deferral.
-		srv.logf("milter: session %d: message %s not admitted for evaluation within %s, deferred", ss.id, msg.QueueID, srv.opts.Timeout)
 		if mt := srv.opts.Metrics; mt != nil {
 			mt.Messages.WithLabelValues(checks.Tempfail.String()).Inc()
 		}
+		if srv.draining.Load() {
+			return shutdownReply, nil
+		}
+		srv.logf("milter: session %d: message %s not admitted for evaluation within %s, deferred", ss.id, msg.QueueID, srv.opts.Timeout)
 		code, text := eng.Policy.ErrorCode, eng.Policy.ErrorReply
 		if code == "" {
 			code, text = "451", "4.7.1 Temporary failure while checking the message, try again later"
 		}
 		return reply(code, text), nil
 	}
-	defer release()
+	defer ss.settle(msg, release)
 	v, _ := eng.Evaluate(ctx, msg)
 	if mt := srv.opts.Metrics; mt != nil {
 		mt.Messages.WithLabelValues(v.Action.String()).Inc()
 	}
 	return apply(m, msg, v)
+}
+
+// settle gives the admission slot back once every check started on msg
+// has returned. A check that ran out of time was given up on, not
+// stopped: it may still use the CPU and read the body after the verdict.
+// Its message keeps the slot, so the number of messages being worked on
+// stays within the admission limit however many checks time out, and
+// keeps the body, which resetMessage (deferred before settle) must not
+// close under it. The session's mutex is held.
+func (ss *session) settle(msg *checks.Message, release func()) {
+	if msg.Running() == 0 {
+		release()
+		return
+	}
+	spool := ss.spool
+	ss.spool = nil
+	mt := ss.srv.opts.Metrics
+	if mt != nil {
+		mt.Overrunning.Inc()
+	}
+	go func() {
+		msg.Wait()
+		if spool != nil {
+			spool.Close()
+		}
+		release()
+		if mt != nil {
+			mt.Overrunning.Dec()
+		}
+	}()
 }
 
 // message builds the checks' view of the message in progress.

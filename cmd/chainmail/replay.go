@@ -222,6 +222,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		}
 
 		v, lines := eng.Evaluate(context.Background(), msg)
+		msg.Wait() // a check that ran out of time may still read the body
 		spool.Close()
 		if *asJSON {
 			r := replayResult{File: path, QueueID: env.QueueID, Action: v.Action.String(), Score: v.Score, Required: v.Required,
