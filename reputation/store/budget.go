@@ -12,9 +12,9 @@ import (
 // one per message and puts it in the context of every call it makes for
 // that message (WithBudget); a backend that talks to a server (Redis)
 // bounds each call by what is left of it (Spend), charges the calls that
-// were slow, and fails the calls of a message whose budget is spent at once. So a store that is slow without
-// being down costs a message at most the backend's budget, not the
-// store's timeout per recipient. The limit is the backend's (its
+// were slow, and fails the calls of a message whose budget is spent at
+// once. So a store that is slow without being down costs a message at
+// most the backend's budget, not the store's timeout per recipient. The limit is the backend's (its
 // timeout): the session needs not know it.
 type Budget struct {
 	mu    sync.Mutex
