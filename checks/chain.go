@@ -80,6 +80,11 @@ type Step struct {
 	// classified the message ham (an allow list must not switch off the
 	// attachment and antivirus checks).
 	AlwaysRun bool
+	// TooBigUnscannable: a message over MaxSize is not skipped but
+	// reported unscannable (status unscannable, fact unscannable), so a
+	// size limit on a security check holds the message as the check's own
+	// limits do instead of letting it through unchecked.
+	TooBigUnscannable bool
 }
 
 // DefaultCheckTimeout applies to steps without a timeout.
@@ -243,7 +248,12 @@ func (c *Chain) runAt(ctx context.Context, m *Message, i int, size int64, waits 
 		}
 	}
 	if step.MaxSize > 0 && size > step.MaxSize {
-		return Result{Check: name, Status: StatusSkipped, Reason: fmt.Sprintf("too big (%d > %d)", size, step.MaxSize)}
+		r := Result{Check: name, Status: StatusSkipped, Reason: fmt.Sprintf("too big (%d > %d)", size, step.MaxSize)}
+		if step.TooBigUnscannable {
+			r.Status, r.Facts = StatusUnscannable, map[string]any{"unscannable": true}
+			r.alwaysRun = step.AlwaysRun
+		}
+		return r
 	}
 	r := runStep(ctx, step, m, prior)
 	r.decided = step.Decisive.ends(r.Class)

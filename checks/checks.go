@@ -50,6 +50,9 @@ const (
 	// StatusSkipped: the check did not run (disabled for this message,
 	// too big, or a decisive check ended the chain first).
 	StatusSkipped Status = "skipped"
+	// StatusUnscannable: the message could not be inspected (too big for
+	// a security check's max_size, or the check's own limits).
+	StatusUnscannable Status = "unscannable"
 )
 
 // Class is how a result classifies the message, for the "decisive" chain

@@ -261,6 +261,16 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 			break
 		}
 	}
+	// A check a ham decision does not switch off (always_run) still
+	// decides spam: an allow list does not overrule what it found.
+	if decided != nil && decided.Class == ClassHam {
+		for i := range rs {
+			if rs[i].decided && rs[i].alwaysRun && rs[i].Class == ClassSpam {
+				decided = &rs[i]
+				break
+			}
+		}
+	}
 
 	ham := decided != nil && decided.Class == ClassHam
 	switch {

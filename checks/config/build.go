@@ -242,6 +242,9 @@ func (f *File) Build(d Deps) (*checks.Engine, error) {
 			Scores:    c.Scores,
 			OnTimeout: onTimeout,
 			AlwaysRun: alwaysRun,
+			// The security checks (attachment, antivirus) hold a message
+			// too big for them: unscannable, never skipped unchecked.
+			TooBigUnscannable: ctor.alwaysRun,
 		})
 	}
 	return &checks.Engine{Chain: chain, Policy: p, Known: Names()}, nil

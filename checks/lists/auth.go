@@ -3,6 +3,7 @@ package lists
 import (
 	"strings"
 
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
 	"chainmail/checks"
@@ -32,47 +33,73 @@ func authenticated(m *checks.Message, prior checks.Results) []string {
 	if r, ok := prior.Get("spf"); ok && r.Status == checks.StatusPass {
 		if id, _ := r.Facts["identity"].(string); id == "mailfrom" {
 			spfDomain, _ = r.Facts["domain"].(string)
-			spfDomain = strings.ToLower(strings.TrimSuffix(spfDomain, "."))
+			spfDomain = normDomain(spfDomain)
 		}
 	}
 	var dkimPass []string
 	if r, ok := prior.Get("dkim"); ok {
-		switch d := r.Facts["domains_pass"].(type) {
-		case []string:
-			dkimPass = d
-		case []any:
-			for _, v := range d {
-				if s, ok := v.(string); ok {
-					dkimPass = append(dkimPass, s)
-				}
-			}
-		}
+		dkimPass = stringsFact(r.Facts["domains_pass"])
 	}
-	dmarcPass := false
+	// A DMARC pass authenticates the author domains the dmarc check
+	// evaluated, and only those: its From parser and ours may read a
+	// malformed From differently ("boss@ok.example <me@evil.example>" is
+	// evil.example to DMARC), so an address whose domain DMARC did not
+	// see gets nothing from the pass.
+	dmarcPass := map[string]bool{}
 	if r, ok := prior.Get("dmarc"); ok && r.Status == checks.StatusPass {
-		dmarcPass = true
+		for _, d := range stringsFact(r.Facts["domains"]) {
+			dmarcPass[normDomain(d)] = true
+		}
 	}
 
 	var out []string
-	if m.MailFrom != "" && spfDomain != "" && domainOf(normAddr(m.MailFrom)) == spfDomain {
+	if m.MailFrom != "" && spfDomain != "" && normDomain(domainOf(normAddr(m.MailFrom))) == spfDomain {
 		out = append(out, normAddr(m.MailFrom))
 	}
 	for _, a := range headerFromAddresses(m) {
-		d := domainOf(a)
+		d := normDomain(domainOf(a))
 		if d == "" {
 			continue
 		}
 		// DMARC pass: every author domain passed (the strictest outcome
 		// of all of them is reported).
-		ok := dmarcPass || aligned(spfDomain, d)
+		ok := dmarcPass[d] || aligned(spfDomain, d)
 		for _, k := range dkimPass {
-			ok = ok || aligned(strings.ToLower(strings.TrimSuffix(k, ".")), d)
+			ok = ok || aligned(normDomain(k), d)
 		}
 		if ok {
 			out = append(out, a)
 		}
 	}
 	return out
+}
+
+// stringsFact reads a fact that is a list of strings.
+func stringsFact(v any) []string {
+	switch d := v.(type) {
+	case []string:
+		return d
+	case []any:
+		var out []string
+		for _, x := range d {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// normDomain returns d as the dmarc check names it: lower case, A-labels,
+// no trailing dot; a name IDNA refuses is kept lower-cased (it then
+// matches nothing the checks passed).
+func normDomain(d string) string {
+	d = strings.ToLower(strings.TrimSuffix(d, "."))
+	if a, err := idna.Lookup.ToASCII(d); err == nil {
+		return a
+	}
+	return d
 }
 
 func domainOf(addr string) string {

@@ -74,3 +74,49 @@ func TestAllowSendersNeedAuth(t *testing.T) {
 		t.Errorf("allow_senders_need_auth off: spoofed From not allowed: %s", r.Status)
 	}
 }
+
+// A DMARC pass authenticates only the author domains the dmarc check
+// evaluated: an address in From that DMARC did not read (the two parsers
+// may differ on a malformed From) is not allowed by it.
+func TestAllowDMARCPassOnlyForItsDomains(t *testing.T) {
+	cfg := lists.DefaultConfig()
+	cfg.Allow = lists.List{Senders: []string{"boss@ok.example"}}
+	c := newCheck(t, cfg)
+	dmarc := func(domains ...string) checks.Result {
+		return checks.Result{Check: "dmarc", Status: checks.StatusPass, Facts: map[string]any{"domains": domains}}
+	}
+	for _, tc := range []struct {
+		from    string
+		prior   checks.Results
+		allowed bool
+	}{
+		{"boss@ok.example <me@evil.example>", checks.Results{dmarc("evil.example")}, false},
+		{`"x" <me@evil.example> "<boss@ok.example>"`, checks.Results{dmarc("evil.example")}, false},
+		{"Boss <boss@OK.example.>", checks.Results{dmarc("ok.example")}, true},
+		{"Boss <boss@ok.example>", checks.Results{dmarc("ok.example", "evil.example")}, true},
+	} {
+		r := c.Check(context.Background(), msg("203.0.113.1", "me@evil.example", nil, tc.from), tc.prior)
+		if (r.Class == checks.ClassHam) != tc.allowed {
+			t.Errorf("From %s: %s %q, want allowed=%v", tc.from, r.Status, r.Reason, tc.allowed)
+		}
+	}
+}
+
+// A sender spelt with a trailing dot on its domain (which DMARC and mail
+// clients read as the same domain) is the same sender to the deny list.
+func TestDenyTrailingDot(t *testing.T) {
+	c := newCheck(t, deny(lists.List{Senders: []string{"*@deny.example", "boss@bad.example"}}))
+	for _, tc := range []struct{ env, from string }{
+		{"", "x@deny.example."},
+		{"", "Boss <BOSS@Bad.Example.>"},
+		{"<x@deny.example.>", ""},
+	} {
+		var hf []string
+		if tc.from != "" {
+			hf = []string{tc.from}
+		}
+		if r := c.Check(context.Background(), msg("203.0.113.1", tc.env, nil, hf...), nil); r.Status != checks.StatusListed {
+			t.Errorf("MAIL FROM %q From %q: %s, want listed", tc.env, tc.from, r.Status)
+		}
+	}
+}

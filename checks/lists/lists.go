@@ -266,13 +266,23 @@ func result(h *hit, list string, st checks.Status, class checks.Class, score flo
 	}
 }
 
-// normAddr lower-cases an envelope address and drops angle brackets.
+// normAddr lower-cases an envelope address and drops angle brackets and
+// the trailing dot of its domain ("a@example.com." is the same mailbox
+// to DMARC and to mail clients: it must be to the lists too).
 func normAddr(a string) string {
 	a = strings.TrimSpace(a)
 	if strings.HasPrefix(a, "<") && strings.HasSuffix(a, ">") {
 		a = a[1 : len(a)-1]
 	}
-	return strings.ToLower(a)
+	return trimDot(strings.ToLower(a))
+}
+
+// trimDot drops the trailing dot of an address's domain.
+func trimDot(a string) string {
+	if strings.LastIndexByte(a, '@') >= 0 {
+		return strings.TrimSuffix(a, ".")
+	}
+	return a
 }
 
 // addressParser reads From headers whatever the charset of the display
@@ -304,7 +314,7 @@ func headerFromAddresses(m *checks.Message) []string {
 			continue
 		}
 		for _, a := range addrs {
-			out = append(out, strings.ToLower(a.Address))
+			out = append(out, trimDot(strings.ToLower(a.Address)))
 		}
 	}
 	return out
@@ -325,7 +335,7 @@ func looseAddresses(v string) []string {
 			break
 		}
 		if a := strings.TrimSpace(rest[i+1 : i+j]); a != "" {
-			out = append(out, strings.ToLower(a))
+			out = append(out, trimDot(strings.ToLower(a)))
 		}
 		rest = rest[:i] + " " + rest[i+j+1:]
 	}
@@ -333,7 +343,7 @@ func looseAddresses(v string) []string {
 		return unicode.IsSpace(r) || strings.ContainsRune(`,;"()<>`, r)
 	}) {
 		if strings.Contains(w, "@") {
-			out = append(out, strings.ToLower(w))
+			out = append(out, trimDot(strings.ToLower(w)))
 		}
 	}
 	return out

@@ -228,8 +228,11 @@ func diagnostic(r checks.Result) bool {
 	switch r.Status {
 	case checks.StatusError, checks.StatusTimeout:
 		return true
-	case checks.StatusSkipped:
-		return strings.HasPrefix(r.Reason, "too big")
+	case checks.StatusSkipped, checks.StatusUnscannable:
+		// Over the step's max_size (a security check reports that as
+		// unscannable); a check's own unscannable findings have lines of
+		// their own.
+		return strings.HasPrefix(r.Reason, "too big (")
 	}
 	return false
 }
