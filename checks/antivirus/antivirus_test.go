@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,83 +59,6 @@ func testStrings(t *testing.T) map[string][]byte {
 	return out
 }
 
-// clamd is a clamd process started by a test on a unix socket in a
-// temporary directory, with a one-line signature database written by the
-// test (the MD5 of the EICAR file: no download, no freshclam).
-type clamd struct {
-	Socket string
-	cmd    *exec.Cmd
-	log    string
-}
-
-func startClamd(t *testing.T, eicar []byte, extra string) *clamd {
-	t.Helper()
-	bin, err := exec.LookPath("clamd")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/clamd"); err2 == nil {
-			bin = "/usr/sbin/clamd"
-		} else {
-			t.Skip("!!! SKIPPING CLAMD TEST: clamd not installed (apt-get install clamav-daemon) !!!")
-		}
-	}
-	dir, err := os.MkdirTemp("", "clamd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	db := filepath.Join(dir, "db")
-	os.Mkdir(db, 0o755)
-	sum := md5.Sum(eicar)
-	sig := fmt.Sprintf("%s:%d:Chainmail.Test.EICAR\n", hex.EncodeToString(sum[:]), len(eicar))
-	if err := os.WriteFile(filepath.Join(db, "chainmail-test.hdb"), []byte(sig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := &clamd{Socket: filepath.Join(dir, "clamd.sock"), log: filepath.Join(dir, "clamd.log")}
-	conf := fmt.Sprintf(`LocalSocket %s
-DatabaseDirectory %s
-TemporaryDirectory %s
-LogFile %s
-PidFile %s
-Foreground yes
-MaxThreads 2
-Bytecode no
-ScanMail yes
-ScanArchive yes
-%s`, c.Socket, db, dir, c.log, filepath.Join(dir, "clamd.pid"), extra)
-	cf := filepath.Join(dir, "clamd.conf")
-	os.WriteFile(cf, []byte(conf), 0o644)
-	c.cmd = exec.Command(bin, "--config-file="+cf)
-	var out bytes.Buffer
-	c.cmd.Stdout, c.cmd.Stderr = &out, &out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("clamd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		c.cmd.Process.Kill()
-		<-exited
-	})
-	chk, _ := New(Config{Address: "unix:" + c.Socket, Timeout: Duration(2 * time.Second)})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			logb, _ := os.ReadFile(c.log)
-			t.Fatalf("clamd exited: %v\n%s\n%s", err, out.String(), logb)
-		default:
-		}
-		if chk.Ping(context.Background()) == nil {
-			return c
-		}
-		if time.Now().After(deadline) {
-			logb, _ := os.ReadFile(c.log)
-			t.Fatalf("clamd did not answer PING within 60s\n%s\n%s", out.String(), logb)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // mail builds a message with one base64 attachment.
 func mail(name string, data []byte) *checks.Message {
 	var b bytes.Buffer
@@ -165,8 +87,8 @@ func mail(name string, data []byte) *checks.Message {
 // refusal is a temperror, never clean.
 func TestClamd(t *testing.T) {
 	ts := testStrings(t)
-	cd := startClamd(t, ts["eicar.com"], "StreamMaxLength 1M\n")
-	chk, err := New(Config{Address: "unix:" + cd.Socket, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
+	sock := checktest.StartClamd(t, ts["eicar.com"], "StreamMaxLength 1M")
+	chk, err := New(Config{Address: "unix:" + sock, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"chainmail/checks"
+	"chainmail/checks/checktest"
 )
 
 // TestClamdBareCR: a message whose line ends are bare CRs reaches clamd
@@ -18,8 +19,8 @@ import (
 // clean.
 func TestClamdBareCR(t *testing.T) {
 	ts := testStrings(t)
-	cd := startClamd(t, ts["eicar.com"], "")
-	chk, err := New(Config{Address: "unix:" + cd.Socket, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
+	sock := checktest.StartClamd(t, ts["eicar.com"])
+	chk, err := New(Config{Address: "unix:" + sock, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

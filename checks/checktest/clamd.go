@@ -42,9 +42,10 @@ func EICAR(t testing.TB) []byte {
 
 // StartClamd runs clamd on a unix socket in a temporary directory with a
 // one-line signature database matching sample (its MD5: no download, no
-// freshclam) and returns the socket path. The test is skipped when clamd
-// is not installed.
-func StartClamd(t testing.TB, sample []byte) string {
+// freshclam) and returns the socket path. Each of extraConf is added to
+// clamd.conf as a line of its own ("StreamMaxLength 1M"). The test is
+// skipped when clamd is not installed.
+func StartClamd(t testing.TB, sample []byte, extraConf ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("clamd")
 	if err != nil {
@@ -69,6 +70,9 @@ func StartClamd(t testing.TB, sample []byte) string {
 	logFile := filepath.Join(dir, "clamd.log")
 	conf := fmt.Sprintf("LocalSocket %s\nDatabaseDirectory %s\nTemporaryDirectory %s\nLogFile %s\nPidFile %s\nForeground yes\nMaxThreads 2\nBytecode no\nScanMail yes\nScanArchive yes\n",
 		sock, db, dir, logFile, filepath.Join(dir, "clamd.pid"))
+	for _, line := range extraConf {
+		conf += line + "\n"
+	}
 	cf := filepath.Join(dir, "clamd.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
