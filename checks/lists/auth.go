@@ -3,9 +3,8 @@ package lists
 import (
 	"strings"
 
-	"golang.org/x/net/publicsuffix"
-
 	"chainmail/checks"
+	"chainmail/checks/dns"
 )
 
 // DependsOn implements checks.Dependent: sender allow entries need the
@@ -37,16 +36,7 @@ func authenticated(m *checks.Message, prior checks.Results) []string {
 	}
 	var dkimPass []string
 	if r, ok := prior.Get("dkim"); ok {
-		switch d := r.Facts["domains_pass"].(type) {
-		case []string:
-			dkimPass = d
-		case []any:
-			for _, v := range d {
-				if s, ok := v.(string); ok {
-					dkimPass = append(dkimPass, s)
-				}
-			}
-		}
+		dkimPass = r.StringsFact("domains_pass")
 	}
 	dmarcPass := false
 	if r, ok := prior.Get("dmarc"); ok && r.Status == checks.StatusPass {
@@ -83,14 +73,11 @@ func domainOf(addr string) string {
 }
 
 // aligned reports relaxed alignment: the same organizational domain.
+// Unlike dmarc.Aligned it does not normalise (its callers do) and a domain
+// the Public Suffix List cannot be applied to aligns only with itself.
 func aligned(a, b string) bool {
 	if a == "" || b == "" {
 		return false
 	}
-	if a == b {
-		return true
-	}
-	oa, err1 := publicsuffix.EffectiveTLDPlusOne(a)
-	ob, err2 := publicsuffix.EffectiveTLDPlusOne(b)
-	return err1 == nil && err2 == nil && oa == ob
+	return a == b || dns.OrganizationalDomain(a) == dns.OrganizationalDomain(b)
 }
