@@ -4,14 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,44 +16,6 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/checktest"
 )
-
-// testStrings decodes the EICAR files of the shared corpus (kept base64 so
-// that no file in the repository or the corpus is itself a test virus).
-func testStrings(t *testing.T) map[string][]byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(checktest.Corpus(t, "generated-test-strings"), "av-and-spam-test-strings.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]byte{}
-	for k, rm := range m {
-		var v struct {
-			Base64 string `json:"base64"`
-			MD5    string `json:"md5"`
-		}
-		if json.Unmarshal(rm, &v) != nil {
-			continue // the note
-		}
-		if v.Base64 == "" {
-			continue
-		}
-		b, err := base64.StdEncoding.DecodeString(v.Base64)
-		if err != nil {
-			t.Fatalf("%s: %v", k, err)
-		}
-		if v.MD5 != "" {
-			if sum := md5.Sum(b); hex.EncodeToString(sum[:]) != v.MD5 {
-				t.Fatalf("%s: md5 mismatch", k)
-			}
-		}
-		out[k] = b
-	}
-	return out
-}
 
 // mail builds a message with one base64 attachment.
 func mail(name string, data []byte) *checks.Message {
@@ -86,7 +44,7 @@ func mail(name string, data []byte) *checks.Message {
 // and in a zip inside a zip; a clean message is clean; clamd's own size
 // refusal is a temperror, never clean.
 func TestClamd(t *testing.T) {
-	ts := testStrings(t)
+	ts := checktest.TestStrings(t)
 	sock := checktest.StartClamd(t, ts["eicar.com"], "StreamMaxLength 1M")
 	chk, err := New(Config{Address: "unix:" + sock, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 // one header field holds it all) and as replay reads the file. Before:
 // clean.
 func TestClamdBareCR(t *testing.T) {
-	ts := testStrings(t)
+	ts := checktest.TestStrings(t)
 	sock := checktest.StartClamd(t, ts["eicar.com"])
 	chk, err := New(Config{Address: "unix:" + sock, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
 	if err != nil {
