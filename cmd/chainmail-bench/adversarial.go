@@ -479,13 +479,20 @@ func attachmentMessage(name, ctype string, data []byte) []byte {
 		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe file.\r\n" +
 		"--b\r\nContent-Type: " + ctype + "; name=" + name + "\r\nContent-Disposition: attachment; filename=" + name +
 		"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	writeBase64(&m, data)
+	m.WriteString("--b--\r\n")
+	return m.Bytes()
+}
+
+// writeBase64 writes data base64-encoded in lines of 76 characters, each
+// ended by CRLF (RFC 2045 §6.8).
+func writeBase64(m *bytes.Buffer, data []byte) {
 	enc := base64.StdEncoding.EncodeToString(data)
 	for len(enc) > 76 {
 		m.WriteString(enc[:76] + "\r\n")
 		enc = enc[76:]
 	}
-	m.WriteString(enc + "\r\n--b--\r\n")
-	return m.Bytes()
+	m.WriteString(enc + "\r\n")
 }
 
 // exeMessage carries evil.exe, a small PE program: blocked by the default
