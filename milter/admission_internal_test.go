@@ -15,6 +15,25 @@ import (
 	"chainmail/checks"
 )
 
+// startOneSlot serves eng on 127.0.0.1:0 with one admission slot and the
+// given milter timeout, and shuts the server down when the test ends.
+func startOneSlot(t *testing.T, eng *checks.Engine, timeout time.Duration) (*Server, *Metrics, string) {
+	t.Helper()
+	metrics := NewMetrics(prometheus.NewRegistry())
+	srv := NewServer(Options{Engine: func() *checks.Engine { return eng }, MaxConcurrent: 1, Timeout: timeout, Logf: t.Logf, Metrics: metrics})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv, metrics, ln.Addr().String()
+}
+
 type counting struct{ n atomic.Int64 }
 
 func (c *counting) Name() string { return "counting" }
@@ -30,18 +49,7 @@ func (c *counting) Check(context.Context, *checks.Message, checks.Results) check
 func TestAdmissionDeadline(t *testing.T) {
 	chk := &counting{}
 	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: chk}}}, Policy: checks.DefaultPolicy()}
-	metrics := NewMetrics(prometheus.NewRegistry())
-	srv := NewServer(Options{Engine: func() *checks.Engine { return eng }, MaxConcurrent: 1, Timeout: 300 * time.Millisecond, Logf: t.Logf, Metrics: metrics})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	srv, metrics, addr := startOneSlot(t, eng, 300*time.Millisecond)
 
 	// Another message holds the only slot.
 	release, ok := srv.admit.admit(context.Background())
@@ -51,7 +59,7 @@ func TestAdmissionDeadline(t *testing.T) {
 	env := checks.Envelope{ClientIP: net.IPv4(192, 0, 2, 1), HELO: "client.example", MailFrom: "a@example.net", Rcpts: []string{"b@example.org"}}
 	send := func() *Outcome {
 		t.Helper()
-		sess, err := (&Client{Network: "tcp", Address: ln.Addr().String()}).Dial(env)
+		sess, err := (&Client{Network: "tcp", Address: addr}).Dial(env)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,30 +164,17 @@ func waitGauge(t *testing.T, g prometheus.Gauge, want float64, what string) {
 func TestOverrunningCheckKeepsSlotAndBody(t *testing.T) {
 	chk := &overrun{let: make(chan struct{}), bodies: make(chan string, 1)}
 	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: chk, Timeout: 50 * time.Millisecond}}}, Policy: checks.DefaultPolicy()}
-	metrics := NewMetrics(prometheus.NewRegistry())
-	srv := NewServer(Options{Engine: func() *checks.Engine { return eng }, MaxConcurrent: 1, Timeout: time.Minute, Logf: t.Logf, Metrics: metrics})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	_, metrics, addr := startOneSlot(t, eng, time.Minute)
 
 	const body = "the body the overrunning check still reads\r\n"
-	out := sendRaw(t, ln.Addr().String(), "From: a@example.net\r\nSubject: stall\r\n\r\n"+body)
+	out := sendRaw(t, addr, "From: a@example.net\r\nSubject: stall\r\n\r\n"+body)
 	if out == nil || out.Action != "tempfail" {
 		t.Fatalf("overrunning check: %+v, want tempfail", out)
 	}
 
 	// The next message waits for the slot the overrunning check holds.
 	next := make(chan *Outcome, 1)
-	go func() {
-		next <- sendRaw(t, ln.Addr().String(), "From: a@example.net\r\nSubject: quick\r\n\r\nbody\r\n")
-	}()
+	go func() { next <- sendRaw(t, addr, "From: a@example.net\r\nSubject: quick\r\n\r\nbody\r\n") }()
 	for deadline := time.Now().Add(10 * time.Second); gauge(metrics.Waiting) != 1; time.Sleep(time.Millisecond) {
 		select {
 		case out := <-next:
@@ -210,13 +205,7 @@ func TestOverrunningCheckKeepsSlotAndBody(t *testing.T) {
 func TestShutdownDefersWaitingMessages(t *testing.T) {
 	chk := &counting{}
 	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: chk}}}, Policy: checks.DefaultPolicy()}
-	metrics := NewMetrics(prometheus.NewRegistry())
-	srv := NewServer(Options{Engine: func() *checks.Engine { return eng }, MaxConcurrent: 1, Timeout: time.Minute, Logf: t.Logf, Metrics: metrics})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
+	srv, metrics, addr := startOneSlot(t, eng, time.Minute)
 	release, ok := srv.admit.admit(context.Background())
 	if !ok {
 		t.Fatal("no slot")
@@ -224,7 +213,7 @@ func TestShutdownDefersWaitingMessages(t *testing.T) {
 	defer release()
 	waiting := make(chan *Outcome, 1)
 	go func() {
-		waiting <- sendRaw(t, ln.Addr().String(), "From: a@example.net\r\nSubject: x\r\n\r\nbody\r\n")
+		waiting <- sendRaw(t, addr, "From: a@example.net\r\nSubject: x\r\n\r\nbody\r\n")
 	}()
 	waitGauge(t, metrics.Waiting, 1, "message waiting for admission")
 

@@ -4,15 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,121 +16,6 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/checktest"
 )
-
-// testStrings decodes the EICAR files of the shared corpus (kept base64 so
-// that no file in the repository or the corpus is itself a test virus).
-func testStrings(t *testing.T) map[string][]byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(checktest.Corpus(t, "generated-test-strings"), "av-and-spam-test-strings.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]byte{}
-	for k, rm := range m {
-		var v struct {
-			Base64 string `json:"base64"`
-			MD5    string `json:"md5"`
-		}
-		if json.Unmarshal(rm, &v) != nil {
-			continue // the note
-		}
-		if v.Base64 == "" {
-			continue
-		}
-		b, err := base64.StdEncoding.DecodeString(v.Base64)
-		if err != nil {
-			t.Fatalf("%s: %v", k, err)
-		}
-		if v.MD5 != "" {
-			if sum := md5.Sum(b); hex.EncodeToString(sum[:]) != v.MD5 {
-				t.Fatalf("%s: md5 mismatch", k)
-			}
-		}
-		out[k] = b
-	}
-	return out
-}
-
-// clamd is a clamd process started by a test on a unix socket in a
-// temporary directory, with a one-line signature database written by the
-// test (the MD5 of the EICAR file: no download, no freshclam).
-type clamd struct {
-	Socket string
-	cmd    *exec.Cmd
-	log    string
-}
-
-func startClamd(t *testing.T, eicar []byte, extra string) *clamd {
-	t.Helper()
-	bin, err := exec.LookPath("clamd")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/clamd"); err2 == nil {
-			bin = "/usr/sbin/clamd"
-		} else {
-			t.Skip("!!! SKIPPING CLAMD TEST: clamd not installed (apt-get install clamav-daemon) !!!")
-		}
-	}
-	dir, err := os.MkdirTemp("", "clamd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	db := filepath.Join(dir, "db")
-	os.Mkdir(db, 0o755)
-	sum := md5.Sum(eicar)
-	sig := fmt.Sprintf("%s:%d:Chainmail.Test.EICAR\n", hex.EncodeToString(sum[:]), len(eicar))
-	if err := os.WriteFile(filepath.Join(db, "chainmail-test.hdb"), []byte(sig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := &clamd{Socket: filepath.Join(dir, "clamd.sock"), log: filepath.Join(dir, "clamd.log")}
-	conf := fmt.Sprintf(`LocalSocket %s
-DatabaseDirectory %s
-TemporaryDirectory %s
-LogFile %s
-PidFile %s
-Foreground yes
-MaxThreads 2
-Bytecode no
-ScanMail yes
-ScanArchive yes
-%s`, c.Socket, db, dir, c.log, filepath.Join(dir, "clamd.pid"), extra)
-	cf := filepath.Join(dir, "clamd.conf")
-	os.WriteFile(cf, []byte(conf), 0o644)
-	c.cmd = exec.Command(bin, "--config-file="+cf)
-	var out bytes.Buffer
-	c.cmd.Stdout, c.cmd.Stderr = &out, &out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("clamd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		c.cmd.Process.Kill()
-		<-exited
-	})
-	chk, _ := New(Config{Address: "unix:" + c.Socket, Timeout: Duration(2 * time.Second)})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			logb, _ := os.ReadFile(c.log)
-			t.Fatalf("clamd exited: %v\n%s\n%s", err, out.String(), logb)
-		default:
-		}
-		if chk.Ping(context.Background()) == nil {
-			return c
-		}
-		if time.Now().After(deadline) {
-			logb, _ := os.ReadFile(c.log)
-			t.Fatalf("clamd did not answer PING within 60s\n%s\n%s", out.String(), logb)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // mail builds a message with one base64 attachment.
 func mail(name string, data []byte) *checks.Message {
@@ -164,9 +44,9 @@ func mail(name string, data []byte) *checks.Message {
 // and in a zip inside a zip; a clean message is clean; clamd's own size
 // refusal is a temperror, never clean.
 func TestClamd(t *testing.T) {
-	ts := testStrings(t)
-	cd := startClamd(t, ts["eicar.com"], "StreamMaxLength 1M\n")
-	chk, err := New(Config{Address: "unix:" + cd.Socket, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
+	ts := checktest.TestStrings(t)
+	sock := checktest.StartClamd(t, ts["eicar.com"], "StreamMaxLength 1M")
+	chk, err := New(Config{Address: "unix:" + sock, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

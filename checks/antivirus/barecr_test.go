@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"chainmail/checks"
+	"chainmail/checks/checktest"
 )
 
 // TestClamdBareCR: a message whose line ends are bare CRs reaches clamd
@@ -17,9 +18,9 @@ import (
 // one header field holds it all) and as replay reads the file. Before:
 // clean.
 func TestClamdBareCR(t *testing.T) {
-	ts := testStrings(t)
-	cd := startClamd(t, ts["eicar.com"], "")
-	chk, err := New(Config{Address: "unix:" + cd.Socket, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
+	ts := checktest.TestStrings(t)
+	sock := checktest.StartClamd(t, ts["eicar.com"])
+	chk, err := New(Config{Address: "unix:" + sock, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

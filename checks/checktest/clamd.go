@@ -15,36 +15,62 @@ import (
 	"time"
 )
 
-// EICAR returns the EICAR test file, decoded from the shared corpus (kept
-// base64 there so that no file is itself a test virus).
-func EICAR(t testing.TB) []byte {
+// TestStrings decodes the test files of the shared corpus by name
+// ("eicar.com", "eicar_com.zip", …), checking the MD5 where the corpus
+// gives one. They are kept base64 there so that no file in the repository
+// or the corpus is itself a test virus.
+func TestStrings(t testing.TB) map[string][]byte {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(Corpus(t, "generated-test-strings"), "av-and-spam-test-strings.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &all); err != nil {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	var v struct {
-		Base64 string `json:"base64"`
+	out := map[string][]byte{}
+	for k, rm := range m {
+		var v struct {
+			Base64 string `json:"base64"`
+			MD5    string `json:"md5"`
+		}
+		if json.Unmarshal(rm, &v) != nil {
+			continue // the note
+		}
+		if v.Base64 == "" {
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(v.Base64)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if v.MD5 != "" {
+			if sum := md5.Sum(b); hex.EncodeToString(sum[:]) != v.MD5 {
+				t.Fatalf("%s: md5 mismatch", k)
+			}
+		}
+		out[k] = b
 	}
-	if err := json.Unmarshal(all["eicar.com"], &v); err != nil {
-		t.Fatal(err)
-	}
-	b, err := base64.StdEncoding.DecodeString(v.Base64)
-	if err != nil || len(b) == 0 {
-		t.Fatalf("eicar.com: %v", err)
+	return out
+}
+
+// EICAR returns the EICAR test file of the shared corpus (TestStrings).
+func EICAR(t testing.TB) []byte {
+	t.Helper()
+	b := TestStrings(t)["eicar.com"]
+	if len(b) == 0 {
+		t.Fatal("eicar.com: not in the corpus")
 	}
 	return b
 }
 
 // StartClamd runs clamd on a unix socket in a temporary directory with a
 // one-line signature database matching sample (its MD5: no download, no
-// freshclam) and returns the socket path. The test is skipped when clamd
-// is not installed.
-func StartClamd(t testing.TB, sample []byte) string {
+// freshclam) and returns the socket path. Each of extraConf is added to
+// clamd.conf as a line of its own ("StreamMaxLength 1M"). The test is
+// skipped when clamd is not installed.
+func StartClamd(t testing.TB, sample []byte, extraConf ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("clamd")
 	if err != nil {
@@ -69,6 +95,9 @@ func StartClamd(t testing.TB, sample []byte) string {
 	logFile := filepath.Join(dir, "clamd.log")
 	conf := fmt.Sprintf("LocalSocket %s\nDatabaseDirectory %s\nTemporaryDirectory %s\nLogFile %s\nPidFile %s\nForeground yes\nMaxThreads 2\nBytecode no\nScanMail yes\nScanArchive yes\n",
 		sock, db, dir, logFile, filepath.Join(dir, "clamd.pid"))
+	for _, line := range extraConf {
+		conf += line + "\n"
+	}
 	cf := filepath.Join(dir, "clamd.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

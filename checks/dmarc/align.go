@@ -3,23 +3,8 @@ package dmarc
 import (
 	"strings"
 
-	"golang.org/x/net/publicsuffix"
+	"chainmail/checks/dns"
 )
-
-// OrganizationalDomain returns the Organizational Domain of d (RFC 7489
-// §3.2): the public suffix that matches the most labels of d plus one more
-// label, from the Public Suffix List compiled into golang.org/x/net
-// (ICANN and PRIVATE sections, as OpenDMARC and rspamd use it). d must be
-// normalised (NormalizeDomain: lower-case A-labels); the library gives
-// wrong answers for U-labels ("食狮.公司.cn" → "公司.cn"). When d is itself a
-// public suffix there is no such domain and d is returned.
-func OrganizationalDomain(d string) string {
-	org, err := publicsuffix.EffectiveTLDPlusOne(d)
-	if err != nil {
-		return d
-	}
-	return org
-}
 
 // Aligned reports whether two domains are aligned (RFC 7489 §3.1.1,
 // §3.1.2): equal in strict mode, with the same Organizational Domain in
@@ -37,5 +22,5 @@ func Aligned(a, b string, mode Alignment) bool {
 	if mode == Strict {
 		return false
 	}
-	return OrganizationalDomain(a) == OrganizationalDomain(b)
+	return dns.OrganizationalDomain(a) == dns.OrganizationalDomain(b)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"chainmail/checks/checktest"
+	"chainmail/checks/dns"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
@@ -174,8 +175,8 @@ func TestPublicSuffixVectors(t *testing.T) {
 		if d, err := NormalizeDomain(in); err == nil {
 			if org, err := publicsuffix.EffectiveTLDPlusOne(d); err == nil {
 				got = org
-				if OrganizationalDomain(d) != org {
-					t.Errorf("OrganizationalDomain(%q) = %q, EffectiveTLDPlusOne %q", d, OrganizationalDomain(d), org)
+				if dns.OrganizationalDomain(d) != org {
+					t.Errorf("OrganizationalDomain(%q) = %q, EffectiveTLDPlusOne %q", d, dns.OrganizationalDomain(d), org)
 				}
 				if !isASCII(in) {
 					got, _ = idna.Lookup.ToUnicode(org)

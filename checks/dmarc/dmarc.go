@@ -316,7 +316,7 @@ func nonNil(s []string) []string {
 // evaluate runs policy discovery, alignment and sampling for one author
 // domain.
 func (c *Check) evaluate(ctx context.Context, domain string, in inputs) *outcome {
-	o := &outcome{domain: domain, org: OrganizationalDomain(domain)}
+	o := &outcome{domain: domain, org: dns.OrganizationalDomain(domain)}
 	rec, at, err := c.discover(ctx, domain, o.org)
 	if rec != nil {
 		o.recordDomain = at
@@ -507,8 +507,8 @@ func inputsFrom(m *checks.Message, prior checks.Results) inputs {
 		case checks.StatusTimeout, checks.StatusError:
 			in.dkimUnknown, in.dkimWhy = true, string(r.Status)
 		default:
-			in.dkimPass = domainsFact(r.Facts["domains_pass"])
-			in.dkimTemp = domainsFact(r.Facts["domains_temperror"])
+			in.dkimPass = domainsFact(r, "domains_pass")
+			in.dkimTemp = domainsFact(r, "domains_temperror")
 		}
 	}
 	return in
@@ -527,18 +527,8 @@ func envelopeDomain(m *checks.Message) string {
 	return ""
 }
 
-func domainsFact(v any) []string {
-	var raw []string
-	switch x := v.(type) {
-	case []string:
-		raw = x
-	case []any:
-		for _, e := range x {
-			if s, ok := e.(string); ok {
-				raw = append(raw, s)
-			}
-		}
-	}
+func domainsFact(r checks.Result, name string) []string {
+	raw := r.StringsFact(name)
 	out := make([]string, 0, len(raw))
 	for _, d := range raw {
 		if n, err := NormalizeDomain(d); err == nil {

@@ -4,9 +4,9 @@ import (
 	"strings"
 
 	"golang.org/x/net/idna"
-	"golang.org/x/net/publicsuffix"
 
 	"chainmail/checks"
+	"chainmail/checks/dns"
 )
 
 // DependsOn implements checks.Dependent: sender allow entries need the
@@ -38,7 +38,7 @@ func authenticated(m *checks.Message, prior checks.Results) []string {
 	}
 	var dkimPass []string
 	if r, ok := prior.Get("dkim"); ok {
-		dkimPass = stringsFact(r.Facts["domains_pass"])
+		dkimPass = r.StringsFact("domains_pass")
 	}
 	// A DMARC pass authenticates the author domains the dmarc check
 	// evaluated, and only those: its From parser and ours may read a
@@ -47,7 +47,7 @@ func authenticated(m *checks.Message, prior checks.Results) []string {
 	// see gets nothing from the pass.
 	dmarcPass := map[string]bool{}
 	if r, ok := prior.Get("dmarc"); ok && r.Status == checks.StatusPass {
-		for _, d := range stringsFact(r.Facts["domains"]) {
+		for _, d := range r.StringsFact("domains") {
 			dmarcPass[normDomain(d)] = true
 		}
 	}
@@ -74,23 +74,6 @@ func authenticated(m *checks.Message, prior checks.Results) []string {
 	return out
 }
 
-// stringsFact reads a fact that is a list of strings.
-func stringsFact(v any) []string {
-	switch d := v.(type) {
-	case []string:
-		return d
-	case []any:
-		var out []string
-		for _, x := range d {
-			if s, ok := x.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
-}
-
 // normDomain returns d as the dmarc check names it: lower case, A-labels,
 // no trailing dot; a name IDNA refuses is kept lower-cased (it then
 // matches nothing the checks passed).
@@ -110,14 +93,11 @@ func domainOf(addr string) string {
 }
 
 // aligned reports relaxed alignment: the same organizational domain.
+// Unlike dmarc.Aligned it does not normalise (its callers do) and a domain
+// the Public Suffix List cannot be applied to aligns only with itself.
 func aligned(a, b string) bool {
 	if a == "" || b == "" {
 		return false
 	}
-	if a == b {
-		return true
-	}
-	oa, err1 := publicsuffix.EffectiveTLDPlusOne(a)
-	ob, err2 := publicsuffix.EffectiveTLDPlusOne(b)
-	return err1 == nil && err2 == nil && oa == ob
+	return a == b || dns.OrganizationalDomain(a) == dns.OrganizationalDomain(b)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,14 +18,8 @@ import (
 // once per recipient by the engine.
 func TestPausedRedisLogsOnce(t *testing.T) {
 	srv := storetest.StartRedis(t)
-	var mu sync.Mutex
-	var lines []string
-	logf := func(format string, args ...any) {
-		mu.Lock()
-		lines = append(lines, fmt.Sprintf(format, args...))
-		mu.Unlock()
-	}
-	st, err := redis.Open(redis.Options{Addrs: []string{srv.Addr()}, Prefix: "outage:", Timeout: 300 * time.Millisecond, Logf: logf})
+	var log storetest.Log
+	st, err := redis.Open(redis.Options{Addrs: []string{srv.Addr()}, Prefix: "outage:", Timeout: 300 * time.Millisecond, Logf: log.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +28,7 @@ func TestPausedRedisLogsOnce(t *testing.T) {
 	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: c}}}, Policy: checks.DefaultPolicy()}
 	eng.LogEvents = func(_ *checks.Envelope, evs []checks.Event) {
 		for _, e := range evs {
-			logf("%s", e.Line)
+			log.Logf("%s", e.Line)
 		}
 	}
 	env := envelope("u", "u@example.com", "192.0.2.1")
@@ -53,9 +46,7 @@ func TestPausedRedisLogsOnce(t *testing.T) {
 	if !errors.Is(r.Err, store.ErrUnavailable) {
 		t.Errorf("CheckRcpt with Redis paused: %+v", r)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lines) != 1 {
+	if lines := log.Lines(); len(lines) != 1 {
 		t.Errorf("%d log lines for %d recipients with Redis paused, want 1:\n%q", len(lines), n, lines)
 	}
 }

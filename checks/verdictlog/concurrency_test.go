@@ -1,7 +1,6 @@
 package verdictlog
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"chainmail/checks"
+	"chainmail/checks/checktest"
 )
 
 // TestConcurrent writes from many goroutines at once (run it with -race)
@@ -22,7 +22,7 @@ func TestConcurrent(t *testing.T) {
 	path := filepath.Join(dir, "mail.log")
 	sock := filepath.Join(dir, "log")
 	srv := listenUnixgram(t, sock)
-	var stderr lockedBuffer
+	var stderr checktest.LockedBuffer
 	l, err := New(Config{Sinks: []SinkConfig{{Type: "file", Path: path}, {Type: "stderr"}, {Type: "syslog", Address: "unix:" + sock}}},
 		WithClock(func() time.Time { return fixed }), WithHostname("mx1"), WithPID(7), WithStderr(&stderr))
 	if err != nil {
@@ -149,21 +149,4 @@ func queueIDOf(line string) string {
 		}
 	}
 	return ""
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -31,11 +31,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-msgauth/dkim"
-
 	"chainmail/checks"
 	"chainmail/checks/dns/dnstest"
-	"chainmail/milter"
 )
 
 // advOptions are the adversarial section's settings (flags -adv-*).
@@ -193,7 +190,7 @@ func runAdversarial(bin string, o advOptions) (blockedDelivered int, err error) 
 		probes = append(probes, probe{k.name, advHeavy, k.msg, false})
 	}
 	for _, p := range probes {
-		out, err := sendAdv(client, env(p.class, 0), p.msg)
+		out, err := send(client, env(p.class, 0), p.msg)
 		if err != nil {
 			return 0, err
 		}
@@ -252,7 +249,7 @@ func runAdversarial(bin string, o advOptions) (blockedDelivered int, err error) 
 					msg = plain
 				}
 				t0 := time.Now()
-				out, err := sendAdv(client, env(c, i+1), msg)
+				out, err := send(client, env(c, i+1), msg)
 				r.latency = time.Since(t0)
 				if err != nil {
 					r.err = err
@@ -368,17 +365,6 @@ func actionList(m map[string]int, errs int) string {
 	return strings.Join(parts, ", ")
 }
 
-// sendAdv sends one message on its own milter connection and returns the
-// milter's answer, whatever it is.
-func sendAdv(c *milter.Client, env checks.Envelope, msg []byte) (*milter.Outcome, error) {
-	s, err := c.Dial(env)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	return s.Send(env, bytes.NewReader(msg))
-}
-
 // benchDNS serves SPF, DKIM (selector sel, key) and DMARC for the bench
 // domain on loopback.
 func benchDNS(key *rsa.PrivateKey) (*dnstest.Server, error) {
@@ -427,21 +413,6 @@ func heavyHTML(size int) string {
 	}
 	b.WriteString("</body></html>\r\n")
 	return b.String()
-}
-
-// signN adds n DKIM signatures (selector sel) to raw.
-func signN(key *rsa.PrivateKey, raw string, n int) ([]byte, error) {
-	for i := 0; i < n; i++ {
-		var signed bytes.Buffer
-		if err := dkim.Sign(&signed, strings.NewReader(raw), &dkim.SignOptions{
-			Domain: domain, Selector: "sel", Signer: key,
-			HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
-		}); err != nil {
-			return nil, err
-		}
-		raw = signed.String()
-	}
-	return []byte(raw), nil
 }
 
 // nestedZipMessage carries a zip of 900 small text members and four
@@ -508,13 +479,20 @@ func attachmentMessage(name, ctype string, data []byte) []byte {
 		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe file.\r\n" +
 		"--b\r\nContent-Type: " + ctype + "; name=" + name + "\r\nContent-Disposition: attachment; filename=" + name +
 		"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	writeBase64(&m, data)
+	m.WriteString("--b--\r\n")
+	return m.Bytes()
+}
+
+// writeBase64 writes data base64-encoded in lines of 76 characters, each
+// ended by CRLF (RFC 2045 §6.8).
+func writeBase64(m *bytes.Buffer, data []byte) {
 	enc := base64.StdEncoding.EncodeToString(data)
 	for len(enc) > 76 {
 		m.WriteString(enc[:76] + "\r\n")
 		enc = enc[76:]
 	}
-	m.WriteString(enc + "\r\n--b--\r\n")
-	return m.Bytes()
+	m.WriteString(enc + "\r\n")
 }
 
 // exeMessage carries evil.exe, a small PE program: blocked by the default

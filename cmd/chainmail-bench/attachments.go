@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -29,12 +28,8 @@ func runAttachments(bin, corpus string) error {
 	rand.Read(big)
 	var m bytes.Buffer
 	m.WriteString("From: Alice <alice@bench.example>\r\nTo: Bob <bob@example.org>\r\nSubject: the data\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe data.\r\n--b\r\nContent-Type: application/octet-stream; name=data.bin\r\nContent-Disposition: attachment; filename=data.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-	enc := base64.StdEncoding.EncodeToString(big)
-	for len(enc) > 76 {
-		m.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	m.WriteString(enc + "\r\n--b--\r\n")
+	writeBase64(&m, big)
+	m.WriteString("--b--\r\n")
 
 	fmt.Printf("chainmail-bench: attachment check (only check in the chain), one connection, messages in turn\n")
 	for _, sc := range []struct {

@@ -6,7 +6,6 @@ package main
 // 10 KB, 1 MB and 10 MB bodies.
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -188,12 +187,7 @@ func pctl(lat []time.Duration, p float64) time.Duration {
 }
 
 func sendDNSBL(c *milter.Client, env checks.Envelope, msg []byte) (*milter.Outcome, error) {
-	s, err := c.Dial(env)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	out, err := s.Send(env, bytes.NewReader(msg))
+	out, err := send(c, env, msg)
 	if err == nil && out.Action != "accept" {
 		err = fmt.Errorf("benchmark message not accepted: %s %s", out.Action, out.Reply)
 	}

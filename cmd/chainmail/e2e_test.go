@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +18,7 @@ import (
 type daemon struct {
 	Addr    string // HOST:PORT of the milter
 	LogFile string
-	cmd     *exec.Cmd
-	stderr  *bytes.Buffer
-	once    sync.Once
-	exited  chan error
+	*process
 }
 
 // startDaemon runs the chainmail binary with the given configuration body;
@@ -32,35 +26,14 @@ type daemon struct {
 func startDaemon(t *testing.T, bin, conf string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
-	d := &daemon{Addr: freePort(t), LogFile: filepath.Join(dir, "verdicts.log"), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	d := &daemon{Addr: freePort(t), LogFile: filepath.Join(dir, "verdicts.log")}
 	cfg := filepath.Join(dir, "chainmail.yaml")
 	full := fmt.Sprintf("listen: inet:%s\nmetrics: {listen: \"\"}\nlog:\n  sinks: [{type: file, path: %q}]\n%s", d.Addr, d.LogFile, conf)
 	if err := os.WriteFile(cfg, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(bin, "serve", "-c", cfg)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
-	t.Cleanup(d.Stop)
-	waitFor(t, "chainmail to listen", func() bool {
-		c, err := net.Dial("tcp", d.Addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	d.process = startProcess(t, exec.Command(bin, "serve", "-c", cfg), "tcp", d.Addr)
 	return d
-}
-
-// Stop kills the daemon and waits for it.
-func (d *daemon) Stop() {
-	d.once.Do(func() {
-		d.cmd.Process.Kill()
-		<-d.exited
-	})
 }
 
 func (d *daemon) Log() string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -10,32 +9,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"chainmail/checks/checktest"
 )
-
-// lockedBuffer is a stderr a test can read while the daemon writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startLimited runs the built daemon under prlimit's descriptor limit
 // (soft:hard) and waits for its milter port.
-func startLimited(t *testing.T, nofile, extra string) (milterAddr string, stderr *lockedBuffer, exited chan error) {
+func startLimited(t *testing.T, nofile, extra string) (milterAddr string, stderr *checktest.LockedBuffer, exited chan error) {
 	t.Helper()
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
@@ -48,26 +30,8 @@ func startLimited(t *testing.T, nofile, extra string) (milterAddr string, stderr
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("listen: inet:%s\n", milterAddr)+extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stderr = &lockedBuffer{}
-	cmd := exec.Command(prlimit, "--nofile="+nofile, "--", bin, "serve", "-c", cfg)
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited = make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	waitFor(t, "milter port", func() bool {
-		c, err := net.Dial("tcp", milterAddr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return milterAddr, stderr, exited
+	p := startProcess(t, exec.Command(prlimit, "--nofile="+nofile, "--", bin, "serve", "-c", cfg), "tcp", milterAddr)
+	return milterAddr, p.stderr, p.exited
 }
 
 // At the descriptor limit the daemon stops accepting for a while (backing

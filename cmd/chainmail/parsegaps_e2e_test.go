@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"chainmail/checks"
-	"chainmail/checks/config"
-	"chainmail/milter/miltertest"
 )
 
 // evilExeMessage is a multipart message with a base64 evil.exe part whose
@@ -26,20 +24,7 @@ func evilExeMessage(partHeader string) string {
 // and when its part header has the MailScanner v4#58 shape. Before: both
 // were accepted, the attachment check clean.
 func TestMilterBlocksHiddenExe(t *testing.T) {
-	f, err := config.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps, closeDNS, err := replayDependencies(f, []string{emptyZone(t)}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeDNS()
-	eng, err := f.Build(deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := miltertest.Start(t, eng)
+	srv := startDefaultMilter(t)
 	env := checks.Envelope{ClientIP: net.ParseIP("192.0.2.44"), HELO: "mail.example.net", MailFrom: "sender@example.net", Rcpts: []string{"bob@example.org"}}
 	plain := evilExeMessage("Content-Type: application/octet-stream; name=\"evil.exe\"\nContent-Disposition: attachment; filename=\"evil.exe\"\nContent-Transfer-Encoding: base64\n")
 	for name, msg := range map[string]string{

@@ -215,9 +215,10 @@ func TestEnvelopeFromMessageAndSidecar(t *testing.T) {
 	}
 }
 
-// --milter sends the message through the milter protocol and reports what
-// came back.
-func TestReplayThroughMilter(t *testing.T) {
+// startDefaultMilter serves the default configuration over the real milter
+// protocol, its DNS answered from an empty zone.
+func startDefaultMilter(t *testing.T) *miltertest.Server {
+	t.Helper()
 	f, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
@@ -226,12 +227,18 @@ func TestReplayThroughMilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeDNS()
+	t.Cleanup(closeDNS)
 	eng, err := f.Build(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := miltertest.Start(t, eng)
+	return miltertest.Start(t, eng)
+}
+
+// --milter sends the message through the milter protocol and reports what
+// came back.
+func TestReplayThroughMilter(t *testing.T) {
+	srv := startDefaultMilter(t)
 	code, out, errOut := runCmd(t, "replay", "--milter", "inet:"+srv.Addr, "--json", filepath.Join(caseDir("001-gtube"), "message.eml"))
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)

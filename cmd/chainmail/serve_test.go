@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -10,11 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"chainmail/checks"
+	"chainmail/checks/checktest"
 	"chainmail/milter"
 )
 
@@ -49,6 +50,44 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// process is a daemon started by a test (startProcess).
+type process struct {
+	cmd    *exec.Cmd
+	stderr *checktest.LockedBuffer
+	exited chan error // gets the exit once: a test that takes it puts it back
+	once   sync.Once
+}
+
+// startProcess starts cmd with its stderr kept, kills it when the test
+// ends, and waits until it accepts connections on addr (network "tcp" or
+// "unix").
+func startProcess(t *testing.T, cmd *exec.Cmd, network, addr string) *process {
+	t.Helper()
+	p := &process{cmd: cmd, stderr: &checktest.LockedBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(p.Stop)
+	waitFor(t, "the milter to listen on "+addr, func() bool {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return p
+}
+
+// Stop kills the process and waits for it.
+func (p *process) Stop() {
+	p.once.Do(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+	})
 }
 
 func sendOne(t *testing.T, addr, from, raw string) *milter.Outcome {
@@ -89,25 +128,8 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 	write("checks:\n  - name: lists\n  - name: gtube\n    decisive: spam\n")
 
-	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "serve", "-c", cfg)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	waitFor(t, "milter port", func() bool {
-		c, err := net.Dial("tcp", milterAddr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	p := startProcess(t, exec.Command(bin, "serve", "-c", cfg), "tcp", milterAddr)
+	cmd, stderr, exited := p.cmd, p.stderr, p.exited
 
 	if out := sendOne(t, milterAddr, "alice@example.com", hamMsg); out.Action != "accept" {
 		t.Fatalf("ham: %+v", out)

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,22 +37,7 @@ func TestPostfixUnixSocketGroup(t *testing.T) {
 			if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			var stderr bytes.Buffer
-			cmd := exec.Command(bin, "serve", "-c", cfg, "-listen", "unix:"+sock)
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-			waitFor(t, "the milter socket", func() bool {
-				c, err := net.Dial("unix", sock)
-				if err == nil {
-					c.Close()
-				}
-				return err == nil
-			})
+			d := startProcess(t, exec.Command(bin, "serve", "-c", cfg, "-listen", "unix:"+sock), "unix", sock)
 			pf := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
 			c := pf.Dial(t)
 			if r := c.Ehlo("client.example"); r.Code != 250 {
@@ -63,7 +46,7 @@ func TestPostfixUnixSocketGroup(t *testing.T) {
 			r := c.Send("x@example.net", []string{"bob@example.org"}, e2eMessage("gtube", "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"))
 			c.Quit()
 			if r.Code != tc.code {
-				t.Errorf("mode %s: %v, want %d\n%s", tc.mode, r, tc.code, stderr.String())
+				t.Errorf("mode %s: %v, want %d\n%s", tc.mode, r, tc.code, d.stderr.String())
 			}
 		})
 	}

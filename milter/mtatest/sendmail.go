@@ -1,7 +1,6 @@
 package mtatest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"chainmail/checks/checktest"
 )
 
 // SendmailRootEnv names the environment variable that points at the directory
@@ -41,7 +42,7 @@ type Sendmail struct {
 	sink   *sink
 	cmd    *exec.Cmd
 	exited chan struct{}
-	stderr *lockedBuffer
+	stderr *checktest.LockedBuffer
 	syslog *syslogSink
 	stopMu sync.Mutex
 }
@@ -97,7 +98,7 @@ func StartSendmail(t testing.TB, opt SendmailOptions) *Sendmail {
 	}
 
 	dir := instanceDir(t)
-	s := &Sendmail{dir: dir, stderr: &lockedBuffer{}}
+	s := &Sendmail{dir: dir, stderr: &checktest.LockedBuffer{}}
 	s.sink = startSink(t, "sink.chainmail.test")
 	s.syslog = startSyslog(t)
 	if err := os.MkdirAll(filepath.Join(dir, "mqueue"), 0o700); err != nil {
@@ -339,29 +340,12 @@ func (s *Sendmail) Log() string {
 
 // ---- helpers ----
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // syslogSink receives syslog datagrams on a unix socket that the sendmail
 // namespace sees as /dev/log.
 type syslogSink struct {
 	path string
 	conn *net.UnixConn
-	buf  lockedBuffer
+	buf  checktest.LockedBuffer
 	done chan struct{}
 }
 

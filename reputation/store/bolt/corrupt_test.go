@@ -7,13 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"chainmail/reputation/store"
+	"chainmail/reputation/store/storetest"
 )
 
 // writeState makes a real state file with enough keys for several pages.
@@ -98,14 +98,8 @@ func TestCorruptFile(t *testing.T) {
 				t.Errorf("error is not one line naming the file and the way out: %q", msg)
 			}
 
-			var mu sync.Mutex
-			var lines []string
-			logf := func(format string, args ...any) {
-				mu.Lock()
-				lines = append(lines, fmt.Sprintf(format, args...))
-				mu.Unlock()
-			}
-			s, err = Open(path, Options{OnCorrupt: OnCorruptReset, Logf: logf})
+			var log storetest.Log
+			s, err = Open(path, Options{OnCorrupt: OnCorruptReset, Logf: log.Logf})
 			if err != nil {
 				t.Fatalf("reset: %v", err)
 			}
@@ -117,11 +111,9 @@ func TestCorruptFile(t *testing.T) {
 			if len(aside) != 1 {
 				t.Errorf("files moved aside: %q", aside)
 			}
-			mu.Lock()
-			if len(lines) != 1 || !strings.Contains(lines[0], "corrupt") || !strings.Contains(lines[0], "EMPTY") {
+			if lines := log.Lines(); len(lines) != 1 || !strings.Contains(lines[0], "corrupt") || !strings.Contains(lines[0], "EMPTY") {
 				t.Errorf("reset log: %q", lines)
 			}
-			mu.Unlock()
 		})
 	}
 }
@@ -131,14 +123,8 @@ func TestCorruptFile(t *testing.T) {
 // once, not once per commit.
 func TestFailedCommit(t *testing.T) {
 	m := store.NewMetrics(nil)
-	var mu sync.Mutex
-	var lines []string
-	logf := func(format string, args ...any) {
-		mu.Lock()
-		lines = append(lines, fmt.Sprintf(format, args...))
-		mu.Unlock()
-	}
-	s := open(t, filepath.Join(t.TempDir(), "state.db"), Options{FlushInterval: 5 * time.Millisecond, Metrics: m, Logf: logf})
+	var log storetest.Log
+	s := open(t, filepath.Join(t.TempDir(), "state.db"), Options{FlushInterval: 5 * time.Millisecond, Metrics: m, Logf: log.Logf})
 	ctx := context.Background()
 	if err := s.Set(ctx, "a", []byte("1"), 0); err != nil {
 		t.Fatal(err)
@@ -175,9 +161,7 @@ func TestFailedCommit(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lines) != 1 {
+	if lines := log.Lines(); len(lines) != 1 {
 		t.Errorf("%d log lines for many failed commits, want 1: %q", len(lines), lines)
 	}
 }

@@ -38,35 +38,6 @@ func (r *reached) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.
 	}
 }
 
-func (l *syncLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
-func (l *syncLog) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.lines)
-}
-
-func waitUp(t *testing.T, s *Store) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for s.Down() {
-		if time.Now().After(deadline) {
-			t.Fatal("the probe did not see Redis back within 15s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // A hung Redis (SIGSTOP: the kernel still accepts connections, nothing
 // answers): once one call has found it so, the calls after it fail at
 // once without reaching it, the outage is logged once however many calls
@@ -74,7 +45,7 @@ func waitUp(t *testing.T, s *Store) {
 func TestPausedServerBreaker(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	m := store.NewMetrics(nil)
-	var log syncLog
+	var log storetest.Log
 	const timeout = 2 * time.Second
 	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Timeout: timeout, ProbeInterval: 100 * time.Millisecond, Metrics: m, Logf: log.Logf})
 	defer s.Close()
@@ -115,8 +86,8 @@ func TestPausedServerBreaker(t *testing.T) {
 	if slowest >= timeout/2 {
 		t.Errorf("slowest call with the breaker open took %v (timeout %v)", slowest, timeout)
 	}
-	if n := log.len(); n != 1 {
-		t.Errorf("%d log lines for %d failed calls, want 1: %q", n, calls+1, log.lines)
+	if n := log.Len(); n != 1 {
+		t.Errorf("%d log lines for %d failed calls, want 1: %q", n, calls+1, log.Lines())
 	}
 	if got := value(m.Up.WithLabelValues("redis")); got != 0 {
 		t.Errorf("chainmail_state_up = %v while paused", got)
@@ -129,15 +100,15 @@ func TestPausedServerBreaker(t *testing.T) {
 	}
 
 	srv.Resume()
-	waitUp(t, s)
+	waitUp(t, s, 15*time.Second)
 	if n, err := s.IncrBy(ctx, "n", 1, 0); err != nil || n < 2 {
 		t.Errorf("after SIGCONT: %v %v", n, err)
 	}
 	if got := value(m.Up.WithLabelValues("redis")); got != 1 {
 		t.Errorf("chainmail_state_up = %v after SIGCONT", got)
 	}
-	if log.count("reachable again") != 1 || log.len() != 2 {
-		t.Errorf("log after the return: %q", log.lines)
+	if log.Count("reachable again") != 1 || log.Len() != 2 {
+		t.Errorf("log after the return: %q", log.Lines())
 	}
 }
 
@@ -161,7 +132,7 @@ func TestMessageBudget(t *testing.T) {
 		t.Fatalf("paused: %v", err)
 	}
 	srv.Resume()
-	waitUp(t, s)
+	waitUp(t, s, 15*time.Second)
 	before := hook.n.Load()
 	_, err := s.IncrBy(msg, "n", 1, 0)
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "budget") {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,27 +56,16 @@ func TestConformanceSentinel(t *testing.T) {
 	})
 }
 
-// syncLog collects log lines.
-type syncLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *syncLog) Logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf(format, args...))
-}
-
-func (l *syncLog) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			return true
+// waitUp waits until the store's probe has seen Redis back.
+func waitUp(t *testing.T, s *Store, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for s.Down() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the probe did not see Redis back within %v", within)
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return false
 }
 
 // Redis killed mid-run: calls fail fast with ErrUnavailable, the metric
@@ -86,7 +74,7 @@ func TestKillRestart(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	reg := prometheus.NewRegistry()
 	m := store.NewMetrics(reg)
-	var log syncLog
+	var log storetest.Log
 	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Metrics: m, Logf: log.Logf, ProbeInterval: 100 * time.Millisecond})
 	defer s.Close()
 	ctx := context.Background()
@@ -115,8 +103,8 @@ func TestKillRestart(t *testing.T) {
 	if got := value(m.Unavailable.WithLabelValues("redis")); got < 5 {
 		t.Errorf("chainmail_state_unavailable_total = %v", got)
 	}
-	if !log.has("unreachable") {
-		t.Errorf("no log line about the outage: %q", log.lines)
+	if !log.Has("unreachable") {
+		t.Errorf("no log line about the outage: %q", log.Lines())
 	}
 
 	srv.Restart() // empty: no persistence
@@ -142,8 +130,8 @@ func TestKillRestart(t *testing.T) {
 	if got := value(m.Up.WithLabelValues("redis")); got != 1 {
 		t.Errorf("chainmail_state_up = %v after the restart", got)
 	}
-	if !log.has("reachable again") {
-		t.Errorf("no log line about the return: %q", log.lines)
+	if !log.Has("reachable again") {
+		t.Errorf("no log line about the return: %q", log.Lines())
 	}
 }
 
@@ -152,24 +140,18 @@ func TestKillRestart(t *testing.T) {
 func TestOpenWhileDown(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	srv.Kill()
-	var log syncLog
+	var log storetest.Log
 	m := store.NewMetrics(nil)
 	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Logf: log.Logf, Metrics: m, ProbeInterval: 50 * time.Millisecond})
 	defer s.Close()
-	if !s.Down() || !log.has("unreachable") {
-		t.Fatalf("down=%v log=%q", s.Down(), log.lines)
+	if !s.Down() || !log.Has("unreachable") {
+		t.Fatalf("down=%v log=%q", s.Down(), log.Lines())
 	}
 	if _, _, err := s.Get(context.Background(), "k"); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Get: %v", err)
 	}
 	srv.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Down() {
-		if time.Now().After(deadline) {
-			t.Fatal("the probe did not notice Redis")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUp(t, s, 10*time.Second)
 	if got := value(m.Up.WithLabelValues("redis")); got != 1 {
 		t.Errorf("chainmail_state_up = %v", got)
 	}
@@ -241,7 +223,7 @@ func TestTwoClientsOneCap(t *testing.T) {
 // not a crash.
 func TestAuthFailure(t *testing.T) {
 	srv := storetest.StartRedis(t, "--requirepass", "sesame")
-	var log syncLog
+	var log storetest.Log
 	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Password: "wrong", Logf: log.Logf})
 	defer s.Close()
 	if _, _, err := s.Get(context.Background(), "k"); !errors.Is(err, store.ErrUnavailable) {
