@@ -484,12 +484,22 @@ func (s *scanner) inspect(f *File, data []byte, whole bool, depth int) {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-depth", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("archive nested deeper than %d: not opened", s.opts.MaxDepth)})
 		return
 	}
+	zipped := false
+	defer func() {
+		// A zip behind data of another kind (a self-extractor's stub,
+		// junk, a PDF): unzip, Python's zipfile and 7-Zip find it from
+		// its end record and extract it whatever comes first.
+		if !zipped && HasZipEnd(data) {
+			s.zip(f, data, depth)
+		}
+	}()
 	switch {
 	case IsTNEF(data):
 		s.tnef(f, data, depth)
 	case IsOLE(data):
 		s.ole(f, data, depth)
 	case bytes.HasPrefix(data, []byte("PK\x03\x04")) || bytes.HasPrefix(data, []byte("PK\x05\x06")) || f.Type.MIME == "application/zip" || f.Type.SelfExtracting && bytes.Contains(data, []byte("PK\x03\x04")):
+		zipped = true
 		s.zip(f, data, depth)
 	case bytes.HasPrefix(data, []byte("\x1f\x8b")):
 		s.stream(f, data, depth, "gzip")

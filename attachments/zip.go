@@ -121,7 +121,10 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 		}
 	}
 	// Every distinct directory a record points at is read.
-	var starts []int64
+	// A directory found shifted from where its record says is one with
+	// data prepended to the archive (a self-extractor's stub): its
+	// entries' local header offsets are shifted alike.
+	var starts, shifts []int64
 	for _, r := range refs {
 		for _, p := range []int64{r.off + (r.end - (r.off + r.size)), r.off} {
 			if p < 0 || p+46 > int64(len(data)) || !bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
@@ -129,6 +132,7 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 			}
 			if !slices.Contains(starts, p) {
 				starts = append(starts, p)
+				shifts = append(shifts, p-r.off)
 			}
 			break
 		}
@@ -146,8 +150,8 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 		l.Mismatches = append(l.Mismatches, "the end records point at different central directories")
 	}
 	seen := map[int64]bool{}
-	for _, p := range starts {
-		n := readCD(data, p, l, maxEntries, seen)
+	for i, p := range starts {
+		n := readCD(data, p, shifts[i], l, maxEntries, seen)
 		for _, c := range claims {
 			if c != int64(n) && !l.Truncated {
 				l.Mismatches = append(l.Mismatches, fmt.Sprintf("central directory has %d entries, an end record says %d", n, c))
@@ -160,10 +164,35 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 	return l, nil
 }
 
+// HasZipEnd reports whether data ends with a zip: an end record in its
+// last 64 KiB whose central directory is where the record says, or
+// where it would be with data prepended to the archive (which is how
+// extractors find a zip behind a self-extractor's stub or any junk).
+func HasZipEnd(data []byte) bool {
+	tail := max(0, len(data)-(65535+22))
+	eocd := bytes.LastIndex(data[tail:], []byte("PK\x05\x06"))
+	if eocd < 0 || tail+eocd+22 > len(data) {
+		return false
+	}
+	eocd += tail
+	off := int64(binary.LittleEndian.Uint32(data[eocd+16:]))
+	size := int64(binary.LittleEndian.Uint32(data[eocd+12:]))
+	if eocd >= 20 && bytes.Equal(data[eocd-20:eocd-16], []byte("PK\x06\x07")) {
+		return true // zip64: ListZip finds its directory
+	}
+	for _, p := range []int64{int64(eocd) - size, off} {
+		if p >= 0 && p+46 <= int64(len(data)) && bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
+			return true
+		}
+	}
+	return false
+}
+
 // readCD reads the central directory entries at p for as long as their
 // signature goes on, adding those whose offset is not in seen; it
-// returns how many it read.
-func readCD(data []byte, p int64, l *ZipListing, maxEntries int, seen map[int64]bool) int {
+// returns how many it read. A local header not at its recorded offset is
+// looked for shift bytes further (data prepended to the archive).
+func readCD(data []byte, p, shift int64, l *ZipListing, maxEntries int, seen map[int64]bool) int {
 	n := 0
 	for p+46 <= int64(len(data)) && bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
 		h := data[p:]
@@ -197,6 +226,10 @@ func readCD(data []byte, p int64, l *ZipListing, maxEntries int, seen map[int64]
 		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
 		e.Dir = len(e.Name) > 0 && e.Name[len(e.Name)-1] == '/'
 		e.DataOffset = -1
+		if lh := e.HeaderOffset + shift; shift != 0 && lh >= 0 && lh <= int64(len(data))-30 && bytes.Equal(data[lh:lh+4], []byte("PK\x03\x04")) &&
+			(e.HeaderOffset < 0 || e.HeaderOffset > int64(len(data))-30 || !bytes.Equal(data[e.HeaderOffset:e.HeaderOffset+4], []byte("PK\x03\x04"))) {
+			e.HeaderOffset = lh
+		}
 		if lh := e.HeaderOffset; lh >= 0 && lh <= int64(len(data))-30 && bytes.Equal(data[lh:lh+4], []byte("PK\x03\x04")) {
 			lnl := int64(binary.LittleEndian.Uint16(data[lh+26:]))
 			lel := int64(binary.LittleEndian.Uint16(data[lh+28:]))
