@@ -980,6 +980,21 @@ func (s *scanner) uuencoded(f *File, data []byte, depth int) {
 	if !bytes.Contains(data, []byte("begin")) {
 		return
 	}
+	if n := bareCRs(data); n > 0 {
+		// Lines ended by a bare CR are lines to the MIME walk (see
+		// lineScanner) and to mail clients that decode uuencoded text
+		// (Thunderbird): here too.
+		if s.hold(int64(len(data)+n), f.Path, f.Name) {
+			out := make([]byte, 0, len(data)+n)
+			for i, c := range data {
+				out = append(out, c)
+				if c == '\r' && (i+1 == len(data) || data[i+1] != '\n') {
+					out = append(out, '\n')
+				}
+			}
+			data = out
+		}
+	}
 	locs := uuBegin.FindAllSubmatchIndex(data, 51)
 	if len(locs) > 50 {
 		locs = locs[:50]
@@ -1012,6 +1027,22 @@ func (s *scanner) uuencoded(f *File, data []byte, depth int) {
 		s.rep.Files = append(s.rep.Files, m)
 		s.inspect(m, dec.Bytes(), true, depth+1)
 	}
+}
+
+// bareCRs counts the CRs of b that no LF follows.
+func bareCRs(b []byte) int {
+	n := 0
+	for i := bytes.IndexByte(b, '\r'); i >= 0; {
+		if i+1 == len(b) || b[i+1] != '\n' {
+			n++
+		}
+		j := bytes.IndexByte(b[i+1:], '\r')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return n
 }
 
 func plural(n int, one, many string) string {

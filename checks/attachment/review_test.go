@@ -3,6 +3,7 @@ package attachment
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,62 @@ func TestZipWithPrependedData(t *testing.T) {
 	}
 	// Over the milter protocol.
 	m := msg(part{"", "text/plain", []byte("see attached")}, part{"files.zip", "application/zip", z})
+	if got := sendOverMilter(t, newCheck(t, nil), m); !strings.HasPrefix(got, "reject 550 5.7.1") {
+		t.Fatalf("outcome %q", got)
+	}
+}
+
+// uuencodeLines is data uuencoded ("begin 644 name" … "end"), lines
+// ended by eol.
+func uuencodeLines(name string, data []byte, eol string) string {
+	var b strings.Builder
+	b.WriteString("begin 644 " + name + eol)
+	enc := func(c byte) byte {
+		if c == 0 {
+			return '`'
+		}
+		return c + 32
+	}
+	for len(data) > 0 {
+		n := min(45, len(data))
+		chunk := append([]byte(nil), data[:n]...)
+		for len(chunk)%3 != 0 {
+			chunk = append(chunk, 0)
+		}
+		b.WriteByte(enc(byte(n)))
+		for i := 0; i < len(chunk); i += 3 {
+			v := uint32(chunk[i])<<16 | uint32(chunk[i+1])<<8 | uint32(chunk[i+2])
+			for _, s := range []uint{18, 12, 6, 0} {
+				b.WriteByte(enc(byte(v >> s & 63)))
+			}
+		}
+		b.WriteString(eol)
+		data = data[n:]
+	}
+	b.WriteString("`" + eol + "end" + eol)
+	return b.String()
+}
+
+// A uuencoded program in a message text whose lines end with a bare CR:
+// the MIME walk reads bare CRs as line ends (as Python's email package
+// and Thunderbird's MIME parser do), and so does the search for
+// uuencoded files in the text, which Thunderbird shows as attachments.
+func TestUuencodeInBareCRText(t *testing.T) {
+	text := "hello\r\r" + uuencodeLines("evil.exe", exe, "\r") + "bye\r"
+	for _, eol := range []string{"\r\n", "\r"} {
+		c := newCheck(t, nil)
+		r := c.Check(context.Background(), msg(part{"", "text/plain", []byte(strings.ReplaceAll(text, "\r", eol))}), nil)
+		if r.Status != checks.StatusBlocked || !strings.Contains(strings.Join(lines(r), "\n"), "evil.exe)") {
+			t.Errorf("eol %q: status %s (%s), lines %q", eol, r.Status, r.Reason, lines(r))
+		}
+	}
+	body := checks.NewSpool(0, "")
+	body.Write([]byte(text))
+	m := &checks.Message{
+		Envelope: checks.Envelope{QueueID: "4QueueID01", ClientIP: net.ParseIP("192.0.2.1")},
+		Header:   []checks.HeaderField{{Name: "From", Value: "a@example.net"}, {Name: "MIME-Version", Value: "1.0"}, {Name: "Content-Type", Value: "text/plain"}},
+		Body:     body,
+	}
 	if got := sendOverMilter(t, newCheck(t, nil), m); !strings.HasPrefix(got, "reject 550 5.7.1") {
 		t.Fatalf("outcome %q", got)
 	}
