@@ -17,7 +17,6 @@ import (
 
 	"github.com/bodgit/sevenzip"
 	"github.com/nwaples/rardecode/v2"
-	"github.com/ulikunitz/xz"
 )
 
 // Category is how policy should see a finding.
@@ -720,6 +719,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 	defer s.releaseTo(s.held)
 	var r io.Reader
+	var x *xzReader
 	name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(f.Name, ".gz"), ".bz2"), ".xz")
 	if strings.HasSuffix(strings.ToLower(f.Name), ".tgz") {
 		name = f.Name[:len(f.Name)-4] + ".tar"
@@ -739,34 +739,18 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 		r = bzip2.NewReader(bytes.NewReader(data))
 	case "xz":
 		// The decoder allocates the dictionary a block header declares
-		// (up to 4 GiB): check them all first.
-		if d, err := xzMaxDict(data); err != nil || d > uint64(max(s.opts.MaxFileSize, 64<<20)) {
-			detail := fmt.Sprintf("xz: dictionary of %d bytes: not unpacked", d)
-			if err != nil {
-				detail = "xz: " + err.Error()
-			}
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: detail})
-			return
-		}
-		// The dictionary is allocated as the stream is read.
-		if d, _ := xzMaxDict(data); !s.hold(int64(d), f.Path, f.Name) {
-			break // reported; the name is still checked
-		}
-		z, err := xz.NewReader(bytes.NewReader(data))
-		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "xz: " + err.Error()})
-			return
-		}
-		r = z
+		// (up to 4 GiB): each is bounded and taken from the memory
+		// budget before it is allocated.
+		x = newXZReader(data, max(s.opts.MaxFileSize, 64<<20), func(n int64) bool { return s.hold(n, f.Path, f.Name) })
+		r = x
 	}
 	if name == "" || name == f.Name {
 		name = "unpacked"
 	}
-	if r == nil {
-		s.member(f, name, kind, nil, 0, false, depth+1, kind)
-		return
-	}
 	content, size, whole := s.extract(f, name, r, 0, int64(len(data)))
+	if x != nil && x.lying {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "xz: an index lists another number of blocks than its stream holds"})
+	}
 	s.member(f, name, kind, content, size, whole, depth+1, kind)
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -100,6 +101,34 @@ func TestUuencodeInBareCRText(t *testing.T) {
 		Body:     body,
 	}
 	if got := sendOverMilter(t, newCheck(t, nil), m); !strings.HasPrefix(got, "reject 550 5.7.1") {
+		t.Fatalf("outcome %q", got)
+	}
+}
+
+// An xz file whose index hides its second block, which declares a 4 GiB
+// dictionary (xz -dc unpacks both blocks): the dictionary is refused,
+// not allocated (4 GiB per message before, whatever the memory budget),
+// and the file is unscannable; over the milter protocol it is not
+// accepted.
+func TestXZHiddenBlockDictionary(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "attachments", "testdata", "xz-lying-index-4GiB-dict.xz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCheck(t, nil)
+	m := msg(part{"", "text/plain", []byte("see attached")}, part{"data.xz", "application/x-xz", b})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	r := c.Check(context.Background(), m, nil)
+	runtime.ReadMemStats(&after)
+	if a := after.TotalAlloc - before.TotalAlloc; a > 200<<20 {
+		t.Errorf("%d MiB allocated for a %d-byte xz", a>>20, len(b))
+	}
+	if r.Status != StatusUnscannable {
+		t.Errorf("status %s (%s) %v", r.Status, r.Reason, r.Facts["findings"])
+	}
+	m = msg(part{"", "text/plain", []byte("see attached")}, part{"data.xz", "application/x-xz", b})
+	if got := sendOverMilter(t, newCheck(t, nil), m); strings.HasPrefix(got, "accept") {
 		t.Fatalf("outcome %q", got)
 	}
 }
