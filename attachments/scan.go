@@ -681,16 +681,12 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 			encrypted++
 			m := s.member(f, e.Name, "zip", nil, int64(e.UncompressedSize), false, depth+1, "zip")
 			m.Encrypted = true
-			if e.LocalName != "" {
-				m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
-			}
+			m.Names = append(m.Names, e.otherNames()...)
 			continue
 		}
 		if e.Overlaps || s.budget <= 0 {
 			m := s.member(f, e.Name, "zip", nil, int64(e.UncompressedSize), false, depth+1, "zip")
-			if e.LocalName != "" {
-				m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
-			}
+			m.Names = append(m.Names, e.otherNames()...)
 			continue
 		}
 		var content []byte
@@ -705,9 +701,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 		}
 		m := s.member(f, e.Name, "zip", content, size, whole, depth+1, "zip")
 		s.releaseTo(mark)
-		if e.LocalName != "" {
-			m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
-		}
+		m.Names = append(m.Names, e.otherNames()...)
 	}
 	if encrypted > 0 {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected zip (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})

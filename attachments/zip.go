@@ -18,7 +18,11 @@ type ZipEntry struct {
 	Name string
 	// LocalName is the name in the local header when it differs from
 	// the central directory's ("" when they agree).
-	LocalName        string
+	LocalName string
+	// UnicodeNames: names given by Info-ZIP Unicode Path extra fields
+	// (0x7075) of the directory entry or the local header that differ
+	// from Name; unzip and 7-Zip write the file under such a name.
+	UnicodeNames     []string
 	Method           uint16
 	Flags            uint16
 	CompressedSize   uint64
@@ -213,6 +217,7 @@ func readCD(data []byte, p, shift int64, l *ZipListing, maxEntries int, seen map
 		n++
 		e.Name = string(h[46 : 46+nl])
 		zip64Extra(h[46+nl:46+nl+el], e)
+		e.addUnicodeNames(h[46+nl : 46+nl+el])
 		at := p
 		p += 46 + nl + el + cl
 		if seen[at] {
@@ -238,6 +243,7 @@ func readCD(data []byte, p, shift int64, l *ZipListing, maxEntries int, seen map
 					e.LocalName = ln
 				}
 				e.DataOffset = lh + 30 + lnl + lel
+				e.addUnicodeNames(data[lh+30+lnl : e.DataOffset])
 				if cs, ok := localCompressedSize(data, lh); ok && cs != e.CompressedSize {
 					l.Mismatches = append(l.Mismatches, fmt.Sprintf("entry %q: compressed size %d in the directory, %d in its local header", truncateString(e.Name, 80), e.CompressedSize, cs))
 				}
@@ -320,6 +326,7 @@ func localOnly(data []byte, l *ZipListing, maxEntries int) {
 			LocalOnly:        true,
 		}
 		zip64Extra(data[h+30+nl:h+30+nl+el], e)
+		e.addUnicodeNames(data[h+30+nl : h+30+nl+el])
 		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
 		e.Dir = e.Name[len(e.Name)-1] == '/'
 		if cs, ok := localCompressedSize(data, h); ok {
@@ -338,6 +345,39 @@ func localOnly(data []byte, l *ZipListing, maxEntries int) {
 // (stored, shrunk … deflate, deflate64, bzip2, lzma, zstd, xz, ppmd, AES).
 func knownMethod(m uint16) bool {
 	return m <= 9 || m == 12 || m == 14 || m == 93 || m == 95 || m == 98 || m == 99
+}
+
+// otherNames are the entry's names other than Name: its local header's
+// and its Unicode Path fields'.
+func (e *ZipEntry) otherNames() []Filename {
+	var out []Filename
+	if e.LocalName != "" {
+		out = append(out, NormalizeFilename(e.LocalName, "zip-local")...)
+	}
+	for _, u := range e.UnicodeNames {
+		out = append(out, NormalizeFilename(u, "zip-unicode")...)
+	}
+	return out
+}
+
+// addUnicodeNames adds the names of the Info-ZIP Unicode Path fields
+// (0x7075: version, CRC-32 of the header's name, UTF-8 name) in extra.
+// Extractors use one only when its CRC matches the name; every one is
+// taken here, matching or not.
+func (e *ZipEntry) addUnicodeNames(extra []byte) {
+	for len(extra) >= 4 {
+		id := binary.LittleEndian.Uint16(extra)
+		n := int(binary.LittleEndian.Uint16(extra[2:]))
+		if 4+n > len(extra) {
+			return
+		}
+		if f := extra[4 : 4+n]; id == 0x7075 && len(f) > 5 {
+			if u := string(f[5:]); u != e.Name && !slices.Contains(e.UnicodeNames, u) {
+				e.UnicodeNames = append(e.UnicodeNames, u)
+			}
+		}
+		extra = extra[4+n:]
+	}
 }
 
 func zip64Extra(extra []byte, e *ZipEntry) {
@@ -417,6 +457,9 @@ func scanLocal(data []byte, l *ZipListing, maxEntries int) {
 			return
 		}
 		e.Name = string(data[h+30 : h+30+nl])
+		if h+30+nl+el <= len(data) {
+			e.addUnicodeNames(data[h+30+nl : h+30+nl+el])
+		}
 		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
 		e.Dir = len(e.Name) > 0 && e.Name[len(e.Name)-1] == '/'
 		if e.Flags&8 != 0 && e.CompressedSize == 0 {

@@ -1,8 +1,11 @@
 package attachment
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"net"
 	"os"
 	"os/exec"
@@ -129,6 +132,62 @@ func TestXZHiddenBlockDictionary(t *testing.T) {
 	}
 	m = msg(part{"", "text/plain", []byte("see attached")}, part{"data.xz", "application/x-xz", b})
 	if got := sendOverMilter(t, newCheck(t, nil), m); strings.HasPrefix(got, "accept") {
+		t.Fatalf("outcome %q", got)
+	}
+}
+
+// zipUnicodePath is a zip of one file named name in its headers and
+// real in an Info-ZIP Unicode Path extra field (0x7075), which unzip
+// and 7-Zip extract it as.
+func zipUnicodePath(t *testing.T, name, real string, data []byte) []byte {
+	t.Helper()
+	ex := []byte{1}
+	ex = binary.LittleEndian.AppendUint32(ex, crc32.ChecksumIEEE([]byte(name)))
+	ex = append(ex, real...)
+	extra := binary.LittleEndian.AppendUint16(nil, 0x7075)
+	extra = binary.LittleEndian.AppendUint16(extra, uint16(len(ex)))
+	extra = append(extra, ex...)
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	f, err := w.CreateRaw(&zip.FileHeader{Name: name, Method: zip.Store, Extra: extra, CRC32: crc32.ChecksumIEEE(data), CompressedSize64: uint64(len(data)), UncompressedSize64: uint64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(data)
+	w.Close()
+	return b.Bytes()
+}
+
+// A file name given in a zip's Unicode Path extra field is the name
+// unzip and 7-Zip write the file under: it meets the rules like the
+// header's name (a script whose content cannot tell it was delivered
+// clean as "readme.txt").
+func TestZipUnicodePathName(t *testing.T) {
+	z := zipUnicodePath(t, "readme.txt", "evil.exe", []byte("hello world\n"))
+	for _, tool := range [][]string{{"unzip", "-o", "-q"}, {"7z", "x", "-y"}} {
+		bin, err := exec.LookPath(tool[0])
+		if err != nil {
+			t.Logf("%s not installed: what it extracts is not confirmed", tool[0])
+			continue
+		}
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "a.zip"), z, 0o644)
+		cmd := exec.Command(bin, append(tool[1:], "a.zip")...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", tool[0], err, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "evil.exe")); err != nil {
+			t.Fatalf("%s did not extract evil.exe: %v", tool[0], err)
+		}
+	}
+	c := newCheck(t, nil)
+	r := c.Check(context.Background(), msg(part{"files.zip", "application/zip", z}), nil)
+	if r.Status != checks.StatusBlocked || !strings.Contains(strings.Join(lines(r), "\n"), "Filename Checks: Windows program") {
+		t.Errorf("status %s (%s), lines %q", r.Status, r.Reason, lines(r))
+	}
+	m := msg(part{"", "text/plain", []byte("see attached")}, part{"files.zip", "application/zip", z})
+	if got := sendOverMilter(t, newCheck(t, nil), m); !strings.HasPrefix(got, "reject 550 5.7.1") {
 		t.Fatalf("outcome %q", got)
 	}
 }
