@@ -17,7 +17,6 @@ import (
 
 	"github.com/bodgit/sevenzip"
 	"github.com/nwaples/rardecode/v2"
-	"github.com/ulikunitz/xz"
 )
 
 // Category is how policy should see a finding.
@@ -484,12 +483,22 @@ func (s *scanner) inspect(f *File, data []byte, whole bool, depth int) {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-depth", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("archive nested deeper than %d: not opened", s.opts.MaxDepth)})
 		return
 	}
+	zipped := false
+	defer func() {
+		// A zip behind data of another kind (a self-extractor's stub,
+		// junk, a PDF): unzip, Python's zipfile and 7-Zip find it from
+		// its end record and extract it whatever comes first.
+		if !zipped && HasZipEnd(data) {
+			s.zip(f, data, depth)
+		}
+	}()
 	switch {
 	case IsTNEF(data):
 		s.tnef(f, data, depth)
 	case IsOLE(data):
 		s.ole(f, data, depth)
 	case bytes.HasPrefix(data, []byte("PK\x03\x04")) || bytes.HasPrefix(data, []byte("PK\x05\x06")) || f.Type.MIME == "application/zip" || f.Type.SelfExtracting && bytes.Contains(data, []byte("PK\x03\x04")):
+		zipped = true
 		s.zip(f, data, depth)
 	case bytes.HasPrefix(data, []byte("\x1f\x8b")):
 		s.stream(f, data, depth, "gzip")
@@ -672,16 +681,12 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 			encrypted++
 			m := s.member(f, e.Name, "zip", nil, int64(e.UncompressedSize), false, depth+1, "zip")
 			m.Encrypted = true
-			if e.LocalName != "" {
-				m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
-			}
+			m.Names = append(m.Names, e.otherNames()...)
 			continue
 		}
 		if e.Overlaps || s.budget <= 0 {
 			m := s.member(f, e.Name, "zip", nil, int64(e.UncompressedSize), false, depth+1, "zip")
-			if e.LocalName != "" {
-				m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
-			}
+			m.Names = append(m.Names, e.otherNames()...)
 			continue
 		}
 		var content []byte
@@ -696,9 +701,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 		}
 		m := s.member(f, e.Name, "zip", content, size, whole, depth+1, "zip")
 		s.releaseTo(mark)
-		if e.LocalName != "" {
-			m.Names = append(m.Names, NormalizeFilename(e.LocalName, "zip-local")...)
-		}
+		m.Names = append(m.Names, e.otherNames()...)
 	}
 	if encrypted > 0 {
 		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected zip (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
@@ -710,6 +713,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 	defer s.releaseTo(s.held)
 	var r io.Reader
+	var x *xzReader
 	name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(f.Name, ".gz"), ".bz2"), ".xz")
 	if strings.HasSuffix(strings.ToLower(f.Name), ".tgz") {
 		name = f.Name[:len(f.Name)-4] + ".tar"
@@ -729,34 +733,18 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 		r = bzip2.NewReader(bytes.NewReader(data))
 	case "xz":
 		// The decoder allocates the dictionary a block header declares
-		// (up to 4 GiB): check them all first.
-		if d, err := xzMaxDict(data); err != nil || d > uint64(max(s.opts.MaxFileSize, 64<<20)) {
-			detail := fmt.Sprintf("xz: dictionary of %d bytes: not unpacked", d)
-			if err != nil {
-				detail = "xz: " + err.Error()
-			}
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: detail})
-			return
-		}
-		// The dictionary is allocated as the stream is read.
-		if d, _ := xzMaxDict(data); !s.hold(int64(d), f.Path, f.Name) {
-			break // reported; the name is still checked
-		}
-		z, err := xz.NewReader(bytes.NewReader(data))
-		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "xz: " + err.Error()})
-			return
-		}
-		r = z
+		// (up to 4 GiB): each is bounded and taken from the memory
+		// budget before it is allocated.
+		x = newXZReader(data, max(s.opts.MaxFileSize, 64<<20), func(n int64) bool { return s.hold(n, f.Path, f.Name) })
+		r = x
 	}
 	if name == "" || name == f.Name {
 		name = "unpacked"
 	}
-	if r == nil {
-		s.member(f, name, kind, nil, 0, false, depth+1, kind)
-		return
-	}
 	content, size, whole := s.extract(f, name, r, 0, int64(len(data)))
+	if x != nil && x.lying {
+		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "xz: an index lists another number of blocks than its stream holds"})
+	}
 	s.member(f, name, kind, content, size, whole, depth+1, kind)
 }
 
@@ -970,6 +958,21 @@ func (s *scanner) uuencoded(f *File, data []byte, depth int) {
 	if !bytes.Contains(data, []byte("begin")) {
 		return
 	}
+	if n := bareCRs(data); n > 0 {
+		// Lines ended by a bare CR are lines to the MIME walk (see
+		// lineScanner) and to mail clients that decode uuencoded text
+		// (Thunderbird): here too.
+		if s.hold(int64(len(data)+n), f.Path, f.Name) {
+			out := make([]byte, 0, len(data)+n)
+			for i, c := range data {
+				out = append(out, c)
+				if c == '\r' && (i+1 == len(data) || data[i+1] != '\n') {
+					out = append(out, '\n')
+				}
+			}
+			data = out
+		}
+	}
 	locs := uuBegin.FindAllSubmatchIndex(data, 51)
 	if len(locs) > 50 {
 		locs = locs[:50]
@@ -1002,6 +1005,22 @@ func (s *scanner) uuencoded(f *File, data []byte, depth int) {
 		s.rep.Files = append(s.rep.Files, m)
 		s.inspect(m, dec.Bytes(), true, depth+1)
 	}
+}
+
+// bareCRs counts the CRs of b that no LF follows.
+func bareCRs(b []byte) int {
+	n := 0
+	for i := bytes.IndexByte(b, '\r'); i >= 0; {
+		if i+1 == len(b) || b[i+1] != '\n' {
+			n++
+		}
+		j := bytes.IndexByte(b[i+1:], '\r')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return n
 }
 
 func plural(n int, one, many string) string {

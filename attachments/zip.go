@@ -18,7 +18,11 @@ type ZipEntry struct {
 	Name string
 	// LocalName is the name in the local header when it differs from
 	// the central directory's ("" when they agree).
-	LocalName        string
+	LocalName string
+	// UnicodeNames: names given by Info-ZIP Unicode Path extra fields
+	// (0x7075) of the directory entry or the local header that differ
+	// from Name; unzip and 7-Zip write the file under such a name.
+	UnicodeNames     []string
 	Method           uint16
 	Flags            uint16
 	CompressedSize   uint64
@@ -121,7 +125,10 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 		}
 	}
 	// Every distinct directory a record points at is read.
-	var starts []int64
+	// A directory found shifted from where its record says is one with
+	// data prepended to the archive (a self-extractor's stub): its
+	// entries' local header offsets are shifted alike.
+	var starts, shifts []int64
 	for _, r := range refs {
 		for _, p := range []int64{r.off + (r.end - (r.off + r.size)), r.off} {
 			if p < 0 || p+46 > int64(len(data)) || !bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
@@ -129,6 +136,7 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 			}
 			if !slices.Contains(starts, p) {
 				starts = append(starts, p)
+				shifts = append(shifts, p-r.off)
 			}
 			break
 		}
@@ -146,8 +154,8 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 		l.Mismatches = append(l.Mismatches, "the end records point at different central directories")
 	}
 	seen := map[int64]bool{}
-	for _, p := range starts {
-		n := readCD(data, p, l, maxEntries, seen)
+	for i, p := range starts {
+		n := readCD(data, p, shifts[i], l, maxEntries, seen)
 		for _, c := range claims {
 			if c != int64(n) && !l.Truncated {
 				l.Mismatches = append(l.Mismatches, fmt.Sprintf("central directory has %d entries, an end record says %d", n, c))
@@ -160,10 +168,35 @@ func ListZip(data []byte, maxEntries int) (*ZipListing, error) {
 	return l, nil
 }
 
+// HasZipEnd reports whether data ends with a zip: an end record in its
+// last 64 KiB whose central directory is where the record says, or
+// where it would be with data prepended to the archive (which is how
+// extractors find a zip behind a self-extractor's stub or any junk).
+func HasZipEnd(data []byte) bool {
+	tail := max(0, len(data)-(65535+22))
+	eocd := bytes.LastIndex(data[tail:], []byte("PK\x05\x06"))
+	if eocd < 0 || tail+eocd+22 > len(data) {
+		return false
+	}
+	eocd += tail
+	off := int64(binary.LittleEndian.Uint32(data[eocd+16:]))
+	size := int64(binary.LittleEndian.Uint32(data[eocd+12:]))
+	if eocd >= 20 && bytes.Equal(data[eocd-20:eocd-16], []byte("PK\x06\x07")) {
+		return true // zip64: ListZip finds its directory
+	}
+	for _, p := range []int64{int64(eocd) - size, off} {
+		if p >= 0 && p+46 <= int64(len(data)) && bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
+			return true
+		}
+	}
+	return false
+}
+
 // readCD reads the central directory entries at p for as long as their
 // signature goes on, adding those whose offset is not in seen; it
-// returns how many it read.
-func readCD(data []byte, p int64, l *ZipListing, maxEntries int, seen map[int64]bool) int {
+// returns how many it read. A local header not at its recorded offset is
+// looked for shift bytes further (data prepended to the archive).
+func readCD(data []byte, p, shift int64, l *ZipListing, maxEntries int, seen map[int64]bool) int {
 	n := 0
 	for p+46 <= int64(len(data)) && bytes.Equal(data[p:p+4], []byte("PK\x01\x02")) {
 		h := data[p:]
@@ -184,6 +217,7 @@ func readCD(data []byte, p int64, l *ZipListing, maxEntries int, seen map[int64]
 		n++
 		e.Name = string(h[46 : 46+nl])
 		zip64Extra(h[46+nl:46+nl+el], e)
+		e.addUnicodeNames(h[46+nl : 46+nl+el])
 		at := p
 		p += 46 + nl + el + cl
 		if seen[at] {
@@ -197,6 +231,10 @@ func readCD(data []byte, p int64, l *ZipListing, maxEntries int, seen map[int64]
 		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
 		e.Dir = len(e.Name) > 0 && e.Name[len(e.Name)-1] == '/'
 		e.DataOffset = -1
+		if lh := e.HeaderOffset + shift; shift != 0 && lh >= 0 && lh <= int64(len(data))-30 && bytes.Equal(data[lh:lh+4], []byte("PK\x03\x04")) &&
+			(e.HeaderOffset < 0 || e.HeaderOffset > int64(len(data))-30 || !bytes.Equal(data[e.HeaderOffset:e.HeaderOffset+4], []byte("PK\x03\x04"))) {
+			e.HeaderOffset = lh
+		}
 		if lh := e.HeaderOffset; lh >= 0 && lh <= int64(len(data))-30 && bytes.Equal(data[lh:lh+4], []byte("PK\x03\x04")) {
 			lnl := int64(binary.LittleEndian.Uint16(data[lh+26:]))
 			lel := int64(binary.LittleEndian.Uint16(data[lh+28:]))
@@ -205,6 +243,7 @@ func readCD(data []byte, p int64, l *ZipListing, maxEntries int, seen map[int64]
 					e.LocalName = ln
 				}
 				e.DataOffset = lh + 30 + lnl + lel
+				e.addUnicodeNames(data[lh+30+lnl : e.DataOffset])
 				if cs, ok := localCompressedSize(data, lh); ok && cs != e.CompressedSize {
 					l.Mismatches = append(l.Mismatches, fmt.Sprintf("entry %q: compressed size %d in the directory, %d in its local header", truncateString(e.Name, 80), e.CompressedSize, cs))
 				}
@@ -287,6 +326,7 @@ func localOnly(data []byte, l *ZipListing, maxEntries int) {
 			LocalOnly:        true,
 		}
 		zip64Extra(data[h+30+nl:h+30+nl+el], e)
+		e.addUnicodeNames(data[h+30+nl : h+30+nl+el])
 		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
 		e.Dir = e.Name[len(e.Name)-1] == '/'
 		if cs, ok := localCompressedSize(data, h); ok {
@@ -305,6 +345,39 @@ func localOnly(data []byte, l *ZipListing, maxEntries int) {
 // (stored, shrunk … deflate, deflate64, bzip2, lzma, zstd, xz, ppmd, AES).
 func knownMethod(m uint16) bool {
 	return m <= 9 || m == 12 || m == 14 || m == 93 || m == 95 || m == 98 || m == 99
+}
+
+// otherNames are the entry's names other than Name: its local header's
+// and its Unicode Path fields'.
+func (e *ZipEntry) otherNames() []Filename {
+	var out []Filename
+	if e.LocalName != "" {
+		out = append(out, NormalizeFilename(e.LocalName, "zip-local")...)
+	}
+	for _, u := range e.UnicodeNames {
+		out = append(out, NormalizeFilename(u, "zip-unicode")...)
+	}
+	return out
+}
+
+// addUnicodeNames adds the names of the Info-ZIP Unicode Path fields
+// (0x7075: version, CRC-32 of the header's name, UTF-8 name) in extra.
+// Extractors use one only when its CRC matches the name; every one is
+// taken here, matching or not.
+func (e *ZipEntry) addUnicodeNames(extra []byte) {
+	for len(extra) >= 4 {
+		id := binary.LittleEndian.Uint16(extra)
+		n := int(binary.LittleEndian.Uint16(extra[2:]))
+		if 4+n > len(extra) {
+			return
+		}
+		if f := extra[4 : 4+n]; id == 0x7075 && len(f) > 5 {
+			if u := string(f[5:]); u != e.Name && !slices.Contains(e.UnicodeNames, u) {
+				e.UnicodeNames = append(e.UnicodeNames, u)
+			}
+		}
+		extra = extra[4+n:]
+	}
 }
 
 func zip64Extra(extra []byte, e *ZipEntry) {
@@ -384,6 +457,9 @@ func scanLocal(data []byte, l *ZipListing, maxEntries int) {
 			return
 		}
 		e.Name = string(data[h+30 : h+30+nl])
+		if h+30+nl+el <= len(data) {
+			e.addUnicodeNames(data[h+30+nl : h+30+nl+el])
+		}
 		e.Encrypted = e.Flags&1 != 0 || e.Method == 99
 		e.Dir = len(e.Name) > 0 && e.Name[len(e.Name)-1] == '/'
 		if e.Flags&8 != 0 && e.CompressedSize == 0 {
@@ -418,102 +494,4 @@ func OpenZipEntry(data []byte, e *ZipEntry) (io.Reader, error) {
 		return bzip2.NewReader(raw), nil
 	}
 	return nil, fmt.Errorf("%w %d", ErrUnsupportedMethod, e.Method)
-}
-
-var errXZIndex = errors.New("damaged stream or index")
-
-// xzMaxDict returns the largest LZMA2 dictionary the block headers of an
-// xz file declare, finding the blocks of each stream from its index
-// (streams are walked from the end of the file).
-func xzMaxDict(data []byte) (uint64, error) {
-	var dict uint64
-	uvarint := func(b []byte, p *int) (uint64, bool) {
-		if *p < 0 || *p >= len(b) {
-			return 0, false
-		}
-		v, k := binary.Uvarint(b[*p:])
-		if k <= 0 {
-			return 0, false
-		}
-		*p += k
-		return v, true
-	}
-	end := len(data)
-	for end > 0 {
-		for end >= 4 && data[end-4]|data[end-3]|data[end-2]|data[end-1] == 0 {
-			end -= 4 // stream padding
-		}
-		if end == 0 {
-			break
-		}
-		if end < 24 || string(data[end-2:end]) != "YZ" {
-			return dict, errXZIndex
-		}
-		istart := int64(end-12) - (int64(binary.LittleEndian.Uint32(data[end-8:]))+1)*4
-		if istart < 12 || data[istart] != 0 {
-			return dict, errXZIndex
-		}
-		idx := data[istart : end-12]
-		p := 1
-		n, ok := uvarint(idx, &p)
-		if !ok {
-			return dict, errXZIndex
-		}
-		var sizes []uint64
-		var blocks int64
-		for i := uint64(0); i < n; i++ {
-			u, ok1 := uvarint(idx, &p)
-			_, ok2 := uvarint(idx, &p)
-			if !ok1 || !ok2 || u > uint64(len(data)) {
-				return dict, errXZIndex
-			}
-			sizes = append(sizes, u)
-			blocks += int64((u + 3) &^ 3)
-		}
-		start := istart - blocks - 12
-		if start < 0 || !bytes.HasPrefix(data[start:], []byte("\xfd7zXZ\x00")) {
-			return dict, errXZIndex
-		}
-		off := start + 12
-		for _, u := range sizes {
-			hs := (int64(data[off]) + 1) * 4
-			if data[off] == 0 || off+hs > istart {
-				return dict, errXZIndex
-			}
-			h := data[off : off+hs]
-			q := 2
-			if h[1]&0x40 != 0 {
-				if _, ok := uvarint(h, &q); !ok {
-					return dict, errXZIndex
-				}
-			}
-			if h[1]&0x80 != 0 {
-				if _, ok := uvarint(h, &q); !ok {
-					return dict, errXZIndex
-				}
-			}
-			for i := 0; i <= int(h[1]&3); i++ {
-				id, ok1 := uvarint(h, &q)
-				ps, ok2 := uvarint(h, &q)
-				if !ok1 || !ok2 || ps > uint64(len(h)-q) {
-					return dict, errXZIndex
-				}
-				if id == 0x21 && ps == 1 {
-					b := h[q]
-					switch {
-					case b > 40:
-						return dict, errXZIndex
-					case b == 40:
-						dict = max(dict, 0xffffffff)
-					default:
-						dict = max(dict, uint64(2|b&1)<<(b/2+11))
-					}
-				}
-				q += int(ps)
-			}
-			off += int64((u + 3) &^ 3)
-		}
-		end = int(start)
-	}
-	return dict, nil
 }
