@@ -277,10 +277,16 @@ type conn struct {
 	closed atomic.Bool
 
 	// Read side (limits.go): when the connection was accepted, the
-	// framing of what was read, whether a timeout was logged.
+	// framing of what was read, when the packet being read began, whether
+	// a timeout was logged.
 	accepted      time.Time
 	in            inbound
+	packetStart   time.Time
 	timeoutLogged atomic.Bool
+	// Write side: the deadline shared by every write answering one
+	// packet, and the packet (count of packets read) it was set for.
+	writeBy  time.Time
+	writeFor uint64
 }
 
 // resets reports whether go-milter replaces the backend after writing a
@@ -301,8 +307,12 @@ func (c *conn) Read(p []byte) (int, error) {
 		at, which = c.readTimeout()
 		c.Conn.SetReadDeadline(at)
 	}
+	mid, packets := c.in.hdr > 0, c.in.packets
 	n, err := c.r.Read(p)
 	c.in.consumed(p[:n])
+	if c.in.hdr > 0 && (!mid || c.in.packets != packets) {
+		c.packetStart = time.Now()
+	}
 	if err != nil && which != "" {
 		c.timedOut(err, which)
 	}
@@ -310,7 +320,7 @@ func (c *conn) Read(p []byte) (int, error) {
 }
 
 func (c *conn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.sess.srv.opts.CommandTimeout))
+	c.Conn.SetWriteDeadline(c.writeDeadline())
 	n, err := c.Conn.Write(p)
 	if err != nil {
 		c.timedOut(err, "command_timeout")
