@@ -177,7 +177,9 @@ func TestOverrunningCheckKeepsSlotAndBody(t *testing.T) {
 
 	// The next message waits for the slot the overrunning check holds.
 	next := make(chan *Outcome, 1)
-	go func() { next <- sendRaw(t, ln.Addr().String(), "From: a@example.net\r\nSubject: quick\r\n\r\nbody\r\n") }()
+	go func() {
+		next <- sendRaw(t, ln.Addr().String(), "From: a@example.net\r\nSubject: quick\r\n\r\nbody\r\n")
+	}()
 	for deadline := time.Now().Add(10 * time.Second); gauge(metrics.Waiting) != 1; time.Sleep(time.Millisecond) {
 		select {
 		case out := <-next:
