@@ -61,8 +61,8 @@ type Options struct {
 
 	// Connection limits (limits.go). ConnectTimeout bounds the wait for
 	// the MTA's first packet (default 30 s, as Postfix's
-	// milter_connect_timeout); CommandTimeout the rest of a packet once it
-	// began, and every reply written (default 30 s, as
+	// milter_connect_timeout); CommandTimeout a whole packet once it
+	// began, and the whole reply to one (default 30 s, as
 	// milter_command_timeout); IdleTimeout the wait between packets
 	// (default 330 s: the MTA is silent while its SMTP client is, up to
 	// Postfix's smtpd_timeout of 300 s). Connections beyond MaxConnections
