@@ -287,6 +287,10 @@ type conn struct {
 	// packet, and the packet (count of packets read) it was set for.
 	writeBy  time.Time
 	writeFor uint64
+	// owe is set while an end-of-message reply is due (Body): the server
+	// counts the message as busy until the reply is written or the
+	// connection closes.
+	owe atomic.Bool
 }
 
 // resets reports whether go-milter replaces the backend after writing a
@@ -295,6 +299,16 @@ type conn struct {
 func resets(code byte) bool {
 	switch gomilter.ActionCode(code) {
 	case gomilter.ActAccept, gomilter.ActReject, gomilter.ActTempFail, gomilter.ActDiscard:
+		return true
+	}
+	return false
+}
+
+// final reports whether a packet with this code answers a command (as
+// opposed to a modification sent before the answer at end of message).
+func final(code byte) bool {
+	switch gomilter.ActionCode(code) {
+	case gomilter.ActAccept, gomilter.ActContinue, gomilter.ActDiscard, gomilter.ActReject, gomilter.ActTempFail, gomilter.ActReplyCode:
 		return true
 	}
 	return false
@@ -326,7 +340,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		c.timedOut(err, "command_timeout")
 		return n, err
 	}
-	handoff := false
+	handoff, replied := false, false
 	for b := p; len(b) > 0; {
 		if c.remain > 0 {
 			k := uint32(len(b))
@@ -350,7 +364,13 @@ func (c *conn) Write(p []byte) (int, error) {
 			if c.remain == 0 && resets(code) {
 				handoff = true
 			}
+			if final(code) {
+				replied = true
+			}
 		}
+	}
+	if replied && c.remain == 0 && c.owe.CompareAndSwap(true, false) {
+		c.sess.srv.end()
 	}
 	if handoff {
 		c.sess.srv.handoff <- c.sess
@@ -359,6 +379,10 @@ func (c *conn) Write(p []byte) (int, error) {
 }
 
 func (c *conn) Close() error {
+	// A reply that will not be written is no longer awaited.
+	if c.owe.CompareAndSwap(true, false) {
+		c.sess.srv.end()
+	}
 	if c.closed.CompareAndSwap(false, true) {
 		s := c.sess.srv
 		s.mu.Lock()
