@@ -140,9 +140,24 @@ func (c *conn) readTimeout() (time.Time, string) {
 	case c.in.packets == 0 && c.in.hdr == 0:
 		return c.accepted.Add(o.ConnectTimeout), "connect_timeout"
 	case c.in.hdr > 0:
-		return time.Now().Add(o.CommandTimeout), "command_timeout"
+		// The packet as a whole, not each read: a byte now and then
+		// must not keep a packet coming for ever.
+		return c.packetStart.Add(o.CommandTimeout), "command_timeout"
 	}
 	return time.Now().Add(o.IdleTimeout), "idle_timeout"
+}
+
+// writeDeadline is the deadline for a write to the MTA: every write that
+// answers one packet (the end of message brings a modification per
+// header removed or added, then the reply) shares one command_timeout,
+// so an MTA side that reads a trickle at a time cannot keep a reply, and
+// the message's evaluation, going for ever.
+func (c *conn) writeDeadline() time.Time {
+	if c.writeBy.IsZero() || c.writeFor != c.in.packets {
+		c.writeFor = c.in.packets
+		c.writeBy = time.Now().Add(c.sess.srv.opts.CommandTimeout)
+	}
+	return c.writeBy
 }
 
 // timedOut logs a read or write that ran out of time, once per connection.

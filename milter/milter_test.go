@@ -460,8 +460,9 @@ func TestBadClientsDoNotHurtOthers(t *testing.T) {
 
 // Shutdown lets the message being checked finish and refuses new ones.
 func TestShutdownFinishesInFlight(t *testing.T) {
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
 	slow := checkFunc(func(ctx context.Context, m *checks.Message) checks.Result {
+		close(started)
 		<-release
 		return checks.Result{Status: checks.StatusNone}
 	})
@@ -477,7 +478,9 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 		}
 		res <- out
 	}()
-	time.Sleep(200 * time.Millisecond)
+	// The message is being evaluated (a fixed sleep here let Shutdown
+	// come first on a loaded machine).
+	<-started
 	shut := make(chan struct{})
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

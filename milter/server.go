@@ -61,8 +61,8 @@ type Options struct {
 
 	// Connection limits (limits.go). ConnectTimeout bounds the wait for
 	// the MTA's first packet (default 30 s, as Postfix's
-	// milter_connect_timeout); CommandTimeout the rest of a packet once it
-	// began, and every reply written (default 30 s, as
+	// milter_connect_timeout); CommandTimeout a whole packet once it
+	// began, and the whole reply to one (default 30 s, as
 	// milter_command_timeout); IdleTimeout the wait between packets
 	// (default 330 s: the MTA is silent while its SMTP client is, up to
 	// Postfix's smtpd_timeout of 300 s). Connections beyond MaxConnections
@@ -277,10 +277,20 @@ type conn struct {
 	closed atomic.Bool
 
 	// Read side (limits.go): when the connection was accepted, the
-	// framing of what was read, whether a timeout was logged.
+	// framing of what was read, when the packet being read began, whether
+	// a timeout was logged.
 	accepted      time.Time
 	in            inbound
+	packetStart   time.Time
 	timeoutLogged atomic.Bool
+	// Write side: the deadline shared by every write answering one
+	// packet, and the packet (count of packets read) it was set for.
+	writeBy  time.Time
+	writeFor uint64
+	// owe is set while an end-of-message reply is due (Body): the server
+	// counts the message as busy until the reply is written or the
+	// connection closes.
+	owe atomic.Bool
 }
 
 // resets reports whether go-milter replaces the backend after writing a
@@ -294,6 +304,16 @@ func resets(code byte) bool {
 	return false
 }
 
+// final reports whether a packet with this code answers a command (as
+// opposed to a modification sent before the answer at end of message).
+func final(code byte) bool {
+	switch gomilter.ActionCode(code) {
+	case gomilter.ActAccept, gomilter.ActContinue, gomilter.ActDiscard, gomilter.ActReject, gomilter.ActTempFail, gomilter.ActReplyCode:
+		return true
+	}
+	return false
+}
+
 func (c *conn) Read(p []byte) (int, error) {
 	which := ""
 	if c.r.Buffered() == 0 {
@@ -301,8 +321,12 @@ func (c *conn) Read(p []byte) (int, error) {
 		at, which = c.readTimeout()
 		c.Conn.SetReadDeadline(at)
 	}
+	mid, packets := c.in.hdr > 0, c.in.packets
 	n, err := c.r.Read(p)
 	c.in.consumed(p[:n])
+	if c.in.hdr > 0 && (!mid || c.in.packets != packets) {
+		c.packetStart = time.Now()
+	}
 	if err != nil && which != "" {
 		c.timedOut(err, which)
 	}
@@ -310,13 +334,13 @@ func (c *conn) Read(p []byte) (int, error) {
 }
 
 func (c *conn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.sess.srv.opts.CommandTimeout))
+	c.Conn.SetWriteDeadline(c.writeDeadline())
 	n, err := c.Conn.Write(p)
 	if err != nil {
 		c.timedOut(err, "command_timeout")
 		return n, err
 	}
-	handoff := false
+	handoff, replied := false, false
 	for b := p; len(b) > 0; {
 		if c.remain > 0 {
 			k := uint32(len(b))
@@ -340,7 +364,13 @@ func (c *conn) Write(p []byte) (int, error) {
 			if c.remain == 0 && resets(code) {
 				handoff = true
 			}
+			if final(code) {
+				replied = true
+			}
 		}
+	}
+	if replied && c.remain == 0 && c.owe.CompareAndSwap(true, false) {
+		c.sess.srv.end()
 	}
 	if handoff {
 		c.sess.srv.handoff <- c.sess
@@ -349,6 +379,10 @@ func (c *conn) Write(p []byte) (int, error) {
 }
 
 func (c *conn) Close() error {
+	// A reply that will not be written is no longer awaited.
+	if c.owe.CompareAndSwap(true, false) {
+		c.sess.srv.end()
+	}
 	if c.closed.CompareAndSwap(false, true) {
 		s := c.sess.srv
 		s.mu.Lock()

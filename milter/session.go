@@ -217,7 +217,14 @@ func (b *backend) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	ss := b.s
 	srv := ss.srv
 	srv.begin()
-	defer srv.end()
+	// The message counts as in evaluation, for Shutdown, until its reply
+	// is written: a connection closed between the verdict and its reply
+	// leaves the message to the MTA's milter_default_action.
+	if ss.conn != nil {
+		ss.conn.owe.Store(true)
+	} else {
+		defer srv.end()
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.mergeMacros(false, m.Macros)

@@ -499,3 +499,28 @@ func nodeText(t *testing.T, n *yaml.Node) string {
 	}
 	return string(b)
 }
+
+// A password in a URL (https://user:password@host/…, which Go's HTTP
+// client sends as basic authentication) is a secret too: the quota
+// webhook's url prints with the password hidden.
+func TestMarshalHidesURLPasswords(t *testing.T) {
+	f := parse(t, `
+checks:
+  - name: quota
+    options:
+      quotas:
+        - {name: out, track: sasl_user, messages: 100, period: 1h, action: alert}
+      webhook:
+        url: https://alerts:pw-s3cret@alerts.example/hook
+`)
+	out, err := f.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "s3cret") || !strings.Contains(string(out), "alerts.example/hook") {
+		t.Errorf("URL password in the effective configuration:\n%s", out)
+	}
+	if !strings.Contains(nodeText(t, &f.Checks[0].Options), "pw-s3cret") {
+		t.Errorf("Marshal changed the configuration")
+	}
+}

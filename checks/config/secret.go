@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/url"
 	"reflect"
 	"strings"
 
@@ -33,6 +34,16 @@ func hideSecrets(n *yaml.Node, t reflect.Type) *yaml.Node {
 			return &out
 		}
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: checks.Hidden, Line: n.Line, Column: n.Column}
+	}
+	if t.Kind() == reflect.String && n.Kind == yaml.ScalarNode {
+		// A URL's password (https://user:password@host/…) is sent as
+		// basic authentication: hidden as net/url does.
+		if u, err := url.Parse(n.Value); err == nil && u.User != nil {
+			if _, set := u.User.Password(); set {
+				out.Value = u.Redacted()
+			}
+		}
+		return &out
 	}
 	switch {
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:

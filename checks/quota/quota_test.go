@@ -643,3 +643,37 @@ func BenchmarkRcpt(b *testing.B) {
 		})
 	}
 }
+
+// A webhook that cannot be reached is logged without the password of its
+// URL.
+func TestWebhookLogHidesURLPassword(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var lines []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+	}
+	cfg := DefaultConfig()
+	cfg.Quotas = []Quota{{Name: "ip", Track: TrackClientIP, Period: time.Hour, Messages: 1}}
+	cfg.Webhook = Webhook{URL: strings.Replace(srv.URL, "http://", "http://alerts:pw-s3cret@", 1), Retries: 0, Interval: 0}
+	c, err := New(cfg, Deps{Store: boltStore(t), Now: newClock().Now, Metrics: NewMetrics(nil), Logf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := *envelope("", "a@example.com", "192.0.2.1")
+	send(t, c, env, 10, "a@x.example")
+	send(t, c, env, 10, "a@x.example") // over: an alert
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(lines) > 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, l := range lines {
+		if strings.Contains(l, "s3cret") || !strings.Contains(l, "not delivered") {
+			t.Errorf("log line %q", l)
+		}
+	}
+}

@@ -181,7 +181,7 @@ func (n *notifier) deliver(j job) {
 		}
 	}
 	n.metrics.webhook("failed")
-	n.logf("quota: webhook %s: alert not delivered: %v", n.cfg.URL, err)
+	n.logf("quota: webhook %s: alert not delivered: %v", redactedURL(n.cfg.URL), err)
 }
 
 // post sends one request; permanent is true for answers that retrying
@@ -211,4 +211,12 @@ func (n *notifier) post(body []byte) (permanent bool, err error) {
 		return false, errors.New(resp.Status)
 	}
 	return true, errors.New(resp.Status)
+}
+
+// redactedURL hides the password of a URL (user:password@host) for logs.
+func redactedURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
 }

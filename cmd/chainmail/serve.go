@@ -239,9 +239,8 @@ func serve(args []string, stderr io.Writer) int {
 			if httpSrv != nil {
 				httpSrv.Close()
 			}
-			if unixPath(addr) != "" {
-				os.Remove(unixPath(addr))
-			}
+			// A unix socket went when Shutdown closed its listener; the
+			// path may since be another chainmail's socket: leave it.
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				logf("chainmail: shutdown: %v", err)
 			}
@@ -255,14 +254,6 @@ func serve(args []string, stderr io.Writer) int {
 			return exitOK
 		}
 	}
-}
-
-func unixPath(addr string) string {
-	network, a, err := milter.ParseAddr(addr)
-	if err != nil || network != "unix" {
-		return ""
-	}
-	return a
 }
 
 func configCheck(args []string, stdout, stderr io.Writer) int {
