@@ -62,11 +62,11 @@ func listenMilter(addr string, perm socketPerm) (net.Listener, error) {
 			return nil, fmt.Errorf("listen %s: removing the stale socket: %v", addr, err)
 		}
 	}
-	ln, err := net.Listen("unix", a)
+	ln, err := bindUnix(a, perm.Mode)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %v", addr, err)
 	}
-	// Close removes the socket file; so does the shutdown path.
+	// Close removes the socket file.
 	if gid >= 0 {
 		if err := os.Lchown(a, -1, gid); err != nil {
 			ln.Close()
@@ -78,6 +78,17 @@ func listenMilter(addr string, perm socketPerm) (net.Listener, error) {
 		return nil, fmt.Errorf("listen %s: %v", addr, err)
 	}
 	return ln, nil
+}
+
+// bindUnix creates the socket at path with at most mode's permissions
+// from the start. Linux gives a new socket 0777 less the umask, so a chmod
+// after bind alone would leave a moment in which any local user could
+// connect; the umask in effect during bind closes it. The umask is the
+// process's: it is set only around this one call, made at start.
+func bindUnix(path string, mode fs.FileMode) (net.Listener, error) {
+	old := syscall.Umask(int(0o777 &^ mode.Perm()))
+	defer syscall.Umask(old)
+	return net.Listen("unix", path)
 }
 
 // lookupGroup takes a group name or a numeric gid.

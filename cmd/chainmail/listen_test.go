@@ -96,3 +96,24 @@ func TestListenSocketModeAndGroup(t *testing.T) {
 		t.Errorf("unknown group: %v", err)
 	}
 }
+
+// The socket never has wider permissions than socket_mode, not even
+// between bind and chmod: under a umask of 000 a plain bind makes it 0777,
+// and any local user could connect before the chmod.
+func TestBindUnixCreatesWithMode(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "m.sock")
+	ln, err := bindUnix(path, 0o660)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o660 {
+		t.Errorf("socket created %#o, want %#o before any chmod", got, 0o660)
+	}
+}
