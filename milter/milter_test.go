@@ -481,13 +481,7 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	// The message is being evaluated (a fixed sleep here let Shutdown
 	// come first on a loaded machine).
 	<-started
-	shut := make(chan struct{})
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		close(shut)
-	}()
+	shut := shutdownInBackground(srv)
 	time.Sleep(100 * time.Millisecond)
 	if _, err := net.DialTimeout("tcp", srv.Addr, time.Second); err == nil {
 		t.Error("listener still accepting during shutdown")
@@ -617,4 +611,17 @@ func TestBodyReplacement(t *testing.T) {
 	if out.Action != "accept" || string(out.Body) != want {
 		t.Fatalf("action %s, body %d bytes (CR count %d), want %d bytes", out.Action, len(out.Body), bytes.Count(out.Body, []byte("\r")), len(want))
 	}
+}
+
+// shutdownInBackground starts srv's shutdown (10 s grace) and returns a
+// channel closed when it has returned.
+func shutdownInBackground(srv *miltertest.Server) <-chan struct{} {
+	shut := make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		close(shut)
+	}()
+	return shut
 }

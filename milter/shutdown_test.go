@@ -37,13 +37,7 @@ func TestShutdownDeliversInFlightVerdict(t *testing.T) {
 			res <- out
 		}()
 		<-started
-		shut := make(chan struct{})
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			close(shut)
-		}()
+		shut := shutdownInBackground(srv)
 		waitUntil(t, "the listener closed", func() bool {
 			c, err := net.DialTimeout("tcp", srv.Addr, time.Second)
 			if err == nil {
