@@ -14,8 +14,8 @@ import (
 // bounds each call by what is left of it (Spend), charges the calls that
 // were slow, and fails the calls of a message whose budget is spent at
 // once. So a store that is slow without being down costs a message at
-// most the backend's budget, not the store's timeout per recipient. The limit is the backend's (its
-// timeout): the session needs not know it.
+// most the backend's budget, not the store's timeout per recipient. The
+// limit is the backend's (its timeout): the session need not know it.
 type Budget struct {
 	mu    sync.Mutex
 	spent time.Duration
