@@ -15,7 +15,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"chainmail/checks"
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // session is one milter connection: the connection facts that must

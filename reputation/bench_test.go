@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"chainmail/reputation/store/memstore"
+	"chainmail/store/memstore"
 )
 
 // BenchmarkAssess is the per-message cost of a verdict with warm history

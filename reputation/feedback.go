@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"strings"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // FeedbackFunc records one report: raw is the message as submitted

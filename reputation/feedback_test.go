@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 func TestFeedbackHandler(t *testing.T) {

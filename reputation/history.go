@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // record is what the store keeps for one entity (a domain, an address, a

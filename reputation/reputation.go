@@ -45,7 +45,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Verdict is a sender reputation on Cisco's SDR scale.

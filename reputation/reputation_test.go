@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"chainmail/reputation/rdaptest"
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/memstore"
+	"chainmail/store"
+	"chainmail/store/memstore"
 )
 
 // clock is a settable test clock.

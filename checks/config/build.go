@@ -28,7 +28,7 @@ import (
 	"chainmail/checks/spf"
 	"chainmail/checks/uribl"
 	"chainmail/checks/whaling"
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Deps are the shared services checks are built with.

@@ -12,6 +12,7 @@ import (
 	"chainmail/checks/checktest"
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 
 	"github.com/emersion/go-msgauth/dkim"
 	mdns "github.com/miekg/dns"
@@ -31,7 +32,7 @@ func txtRR(name, value string) string {
 
 // e2eCheck starts a DNS server on 127.0.0.1 holding the records and
 // returns a dkim check resolving through chainmail's DNS client.
-func e2eCheck(t *testing.T, records map[string]string) (*Check, *dnstest.Server) {
+func e2eCheck(t *testing.T, records map[string]string) (*Check, *zoneserver.Server) {
 	t.Helper()
 	srv := dnstest.Start(t)
 	if err := srv.AddZone("@ 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n", "test."); err != nil {
@@ -66,31 +67,31 @@ func TestEndToEndDNS(t *testing.T) {
 		// no TXT: NODATA, like NXDOMAIN "no key for signature".
 		"deeper.nodata._domainkey.sign.test": "x",
 	})
-	srv.Fault("fail._domainkey.sign.test", mdns.TypeTXT, dnstest.ServFail())
+	srv.Fault("fail._domainkey.sign.test", mdns.TypeTXT, zoneserver.ServFail())
 	signed := func(sel string, key crypto.Signer) string {
 		return sign(t, plainMessage, dkim.SignOptions{Domain: "sign.test", Selector: sel, Signer: key, HeaderCanonicalization: dkim.CanonicalizationRelaxed})
 	}
 	for _, tc := range []struct {
 		name   string
 		raw    string
-		fault  dnstest.Fault
+		fault  zoneserver.Fault
 		status checks.Status
 	}{
-		{"rsa 2048 key in two strings", signed("rsa", rsa2048), dnstest.Fault{}, checks.StatusPass},
-		{"ed25519", signed("ed", edKey), dnstest.Fault{}, checks.StatusPass},
-		{"truncated over UDP, fetched over TCP", signed("rsa", rsa2048), dnstest.Truncate(), checks.StatusPass},
-		{"NXDOMAIN", signed("missing", edKey), dnstest.Fault{}, checks.StatusPermerror},
-		{"NODATA", signed("nodata", edKey), dnstest.Fault{}, checks.StatusPermerror},
-		{"SERVFAIL", signed("fail", edKey), dnstest.Fault{}, checks.StatusTemperror},
-		{"no answer (timeout)", signed("ed", edKey), dnstest.Drop(), checks.StatusTemperror},
-		{"REFUSED", signed("ed", edKey), dnstest.Refused(), checks.StatusTemperror},
+		{"rsa 2048 key in two strings", signed("rsa", rsa2048), zoneserver.Fault{}, checks.StatusPass},
+		{"ed25519", signed("ed", edKey), zoneserver.Fault{}, checks.StatusPass},
+		{"truncated over UDP, fetched over TCP", signed("rsa", rsa2048), zoneserver.Truncate(), checks.StatusPass},
+		{"NXDOMAIN", signed("missing", edKey), zoneserver.Fault{}, checks.StatusPermerror},
+		{"NODATA", signed("nodata", edKey), zoneserver.Fault{}, checks.StatusPermerror},
+		{"SERVFAIL", signed("fail", edKey), zoneserver.Fault{}, checks.StatusTemperror},
+		{"no answer (timeout)", signed("ed", edKey), zoneserver.Drop(), checks.StatusTemperror},
+		{"REFUSED", signed("ed", edKey), zoneserver.Refused(), checks.StatusTemperror},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sel := strings.SplitN(strings.SplitN(tc.raw, "s=", 2)[1], ";", 2)[0]
 			name := sel + "._domainkey.sign.test"
-			if tc.fault != (dnstest.Fault{}) {
+			if tc.fault != (zoneserver.Fault{}) {
 				srv.Fault(name, mdns.TypeTXT, tc.fault)
-				defer srv.Fault(name, mdns.TypeTXT, dnstest.Fault{})
+				defer srv.Fault(name, mdns.TypeTXT, zoneserver.Fault{})
 			}
 			r := run(t, c, tc.raw)
 			if r.Status != tc.status {

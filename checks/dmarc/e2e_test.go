@@ -13,6 +13,7 @@ import (
 	"chainmail/checks/dkim"
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 	"chainmail/checks/spf"
 
 	msgauth "github.com/emersion/go-msgauth/dkim"
@@ -25,7 +26,7 @@ var e2eKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
 // e2e is the spf → dkim → dmarc chain over a real DNS server on
 // 127.0.0.1 serving testdata/e2e.zone, with the rules the design names.
 type e2e struct {
-	srv    *dnstest.Server
+	srv    *zoneserver.Server
 	chain  *checks.Chain
 	policy *checks.Policy
 	known  []string
@@ -129,15 +130,15 @@ func TestEndToEnd(t *testing.T) {
 			nil, want{checks.StatusPass, checks.StatusNone, checks.StatusPass, "reject", checks.Accept}},
 		{"DMARC record SERVFAIL: tempfail", "198.51.100.1", "mx.other.test", "x@other.test",
 			"From: <a@example.org>\r\n" + e2eBody,
-			func() { e.srv.Fault("_dmarc.example.org", mdns.TypeTXT, dnstest.ServFail()) },
+			func() { e.srv.Fault("_dmarc.example.org", mdns.TypeTXT, zoneserver.ServFail()) },
 			want{checks.StatusNone, checks.StatusNone, checks.StatusTemperror, "", checks.Tempfail}},
 		{"DKIM key times out, spf not aligned: reject undecidable, tempfail", "203.0.113.5", "mx.example.net", "x@example.net",
 			signWith(t, "example.com", "From: <a@example.com>\r\n"+e2eBody),
-			func() { e.srv.Fault("sel._domainkey.example.com", mdns.TypeTXT, dnstest.Drop()) },
+			func() { e.srv.Fault("sel._domainkey.example.com", mdns.TypeTXT, zoneserver.Drop()) },
 			want{checks.StatusPass, checks.StatusTemperror, checks.StatusTemperror, "reject", checks.Tempfail}},
 		{"DKIM key times out but spf aligned: pass", "192.0.2.10", "mx.example.com", "bounce@example.com",
 			signWith(t, "example.com", "From: <a@example.com>\r\n"+e2eBody),
-			func() { e.srv.Fault("sel._domainkey.example.com", mdns.TypeTXT, dnstest.Drop()) },
+			func() { e.srv.Fault("sel._domainkey.example.com", mdns.TypeTXT, zoneserver.Drop()) },
 			want{checks.StatusPass, checks.StatusTemperror, checks.StatusPass, "reject", checks.Accept}},
 		{"second From with the spoofed domain", "203.0.113.5", "mx.example.net", "x@example.net",
 			signWith(t, "example.net", "From: <a@example.net>\r\nFrom: <ceo@example.com>\r\n"+e2eBody),
@@ -147,8 +148,8 @@ func TestEndToEnd(t *testing.T) {
 			if tc.fault != nil {
 				tc.fault()
 				t.Cleanup(func() {
-					e.srv.Fault("_dmarc.example.org", mdns.TypeTXT, dnstest.Fault{})
-					e.srv.Fault("sel._domainkey.example.com", mdns.TypeTXT, dnstest.Fault{})
+					e.srv.Fault("_dmarc.example.org", mdns.TypeTXT, zoneserver.Fault{})
+					e.srv.Fault("sel._domainkey.example.com", mdns.TypeTXT, zoneserver.Fault{})
 				})
 			}
 			rs, v := e.run(t, tc.ip, tc.helo, tc.mailFrom, tc.raw)

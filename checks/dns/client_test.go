@@ -13,6 +13,7 @@ import (
 
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,7 @@ import (
 )
 
 // fixture starts the test zone and a Client on it with short timeouts.
-func fixture(t *testing.T, cfg dns.Config) (*dnstest.Server, *dns.Client) {
+func fixture(t *testing.T, cfg dns.Config) (*zoneserver.Server, *dns.Client) {
 	t.Helper()
 	s := dnstest.Start(t, "testdata/client.zone")
 	cfg.Servers = append(cfg.Servers, s.Addr())
@@ -74,9 +75,9 @@ func TestLookupTXT(t *testing.T) {
 
 func TestErrorClasses(t *testing.T) {
 	s, c := fixture(t, dns.Config{Retries: -1})
-	s.Fault("servfail.example.com", 0, dnstest.ServFail())
-	s.Fault("refused.example.com", 0, dnstest.Refused())
-	s.Fault("drop.example.com", 0, dnstest.Drop())
+	s.Fault("servfail.example.com", 0, zoneserver.ServFail())
+	s.Fault("refused.example.com", 0, zoneserver.Refused())
+	s.Fault("drop.example.com", 0, zoneserver.Drop())
 
 	for _, tc := range []struct {
 		name                        string
@@ -127,7 +128,7 @@ func TestErrorClasses(t *testing.T) {
 
 func TestTimeoutAndRetries(t *testing.T) {
 	s, c := fixture(t, dns.Config{Timeout: 100 * time.Millisecond, Retries: 2})
-	s.Fault("example.com", mdns.TypeTXT, dnstest.Drop())
+	s.Fault("example.com", mdns.TypeTXT, zoneserver.Drop())
 	start := time.Now()
 	_, err := c.LookupTXT(ctx, "example.com")
 	elapsed := time.Since(start)
@@ -141,7 +142,7 @@ func TestTimeoutAndRetries(t *testing.T) {
 		t.Errorf("took %v, want about 3 × 100ms", elapsed)
 	}
 	// A timeout is not cached: once the server answers, so do we.
-	s.Fault("example.com", mdns.TypeTXT, dnstest.Fault{})
+	s.Fault("example.com", mdns.TypeTXT, zoneserver.Fault{})
 	if _, err := c.LookupTXT(ctx, "example.com"); err != nil {
 		t.Errorf("after the fault: %v", err)
 	}
@@ -149,7 +150,7 @@ func TestTimeoutAndRetries(t *testing.T) {
 
 func TestCallerDeadline(t *testing.T) {
 	s, c := fixture(t, dns.Config{Timeout: time.Second})
-	s.Fault("example.com", 0, dnstest.Drop())
+	s.Fault("example.com", 0, zoneserver.Drop())
 	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -294,7 +295,7 @@ func TestCacheBound(t *testing.T) {
 
 func TestSingleflight(t *testing.T) {
 	s, c := fixture(t, dns.Config{Timeout: time.Second})
-	s.Fault("example.com", mdns.TypeTXT, dnstest.Delay(150*time.Millisecond))
+	s.Fault("example.com", mdns.TypeTXT, zoneserver.Delay(150*time.Millisecond))
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for range 20 {
@@ -320,7 +321,7 @@ func TestSingleflight(t *testing.T) {
 
 func TestTCPFallback(t *testing.T) {
 	s, c := fixture(t, dns.Config{})
-	s.Fault("example.com", mdns.TypeTXT, dnstest.Truncate())
+	s.Fault("example.com", mdns.TypeTXT, zoneserver.Truncate())
 	got, err := c.LookupTXT(ctx, "example.com")
 	if err != nil || len(got) != 2 {
 		t.Fatalf("got %q, %v", got, err)
@@ -377,20 +378,20 @@ func TestLookupIPAddr(t *testing.T) {
 		t.Errorf("nxdomain: %v", err)
 	}
 	// One family failing does not hide the other's addresses...
-	s.Fault("mixed.example.com", mdns.TypeAAAA, dnstest.ServFail())
-	s.Fault("v4only.example.com", mdns.TypeAAAA, dnstest.ServFail())
+	s.Fault("mixed.example.com", mdns.TypeAAAA, zoneserver.ServFail())
+	s.Fault("v4only.example.com", mdns.TypeAAAA, zoneserver.ServFail())
 	c2, _ := dns.New(dns.Config{Servers: []string{s.Addr()}, Timeout: 200 * time.Millisecond, Retries: -1})
 	if got, err := c2.LookupHost(ctx, "mixed.example.com"); err != nil || !slices.Equal(got, []string{"192.0.2.8"}) {
 		t.Errorf("AAAA SERVFAIL: %v, %v", got, err)
 	}
 	// ...but with no address at all the temporary failure wins over
 	// the other family's NODATA.
-	s.Fault("v6only.example.com", mdns.TypeAAAA, dnstest.ServFail())
+	s.Fault("v6only.example.com", mdns.TypeAAAA, zoneserver.ServFail())
 	if _, err := c2.LookupIPAddr(ctx, "v6only.example.com"); !dns.IsTemporary(err) || dns.IsNotFound(err) {
 		t.Errorf("A NODATA + AAAA SERVFAIL: %v, want temporary", err)
 	}
 	// Both queries go out at once: two delayed families cost one delay.
-	s.Fault("mixed.example.com", 0, dnstest.Delay(200*time.Millisecond))
+	s.Fault("mixed.example.com", 0, zoneserver.Delay(200*time.Millisecond))
 	c3, _ := dns.New(dns.Config{Servers: []string{s.Addr()}, Timeout: time.Second})
 	start := time.Now()
 	if _, err := c3.LookupIPAddr(ctx, "mixed.example.com"); err != nil {
@@ -455,7 +456,7 @@ func TestMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.Fault("servfail.example.com", 0, dnstest.ServFail())
+	s.Fault("servfail.example.com", 0, zoneserver.ServFail())
 	_, _ = c.LookupTXT(ctx, "example.com")
 	_, _ = c.LookupTXT(ctx, "example.com")
 	_, _ = c.LookupTXT(ctx, "nxdomain.example.com")

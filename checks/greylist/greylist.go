@@ -49,7 +49,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"chainmail/checks"
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Config is the greylist check's configuration.

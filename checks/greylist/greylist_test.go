@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"chainmail/checks"
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/bolt"
-	"chainmail/reputation/store/redis"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/bolt"
+	"chainmail/store/redis"
+	"chainmail/store/storetest"
 )
 
 // The fake clock and the round-trip counter are storetest's.

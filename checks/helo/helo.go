@@ -40,7 +40,7 @@ import (
 
 	"chainmail/checks"
 	"chainmail/checks/dns"
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dnsbl"
 )
 
 // Name is the check's name in configuration, logs and metrics.

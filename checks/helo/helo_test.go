@@ -11,9 +11,10 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 )
 
-func setup(t *testing.T, cfg Config) (*Check, *dnstest.Server) {
+func setup(t *testing.T, cfg Config) (*Check, *zoneserver.Server) {
 	t.Helper()
 	srv := dnstest.Start(t, "testdata/helo.zone")
 	r, err := dns.New(dns.Config{Servers: []string{srv.Addr()}, Timeout: 300 * time.Millisecond, Retries: -1, CacheSize: -1})
@@ -84,9 +85,9 @@ func TestFindings(t *testing.T) {
 // DNS failures are never findings.
 func TestDNSFailures(t *testing.T) {
 	c, srv := setup(t, DefaultConfig())
-	srv.Fault("slow.example", 0, dnstest.Drop())
-	srv.Fault("1.2.0.192.in-addr.arpa", 0, dnstest.ServFail())
-	srv.Fault("good.example", 0, dnstest.ServFail())
+	srv.Fault("slow.example", 0, zoneserver.Drop())
+	srv.Fault("1.2.0.192.in-addr.arpa", 0, zoneserver.ServFail())
+	srv.Fault("good.example", 0, zoneserver.ServFail())
 	m := &checks.Message{Envelope: checks.Envelope{ClientIP: net.ParseIP("192.0.2.1"), HELO: "slow.example", MailFrom: "a@good.example"}}
 	r := c.Check(context.Background(), m, nil)
 	if got := names(r); !slices.Equal(got, []string{SymHELODNSFail, SymRDNSDNSFail, SymSenderFail}) || r.Status != checks.StatusTemperror || r.Score != 0 {

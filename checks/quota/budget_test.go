@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"chainmail/checks"
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/redis"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/redis"
+	"chainmail/store/storetest"
 )
 
 // A message with many recipients against a Redis that answers every call

@@ -3,7 +3,7 @@ package quota
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Metrics are the quota check's Prometheus collectors.

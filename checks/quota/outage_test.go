@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"chainmail/checks"
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/redis"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/redis"
+	"chainmail/store/storetest"
 )
 
 // A hung Redis (SIGSTOP) during a run of recipients: every recipient is

@@ -53,7 +53,7 @@ import (
 
 	"chainmail/checks"
 	"chainmail/checks/verdictlog"
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Deps are what the check needs besides its configuration.

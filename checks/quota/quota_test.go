@@ -20,10 +20,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"chainmail/checks"
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/bolt"
-	"chainmail/reputation/store/redis"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/bolt"
+	"chainmail/store/redis"
+	"chainmail/store/storetest"
 )
 
 // The fake clock and the round-trip counter are storetest's.

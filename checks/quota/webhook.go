@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"chainmail/checks/verdictlog"
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // payload is the JSON body of one webhook POST: the quota event's fields,

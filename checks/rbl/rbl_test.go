@@ -16,12 +16,13 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dns/zoneserver"
+	"chainmail/checks/dnsbl"
 )
 
 // world is a DNS server with testdata/lists.zone and a resolver for it.
 type world struct {
-	srv *dnstest.Server
+	srv *zoneserver.Server
 	r   *dns.Client
 }
 
@@ -170,9 +171,9 @@ func TestBitsAndDomains(t *testing.T) {
 // "not listed".
 func TestErrorAnswersAndFailures(t *testing.T) {
 	w := newWorld(t)
-	w.srv.Fault("2.2.0.192.dead.test", 0, dnstest.Drop())
-	w.srv.Fault("2.2.0.192.broken.test", 0, dnstest.ServFail())
-	w.srv.Fault("3.2.0.192.broken.test", 0, dnstest.Refused())
+	w.srv.Fault("2.2.0.192.dead.test", 0, zoneserver.Drop())
+	w.srv.Fault("2.2.0.192.broken.test", 0, zoneserver.ServFail())
+	w.srv.Fault("3.2.0.192.broken.test", 0, zoneserver.Refused())
 	dead := ListConfig{ListConfig: dnsbl.ListConfig{Name: "DEAD", Zone: "dead.test", Timeout: 200 * time.Millisecond}}
 	broken := ListConfig{ListConfig: dnsbl.ListConfig{Name: "BROKEN", Zone: "broken.test"}}
 	c := w.check(t, config(zen(), dead, broken))
@@ -424,9 +425,9 @@ func TestSkipAuthenticated(t *testing.T) {
 // well under 800 ms, and a list's own timeout does not hold up the others.
 func TestParallel(t *testing.T) {
 	w := newWorld(t)
-	w.srv.Fault("2.2.0.192.slow.test", 0, dnstest.Delay(400*time.Millisecond))
-	w.srv.Fault("2.2.0.192.zen.test", 0, dnstest.Delay(400*time.Millisecond))
-	w.srv.Fault("2.2.0.192.dead.test", 0, dnstest.Drop())
+	w.srv.Fault("2.2.0.192.slow.test", 0, zoneserver.Delay(400*time.Millisecond))
+	w.srv.Fault("2.2.0.192.zen.test", 0, zoneserver.Delay(400*time.Millisecond))
+	w.srv.Fault("2.2.0.192.dead.test", 0, zoneserver.Drop())
 	slow := ListConfig{ListConfig: dnsbl.ListConfig{Name: "SLOW", Zone: "slow.test"}}
 	dead := ListConfig{ListConfig: dnsbl.ListConfig{Name: "DEAD", Zone: "dead.test", Timeout: 600 * time.Millisecond}}
 	c := w.check(t, config(zen(), slow, dead))
@@ -521,16 +522,16 @@ func TestSuspendAndReprobe(t *testing.T) {
 	cfg.Health.Retry = time.Minute
 	cfg.Health.ProbeInterval = 10 * time.Minute
 	c := w.check(t, cfg, Options{Now: clock.Now, Prober: prober})
-	w.srv.Fault("2.2.0.192.zen.test", 0, dnstest.ServFail())
+	w.srv.Fault("2.2.0.192.zen.test", 0, zoneserver.ServFail())
 	ask := func() checks.Result { return c.Check(context.Background(), message("192.0.2.2"), nil) }
 	// 3 good, then failures: the 7th failure within 10 suspends.
-	w.srv.Fault("2.2.0.192.zen.test", 0, dnstest.Fault{})
+	w.srv.Fault("2.2.0.192.zen.test", 0, zoneserver.Fault{})
 	for range 3 {
 		if r := ask(); r.Status != checks.StatusListed {
 			t.Fatalf("%s %s", r.Status, r.Reason)
 		}
 	}
-	w.srv.Fault("2.2.0.192.zen.test", 0, dnstest.ServFail())
+	w.srv.Fault("2.2.0.192.zen.test", 0, zoneserver.ServFail())
 	for i := range 7 {
 		r := ask()
 		if r.Status != checks.StatusTemperror {
@@ -570,7 +571,7 @@ func TestSuspendAndReprobe(t *testing.T) {
 	waitProbes(2)
 	waitHealth(t, c, func(h dnsbl.Health) bool { return h.Suspended && strings.Contains(h.Reason, "still down") })
 	// The list recovers; the next probe after Retry brings it back.
-	w.srv.Fault("2.2.0.192.zen.test", 0, dnstest.Fault{})
+	w.srv.Fault("2.2.0.192.zen.test", 0, zoneserver.Fault{})
 	mu.Lock()
 	healthy = true
 	mu.Unlock()
@@ -605,14 +606,14 @@ func TestSuspendWithoutProbes(t *testing.T) {
 	cfg := config(zen())
 	cfg.Health.ProbeInterval = 0
 	c := w.check(t, cfg, Options{Now: clock.Now})
-	w.srv.Fault("2.2.0.192.zen.test", 0, dnstest.ServFail())
+	w.srv.Fault("2.2.0.192.zen.test", 0, zoneserver.ServFail())
 	for range 7 {
 		c.Check(context.Background(), message("192.0.2.2"), nil)
 	}
 	if !c.Set().Health()[0].Suspended {
 		t.Fatal("not suspended")
 	}
-	w.srv.Fault("2.2.0.192.zen.test", 0, dnstest.Fault{})
+	w.srv.Fault("2.2.0.192.zen.test", 0, zoneserver.Fault{})
 	clock.Add(cfg.Health.Retry)
 	if r := c.Check(context.Background(), message("192.0.2.2"), nil); r.Status != checks.StatusListed {
 		t.Errorf("%s %s", r.Status, r.Reason)
@@ -625,7 +626,7 @@ func TestSuspendWithoutProbes(t *testing.T) {
 // Background probes end with Close: no goroutine outlives the check.
 func TestNoGoroutineLeak(t *testing.T) {
 	w := newWorld(t)
-	w.srv.Fault("2.0.0.127.slow.test", 0, dnstest.Delay(300*time.Millisecond))
+	w.srv.Fault("2.0.0.127.slow.test", 0, zoneserver.Delay(300*time.Millisecond))
 	before := runtime.NumGoroutine()
 	clock := &fakeClock{t: time.Unix(0, 0)}
 	cfg := config(zen(), ListConfig{ListConfig: dnsbl.ListConfig{Name: "SLOW", Zone: "slow.test"}})
@@ -683,8 +684,8 @@ func TestConfigErrors(t *testing.T) {
 // takes 300 ms each hold the first message for about 300 ms, not 600.
 func TestProbesInParallel(t *testing.T) {
 	w := newWorld(t)
-	w.srv.Fault("2.0.0.127.zen.test", 0, dnstest.Delay(300*time.Millisecond))
-	w.srv.Fault("2.0.0.127.slow.test", 0, dnstest.Delay(300*time.Millisecond))
+	w.srv.Fault("2.0.0.127.zen.test", 0, zoneserver.Delay(300*time.Millisecond))
+	w.srv.Fault("2.0.0.127.slow.test", 0, zoneserver.Delay(300*time.Millisecond))
 	c := w.check(t, config(zen(), ListConfig{ListConfig: dnsbl.ListConfig{Name: "SLOW", Zone: "slow.test"}}))
 	start := time.Now()
 	r := c.Check(context.Background(), message("192.0.2.2"), nil)

@@ -10,11 +10,11 @@ import (
 
 	"chainmail/checks"
 	"chainmail/checks/reputation"
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/bolt"
-	"chainmail/reputation/store/memstore"
-	"chainmail/reputation/store/redis"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/bolt"
+	"chainmail/store/memstore"
+	"chainmail/store/redis"
+	"chainmail/store/storetest"
 )
 
 // BenchmarkCheck is the reputation check's per-message cost on each

@@ -48,7 +48,7 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/verdictlog"
 	rep "chainmail/reputation"
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Name is the check's name.

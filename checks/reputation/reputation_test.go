@@ -14,8 +14,8 @@ import (
 	"chainmail/checks/reputation"
 	"chainmail/checks/verdictlog"
 	"chainmail/reputation/rdaptest"
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/memstore"
+	"chainmail/store"
+	"chainmail/store/memstore"
 )
 
 func message(qid, from, replyTo string, ip string) *checks.Message {

@@ -11,6 +11,7 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 	"chainmail/checks/spf"
 
 	libspf "blitiri.com.ar/go/spf"
@@ -24,7 +25,7 @@ var _ libspf.DNSResolver = dns.Resolver(nil)
 
 // setup serves testdata/spf.zone and returns the server and a check with
 // cfg on a fresh client (timeouts short, no retries).
-func setup(t *testing.T, cfg spf.Config) (*dnstest.Server, *spf.Check) {
+func setup(t *testing.T, cfg spf.Config) (*zoneserver.Server, *spf.Check) {
 	t.Helper()
 	srv := dnstest.Start(t, "testdata/spf.zone")
 	client, err := dns.New(dns.Config{Servers: []string{srv.Addr()}, Timeout: 150 * time.Millisecond, Retries: -1})
@@ -125,12 +126,12 @@ func TestPermerrorCarriesSyntaxError(t *testing.T) {
 // §5): timeouts, SERVFAIL and REFUSED give temperror, wherever they are.
 func TestDNSFailuresAreTemperror(t *testing.T) {
 	srv, c := setup(t, spf.DefaultConfig())
-	srv.Fault("slow.example.com", mdns.TypeTXT, dnstest.Drop())
-	srv.Fault("sick.example.com", mdns.TypeTXT, dnstest.ServFail())
-	srv.Fault("sick-host.example.com", mdns.TypeA, dnstest.ServFail())
-	srv.Fault("slow-mx.example.com", mdns.TypeMX, dnstest.Drop())
-	srv.Fault("refused.example.com", 0, dnstest.Refused())
-	srv.Fault("helo.example.com", mdns.TypeAAAA, dnstest.ServFail())
+	srv.Fault("slow.example.com", mdns.TypeTXT, zoneserver.Drop())
+	srv.Fault("sick.example.com", mdns.TypeTXT, zoneserver.ServFail())
+	srv.Fault("sick-host.example.com", mdns.TypeA, zoneserver.ServFail())
+	srv.Fault("slow-mx.example.com", mdns.TypeMX, zoneserver.Drop())
+	srv.Fault("refused.example.com", 0, zoneserver.Refused())
+	srv.Fault("helo.example.com", mdns.TypeAAAA, zoneserver.ServFail())
 	for _, tc := range []struct{ name, ip, from string }{
 		{"include times out", "203.0.113.1", "user@inc-timeout.example.com"},
 		{"include SERVFAIL", "203.0.113.1", "user@inc-servfail.example.com"},
@@ -152,7 +153,7 @@ func TestDNSFailuresAreTemperror(t *testing.T) {
 		})
 	}
 	// The first case again with the top record itself dropped.
-	srv.Fault("example.com", mdns.TypeTXT, dnstest.Drop())
+	srv.Fault("example.com", mdns.TypeTXT, zoneserver.Drop())
 	res := run(c, msg("203.0.113.1", "mx.example.net", "user@example.com"))
 	if res.Status != checks.StatusTemperror || !dns.IsTimeout(res.Err) {
 		t.Errorf("top record dropped: %s %v", res.Status, res.Err)
@@ -162,7 +163,7 @@ func TestDNSFailuresAreTemperror(t *testing.T) {
 // An IPv4 client needs only A records: an AAAA failure does not matter.
 func TestIPv4ClientIgnoresAAAAFailure(t *testing.T) {
 	srv, c := setup(t, spf.DefaultConfig())
-	srv.Fault("helo.example.com", mdns.TypeAAAA, dnstest.Drop())
+	srv.Fault("helo.example.com", mdns.TypeAAAA, zoneserver.Drop())
 	res := run(c, msg("192.0.2.9", "helo.example.com", ""))
 	if res.Status != checks.StatusPass {
 		t.Errorf("%s (%s), want pass", res.Status, res.Reason)

@@ -19,6 +19,7 @@ import (
 	"chainmail/checks/checktest"
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 	"chainmail/checks/spf"
 
 	mdns "github.com/miekg/dns"
@@ -239,7 +240,7 @@ func runCase(check *spf.Check, name string, tc suiteCase) (problem string, expla
 //   - TIMEOUT makes every query type for which the name has no records
 //     go unanswered, so the client times out.
 //   - "\xNN" escapes stand for octets, not code points.
-func serveZoneData(t *testing.T, zone map[string][]yaml.Node) *dnstest.Server {
+func serveZoneData(t *testing.T, zone map[string][]yaml.Node) *zoneserver.Server {
 	t.Helper()
 	srv := dnstest.Start(t)
 	for name, entries := range zone {
@@ -301,7 +302,7 @@ func serveZoneData(t *testing.T, zone map[string][]yaml.Node) *dnstest.Server {
 			}
 			for _, qt := range []uint16{mdns.TypeA, mdns.TypeAAAA, mdns.TypeMX, mdns.TypeTXT, mdns.TypeSPF, mdns.TypePTR, mdns.TypeCNAME} {
 				if !has[qt] {
-					srv.Fault(owner, qt, dnstest.Drop())
+					srv.Fault(owner, qt, zoneserver.Drop())
 				}
 			}
 		}

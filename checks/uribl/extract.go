@@ -13,7 +13,7 @@ import (
 
 	"chainmail/attachments"
 	"chainmail/checks"
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dnsbl"
 )
 
 // Origin says where a URL or an address was found.

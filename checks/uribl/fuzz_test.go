@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 
 	"chainmail/checks"
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dnsbl"
 )
 
 // FuzzExtract feeds whole messages to the extractor. Whatever the input,

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/net/publicsuffix"
 
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dnsbl"
 )
 
 // host is a URL's host after normalisation: a domain (ASCII, lower case,

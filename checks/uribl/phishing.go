@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"chainmail/checks"
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dnsbl"
 )
 
 // PhishingConfig configures the phishing finding: a link whose text shows

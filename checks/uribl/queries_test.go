@@ -5,7 +5,7 @@ import (
 	"net"
 	"testing"
 
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dnsbl"
 )
 
 // addrResolver gives every name the address 192.0.2.1, unless the

@@ -44,7 +44,7 @@ import (
 	"chainmail/attachments"
 	"chainmail/checks"
 	"chainmail/checks/dns"
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dnsbl"
 )
 
 // Name is the check's name in configuration, logs and metrics.

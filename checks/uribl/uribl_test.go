@@ -10,10 +10,11 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dns/zoneserver"
+	"chainmail/checks/dnsbl"
 )
 
-func newCheck(t *testing.T, cfg Config) (*Check, *dnstest.Server) {
+func newCheck(t *testing.T, cfg Config) (*Check, *zoneserver.Server) {
 	t.Helper()
 	srv := dnstest.Start(t, "testdata/uribl.zone")
 	r, err := dns.New(dns.Config{Servers: []string{srv.Addr()}, Timeout: time.Second, Retries: -1, CacheSize: -1})

@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"chainmail/checks"
-	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 )
 
 // advOptions are the adversarial section's settings (flags -adv-*).
@@ -367,9 +367,9 @@ func actionList(m map[string]int, errs int) string {
 
 // benchDNS serves SPF, DKIM (selector sel, key) and DMARC for the bench
 // domain on loopback.
-func benchDNS(key *rsa.PrivateKey) (*dnstest.Server, error) {
+func benchDNS(key *rsa.PrivateKey) (*zoneserver.Server, error) {
 	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	dnsSrv, err := dnstest.New()
+	dnsSrv, err := zoneserver.New()
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"chainmail/checks"
-	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 	"chainmail/checks/uribl"
 	"chainmail/milter"
 )
@@ -78,7 +78,7 @@ func runDNSBL(bin string, n, conc int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	dnsSrv, err := dnstest.New()
+	dnsSrv, err := zoneserver.New()
 	if err != nil {
 		return err
 	}

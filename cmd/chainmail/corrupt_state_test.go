@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"chainmail/reputation/store/bolt"
+	"chainmail/store/bolt"
 )
 
 // corruptStateFile writes a real state file and overwrites the starts of

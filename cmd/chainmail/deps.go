@@ -12,10 +12,10 @@ import (
 
 	"chainmail/checks/config"
 	"chainmail/checks/dns"
-	"chainmail/checks/dns/dnstest"
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/bolt"
-	"chainmail/reputation/store/redis"
+	"chainmail/checks/dns/zoneserver"
+	"chainmail/store"
+	"chainmail/store/bolt"
+	"chainmail/store/redis"
 )
 
 // dependencies builds the shared services of a configuration: the DNS
@@ -43,7 +43,7 @@ func replayDependencies(f *config.File, zones []string, dnsAddr string) (config.
 	noop := func() {}
 	switch {
 	case len(zones) > 0:
-		srv, err := dnstest.New(zones...)
+		srv, err := zoneserver.New(zones...)
 		if err != nil {
 			return config.Deps{}, noop, err
 		}

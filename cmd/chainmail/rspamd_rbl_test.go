@@ -37,7 +37,8 @@ import (
 
 	"chainmail/checks/checktest"
 	"chainmail/checks/dns/dnstest"
-	"chainmail/checks/rbl/dnsbl"
+	"chainmail/checks/dns/zoneserver"
+	"chainmail/checks/dnsbl"
 )
 
 // rblSuites are the suites compared.
@@ -155,7 +156,7 @@ func TestRspamdRBL(t *testing.T) {
 	}
 	srv := dnstest.Start(t, zp)
 	for _, f := range faults {
-		srv.Fault(f.name, f.qtype, dnstest.Drop())
+		srv.Fault(f.name, f.qtype, zoneserver.Drop())
 	}
 	cfg := filepath.Join(t.TempDir(), "rspamd-rbl.yaml")
 	if err := os.WriteFile(cfg, []byte(rblConfig), 0o644); err != nil {

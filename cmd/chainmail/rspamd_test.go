@@ -8,9 +8,9 @@ package main
 // given (IP, From, Helo) and the symbols rspamd must (not) produce; the
 // fake DNS answers of the rspamd configuration are in JSON. For every
 // fake-DNS set the test writes an RFC 1035 zone file into t.TempDir() and
-// serves it with dnstest, the loader behind "replay --zone". Zone files
+// serves it with zoneserver, the loader behind "replay --zone". Zone files
 // cannot say "this query times out", so the server is started here, the
-// JSON's timeouts become dnstest Drop faults on it, and replay is pointed
+// JSON's timeouts become zoneserver Drop faults on it, and replay is pointed
 // at it with --dns.
 //
 // Every rspamd assertion about an R_SPF_*, R_DKIM_* or DMARC_* symbol is
@@ -35,6 +35,7 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/checktest"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 )
 
 // rspamdCase is one entry of cases.json.
@@ -147,7 +148,7 @@ func TestRspamdFunctional(t *testing.T) {
 		}
 		s := dnstest.Start(t, p)
 		for _, f := range faults {
-			s.Fault(f.name, f.qtype, dnstest.Drop())
+			s.Fault(f.name, f.qtype, zoneserver.Drop())
 		}
 		servers[set] = s.Addr()
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"chainmail/reputation/rdaptest"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store/storetest"
 )
 
 // TestSDRCases runs testdata/sdr/NNN-name/ (see its README) through

@@ -24,7 +24,7 @@ import (
 	"chainmail/checks/config"
 	"chainmail/checks/verdictlog"
 	"chainmail/milter"
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // runtimeState is one loaded configuration with its logger.

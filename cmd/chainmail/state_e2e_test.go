@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"chainmail/milter/mtatest"
-	"chainmail/reputation/store/bolt"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store/bolt"
+	"chainmail/store/storetest"
 )
 
 // Quotas and greylisting through a real Postfix, with the state in a

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Clock is a settable clock for tests of checks that keep state.

@@ -15,8 +15,8 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/storetest"
 )
 
 type bboltTx = bbolt.Tx

@@ -12,8 +12,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/storetest"
 )
 
 // writeState makes a real state file with enough keys for several pages.

@@ -50,7 +50,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Options tune the store; zero values take the defaults.

@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/storetest"
 )
 
 // seq gives every store of a test run its own key prefix on the shared

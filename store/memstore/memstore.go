@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Store is the in-memory store. The zero value is not usable: call New.

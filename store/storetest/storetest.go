@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Open returns a fresh store for one subtest; the suite closes it.

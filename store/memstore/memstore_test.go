@@ -3,9 +3,9 @@ package memstore_test
 import (
 	"testing"
 
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/memstore"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/memstore"
+	"chainmail/store/storetest"
 )
 
 // The in-memory store passes the backends' conformance suite, so tests

@@ -47,7 +47,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"chainmail/reputation/store"
+	"chainmail/store"
 )
 
 // Options say where Redis is.

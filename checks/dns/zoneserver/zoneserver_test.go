@@ -1,4 +1,4 @@
-package dnstest_test
+package zoneserver_test
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 
 	mdns "github.com/miekg/dns"
 )
@@ -17,7 +18,7 @@ const zone = "testdata/example.zone"
 
 // ask sends one query over network ("udp" or "tcp") with EDNS0 when
 // edns > 0, and returns the reply.
-func ask(t *testing.T, s *dnstest.Server, network, name string, qtype uint16, edns uint16) (*mdns.Msg, error) {
+func ask(t *testing.T, s *zoneserver.Server, network, name string, qtype uint16, edns uint16) (*mdns.Msg, error) {
 	t.Helper()
 	m := new(mdns.Msg)
 	m.SetQuestion(mdns.Fqdn(name), qtype)
@@ -29,7 +30,7 @@ func ask(t *testing.T, s *dnstest.Server, network, name string, qtype uint16, ed
 	return r, err
 }
 
-func mustAsk(t *testing.T, s *dnstest.Server, name string, qtype uint16) *mdns.Msg {
+func mustAsk(t *testing.T, s *zoneserver.Server, name string, qtype uint16) *mdns.Msg {
 	t.Helper()
 	r, err := ask(t, s, "udp", name, qtype, 1232)
 	if err != nil {
@@ -174,7 +175,7 @@ func TestAddRecordsProgrammatically(t *testing.T) {
 
 func TestFaultDelay(t *testing.T) {
 	s := dnstest.Start(t, zone)
-	s.Fault("mail.example.org", 0, dnstest.Delay(150*time.Millisecond))
+	s.Fault("mail.example.org", 0, zoneserver.Delay(150*time.Millisecond))
 	start := time.Now()
 	r := mustAsk(t, s, "mail.example.org", mdns.TypeA)
 	if d := time.Since(start); d < 150*time.Millisecond {
@@ -192,8 +193,8 @@ func TestFaultDelay(t *testing.T) {
 
 func TestFaultRcodes(t *testing.T) {
 	s := dnstest.Start(t, zone)
-	s.Fault("mail.example.org", mdns.TypeA, dnstest.ServFail())
-	s.Fault("example.org", 0, dnstest.Refused())
+	s.Fault("mail.example.org", mdns.TypeA, zoneserver.ServFail())
+	s.Fault("example.org", 0, zoneserver.Refused())
 	if r := mustAsk(t, s, "mail.example.org", mdns.TypeA); r.Rcode != mdns.RcodeServerFailure {
 		t.Errorf("ServFail: %s", mdns.RcodeToString[r.Rcode])
 	}
@@ -207,12 +208,12 @@ func TestFaultRcodes(t *testing.T) {
 		}
 	}
 	// A specific fault beats the any-type one, and the zero Fault clears.
-	s.Fault("example.org", mdns.TypeTXT, dnstest.ServFail())
+	s.Fault("example.org", mdns.TypeTXT, zoneserver.ServFail())
 	if r := mustAsk(t, s, "example.org", mdns.TypeTXT); r.Rcode != mdns.RcodeServerFailure {
 		t.Errorf("specific fault: %s", mdns.RcodeToString[r.Rcode])
 	}
-	s.Fault("example.org", 0, dnstest.Fault{})
-	s.Fault("example.org", mdns.TypeTXT, dnstest.Fault{})
+	s.Fault("example.org", 0, zoneserver.Fault{})
+	s.Fault("example.org", mdns.TypeTXT, zoneserver.Fault{})
 	if r := mustAsk(t, s, "example.org", mdns.TypeA); r.Rcode != mdns.RcodeSuccess {
 		t.Errorf("cleared fault still there: %s", mdns.RcodeToString[r.Rcode])
 	}
@@ -220,7 +221,7 @@ func TestFaultRcodes(t *testing.T) {
 
 func TestFaultDrop(t *testing.T) {
 	s := dnstest.Start(t, zone)
-	s.Fault("mail.example.org", 0, dnstest.Drop())
+	s.Fault("mail.example.org", 0, zoneserver.Drop())
 	for _, network := range []string{"udp", "tcp"} {
 		_, err := ask(t, s, network, "mail.example.org", mdns.TypeA, 0)
 		var ne net.Error
@@ -235,7 +236,7 @@ func TestFaultDrop(t *testing.T) {
 
 func TestFaultTruncate(t *testing.T) {
 	s := dnstest.Start(t, zone)
-	s.Fault("example.org", mdns.TypeTXT, dnstest.Truncate())
+	s.Fault("example.org", mdns.TypeTXT, zoneserver.Truncate())
 	r, err := ask(t, s, "udp", "example.org", mdns.TypeTXT, 1232)
 	if err != nil {
 		t.Fatal(err)
@@ -297,10 +298,10 @@ func TestQueryCounts(t *testing.T) {
 }
 
 func TestNewStartClose(t *testing.T) {
-	if _, err := dnstest.New("testdata/does-not-exist.zone"); err == nil {
+	if _, err := zoneserver.New("testdata/does-not-exist.zone"); err == nil {
 		t.Error("New accepted a missing file")
 	}
-	s, err := dnstest.New(zone)
+	s, err := zoneserver.New(zone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +318,7 @@ func TestNewStartClose(t *testing.T) {
 		t.Errorf("Addr %q", s.Addr())
 	}
 	// Close returns promptly even with an answer held back.
-	s.Fault("example.org", 0, dnstest.Delay(time.Hour))
+	s.Fault("example.org", 0, zoneserver.Delay(time.Hour))
 	go ask(t, s, "udp", "example.org", mdns.TypeA, 0)
 	time.Sleep(20 * time.Millisecond)
 	done := make(chan struct{})

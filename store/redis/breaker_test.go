@@ -12,8 +12,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"chainmail/reputation/store"
-	"chainmail/reputation/store/storetest"
+	"chainmail/store"
+	"chainmail/store/storetest"
 )
 
 // reached counts the commands that go-redis sent to the server (the
