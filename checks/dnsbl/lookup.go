@@ -209,4 +209,3 @@ func (s *Set) one(ctx, qctx context.Context, l *List, name string) Outcome {
 	s.record(l, o.State == Failed)
 	return o
 }
-

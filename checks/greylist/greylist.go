@@ -166,7 +166,6 @@ func New(cfg Config, d Deps) (*Check, error) {
 	return c, nil
 }
 
-
 func splitReply(s string) (code, text string, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {

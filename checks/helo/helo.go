@@ -390,7 +390,6 @@ func (c *Check) verifySender(ctx context.Context, d string, f *findings) {
 	}
 }
 
-
 // printable replaces bytes outside printable ASCII with "?" and bounds
 // the length: the HELO comes from the client.
 func printable(s string) string {

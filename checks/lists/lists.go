@@ -182,7 +182,6 @@ func glob(pattern, s string) bool {
 	return true
 }
 
-
 // Name implements checks.Check.
 func (c *Check) Name() string { return "lists" }
 

@@ -181,7 +181,6 @@ func NewWithOptions(cfg Config, r dns.Resolver, o Options) (*Check, error) {
 	return c, nil
 }
 
-
 // Name returns "rbl".
 func (c *Check) Name() string { return Name }
 
