@@ -97,7 +97,7 @@ type Config struct {
 	SkipAuthenticated bool `yaml:"skip_authenticated"`
 	// MaxPTR bounds the PTR names forward-confirmed (default 5).
 	MaxPTR int    `yaml:"max_ptr"`
-	Scores Scores `yaml:"scores"`
+	Scores Scores `yaml:"-"` // the defaults; configuration overrides them with the chain entry's scores:
 }
 
 // DefaultConfig returns every test on and small scores: a few findings
