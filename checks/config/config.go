@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"chainmail/checks"
+	"chainmail/checks/dns"
 	"chainmail/checks/verdictlog"
 )
 
@@ -59,13 +60,9 @@ type place struct {
 	line int
 }
 
-// DNS configures the resolver the checks use.
-type DNS struct {
-	// Servers are HOST:PORT; empty means /etc/resolv.conf.
-	Servers []string `yaml:"servers"`
-	Timeout Duration `yaml:"timeout"`
-	Retries int      `yaml:"retries"`
-}
+// DNS configures the resolver the checks use: the DNS client's own
+// settings (servers, timeout, retries, cache_size), read as they are.
+type DNS = dns.Config
 
 // Metrics configures the HTTP listener for /metrics and /healthz.
 type Metrics struct {
@@ -440,6 +437,9 @@ func (f *File) errAt(key string, format string, args ...any) error {
 func (f *File) validate() error {
 	if f.Listen == "" {
 		return f.errAt("listen", "empty (want inet:HOST:PORT or unix:PATH)")
+	}
+	if f.DNS.Timeout < 0 {
+		return f.errAt("dns.timeout", "must not be negative (like 2s)")
 	}
 	if f.Milter.MaxConcurrent < 0 {
 		return f.errAt("milter.max_concurrent", "must be 0 (one per CPU core) or more")

@@ -3,8 +3,10 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"chainmail/checks"
+	"chainmail/checks/config"
 	"chainmail/checks/gtube"
 )
 
@@ -34,5 +36,16 @@ func TestOneSizeSpelling(t *testing.T) {
 		if r, _ := v.Results.Get("gtube"); r.Status != tc.want {
 			t.Errorf("GTUBE at byte %d with max_scan: 1KiB: status %s, want %s", tc.at, r.Status, tc.want)
 		}
+	}
+}
+
+// The dns section is the DNS client's own settings, cache_size included.
+func TestDNSSettingsAreTheClients(t *testing.T) {
+	f := parse(t, "dns:\n  servers: [\"127.0.0.1:5353\"]\n  timeout: 1500ms\n  retries: -1\n  cache_size: 500\n")
+	if f.DNS.CacheSize != 500 || f.DNS.Retries != -1 || f.DNS.Timeout != 1500*time.Millisecond || len(f.DNS.Servers) != 1 {
+		t.Errorf("dns %+v", f.DNS)
+	}
+	if d := config.Default().DNS; d.CacheSize != 10000 || d.Timeout != 2*time.Second || d.Retries != 1 {
+		t.Errorf("default dns %+v", d)
 	}
 }
