@@ -13,7 +13,7 @@
 // Failure policy: when clamd cannot be reached, does not answer within the
 // configured timeout, or answers with an error, the status is temperror
 // (the default policy tempfails the message) — never "clean". A message
-// larger than max_size is not sent and is "unscannable" (the default
+// larger than stream_max_length is not sent and is "unscannable" (the default
 // policy quarantines it), because clamd would refuse it anyway.
 package antivirus
 
@@ -29,8 +29,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"chainmail/attachments"
 	"chainmail/checks"
 	"chainmail/checks/verdictlog"
@@ -42,22 +40,6 @@ const StatusUnscannable checks.Status = "unscannable"
 // Symbol is the symbol of an infected message.
 const Symbol = "CLAM_VIRUS"
 
-// Duration is a time.Duration written as "10s".
-type Duration time.Duration
-
-// UnmarshalYAML reads a duration.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
 // Config is the antivirus check's configuration.
 type Config struct {
 	// Address of clamd: unix:/path/to/clamd.ctl, or tcp:HOST:PORT
@@ -66,10 +48,12 @@ type Config struct {
 	// Timeout bounds one scan, connection included (default 20s). Keep it
 	// below the check's chain timeout so that a slow clamd gives
 	// temperror rather than a chain timeout.
-	Timeout Duration `yaml:"timeout"`
-	// MaxSize is the largest message sent (default 25 MiB, clamd's
-	// StreamMaxLength default).
-	MaxSize int64 `yaml:"max_size"`
+	Timeout checks.Duration `yaml:"timeout"`
+	// StreamMaxLength is the largest message sent (default 25 MiB,
+	// clamd's StreamMaxLength default); a bigger one is unscannable. It
+	// is not the chain entry's max_size, which holds a message back from
+	// the whole check.
+	StreamMaxLength checks.Size `yaml:"stream_max_length"`
 	// ChunkSize of the INSTREAM chunks (default 64 KiB).
 	ChunkSize int `yaml:"chunk_size"`
 	// Score of an infected message (default 100).
@@ -79,11 +63,11 @@ type Config struct {
 // DefaultConfig returns the defaults: Debian's clamd socket.
 func DefaultConfig() Config {
 	return Config{
-		Address:   "unix:/var/run/clamav/clamd.ctl",
-		Timeout:   Duration(20 * time.Second),
-		MaxSize:   25 << 20,
-		ChunkSize: 64 << 10,
-		Score:     100,
+		Address:         "unix:/var/run/clamav/clamd.ctl",
+		Timeout:         checks.Duration(20 * time.Second),
+		StreamMaxLength: 25 << 20,
+		ChunkSize:       64 << 10,
+		Score:           100,
 	}
 }
 
@@ -99,8 +83,8 @@ func New(cfg Config) (*Check, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = d.Timeout
 	}
-	if cfg.MaxSize <= 0 {
-		cfg.MaxSize = d.MaxSize
+	if cfg.StreamMaxLength <= 0 {
+		cfg.StreamMaxLength = d.StreamMaxLength
 	}
 	if cfg.ChunkSize <= 0 {
 		cfg.ChunkSize = d.ChunkSize
@@ -150,8 +134,8 @@ type Verdict struct {
 
 // Check implements checks.Check.
 func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) checks.Result {
-	if size := m.Size(); size > c.cfg.MaxSize {
-		return checks.Result{Status: StatusUnscannable, Reason: fmt.Sprintf("too big for clamd (%d > %d)", size, c.cfg.MaxSize),
+	if size := m.Size(); size > int64(c.cfg.StreamMaxLength) {
+		return checks.Result{Status: StatusUnscannable, Reason: fmt.Sprintf("too big for clamd (%d > %d)", size, c.cfg.StreamMaxLength),
 			Facts: map[string]any{"virus": "", "unscannable": true}}
 	}
 	v, err := c.Scan(ctx, m.Reader())

@@ -46,7 +46,7 @@ func mail(name string, data []byte) *checks.Message {
 func TestClamd(t *testing.T) {
 	ts := checktest.TestStrings(t)
 	sock := checktest.StartClamd(t, ts["eicar.com"], "StreamMaxLength 1M")
-	chk, err := New(Config{Address: "unix:" + sock, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
+	chk, err := New(Config{Address: "unix:" + sock, Timeout: checks.Duration(20 * time.Second), StreamMaxLength: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestClamd(t *testing.T) {
 // timeout, never clean.
 func TestClamdDownOrSlow(t *testing.T) {
 	dir := t.TempDir()
-	chk, _ := New(Config{Address: "unix:" + filepath.Join(dir, "nothing.sock"), Timeout: Duration(time.Second)})
+	chk, _ := New(Config{Address: "unix:" + filepath.Join(dir, "nothing.sock"), Timeout: checks.Duration(time.Second)})
 	m := mail("a.txt", []byte("x"))
 	if r := chk.Check(context.Background(), m, nil); r.Status != checks.StatusTemperror || !errors.Is(r.Err, ErrUnavailable) {
 		t.Errorf("down: %s %q", r.Status, r.Reason)
@@ -105,7 +105,7 @@ func TestClamdDownOrSlow(t *testing.T) {
 			}()
 		}
 	}()
-	chk, _ = New(Config{Address: "unix:" + sock, Timeout: Duration(500 * time.Millisecond)})
+	chk, _ = New(Config{Address: "unix:" + sock, Timeout: checks.Duration(500 * time.Millisecond)})
 	start := time.Now()
 	r := chk.Check(context.Background(), m, nil)
 	if r.Status != checks.StatusTemperror || time.Since(start) > 3*time.Second {
@@ -122,12 +122,12 @@ func TestClamdDownOrSlow(t *testing.T) {
 		c.Write([]byte("what?\x00"))
 		c.Close()
 	}()
-	chk, _ = New(Config{Address: "tcp:" + l2.Addr().String(), Timeout: Duration(time.Second)})
+	chk, _ = New(Config{Address: "tcp:" + l2.Addr().String(), Timeout: checks.Duration(time.Second)})
 	if r := chk.Check(context.Background(), m, nil); r.Status != checks.StatusTemperror {
 		t.Errorf("nonsense: %s %q", r.Status, r.Reason)
 	}
 	// Too big to send: unscannable, not sent.
-	chk, _ = New(Config{Address: "unix:" + sock, MaxSize: 100})
+	chk, _ = New(Config{Address: "unix:" + sock, StreamMaxLength: 100})
 	if r := chk.Check(context.Background(), m, nil); r.Status != StatusUnscannable || !strings.HasPrefix(r.Reason, "too big for clamd") {
 		t.Errorf("too big: %s %q", r.Status, r.Reason)
 	}

@@ -20,7 +20,7 @@ import (
 func TestClamdBareCR(t *testing.T) {
 	ts := checktest.TestStrings(t)
 	sock := checktest.StartClamd(t, ts["eicar.com"])
-	chk, err := New(Config{Address: "unix:" + sock, Timeout: Duration(20 * time.Second), MaxSize: 8 << 20})
+	chk, err := New(Config{Address: "unix:" + sock, Timeout: checks.Duration(20 * time.Second), StreamMaxLength: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestTruncatedOrOddReplyNotClean(t *testing.T) {
 			c.Write([]byte(reply))
 			c.Close()
 		}()
-		chk, _ := New(Config{Address: "tcp:" + l.Addr().String(), Timeout: Duration(time.Second)})
+		chk, _ := New(Config{Address: "tcp:" + l.Addr().String(), Timeout: checks.Duration(time.Second)})
 		r := chk.Check(context.Background(), mail("a.txt", []byte("x")), nil)
 		if r.Status != checks.StatusTemperror {
 			t.Errorf("reply %q: %s %q", reply, r.Status, r.Reason)

@@ -33,8 +33,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"chainmail/attachments"
 	"chainmail/checks"
 	"chainmail/checks/verdictlog"
@@ -102,39 +100,6 @@ func symbolOf(f attachments.Finding) (string, float64) {
 	return "ATTACHMENT_SUSPICIOUS", 2
 }
 
-// Size is a byte count written as 1048576, "512KiB", "10MiB".
-type Size int64
-
-// UnmarshalYAML reads a size with an optional unit (K, KiB, M, MiB, G, GiB;
-// powers of 1024).
-func (s *Size) UnmarshalYAML(n *yaml.Node) error {
-	t := strings.TrimSpace(n.Value)
-	i := 0
-	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-		i++
-	}
-	var v int64
-	if _, err := fmt.Sscan(t[:i], &v); err != nil || i == 0 {
-		return fmt.Errorf("line %d: %q is not a size (like 1048576, 512KiB, 10MiB)", n.Line, n.Value)
-	}
-	switch strings.ToLower(strings.TrimSpace(t[i:])) {
-	case "", "b":
-	case "k", "kb", "kib":
-		v <<= 10
-	case "m", "mb", "mib":
-		v <<= 20
-	case "g", "gb", "gib":
-		v <<= 30
-	default:
-		return fmt.Errorf("line %d: %q is not a size: unknown unit", n.Line, n.Value)
-	}
-	*s = Size(v)
-	return nil
-}
-
-// MarshalYAML writes the size in bytes.
-func (s Size) MarshalYAML() (any, error) { return int64(s), nil }
-
 // Config is the attachment check's configuration.
 type Config struct {
 	// Rule files in MailScanner's format, tried in order (the first rule
@@ -148,21 +113,21 @@ type Config struct {
 	// "rename" rules; __FILENAME__ stands for the name.
 	RenamePattern string `yaml:"rename_pattern"`
 	// Limits, each reached one an "unscannable" finding.
-	MaxAttachments int     `yaml:"max_attachments"`
-	MaxFileSize    Size    `yaml:"max_file_size"`
-	MaxTotal       Size    `yaml:"max_total"`
-	MaxRatio       float64 `yaml:"max_ratio"`
-	MaxEntries     int     `yaml:"max_entries"`
-	MaxDepth       int     `yaml:"max_depth"`
-	MaxMIMEDepth   int     `yaml:"max_mime_depth"`
-	MaxMIMEParts   int     `yaml:"max_mime_parts"`
+	MaxAttachments int         `yaml:"max_attachments"`
+	MaxFileSize    checks.Size `yaml:"max_file_size"`
+	MaxTotal       checks.Size `yaml:"max_total"`
+	MaxRatio       float64     `yaml:"max_ratio"`
+	MaxEntries     int         `yaml:"max_entries"`
+	MaxDepth       int         `yaml:"max_depth"`
+	MaxMIMEDepth   int         `yaml:"max_mime_depth"`
+	MaxMIMEParts   int         `yaml:"max_mime_parts"`
 	// MaxEvents bounds the log lines one message gets.
 	MaxEvents int `yaml:"max_events"`
 	// MemoryBudget is shared by every message being checked at once:
 	// the bytes of whole files held for unpacking (default 512MiB).
 	// Beyond it, a message waits up to MemoryWait (default 10s), then
 	// what could not be unpacked is unscannable.
-	MemoryBudget Size          `yaml:"memory_budget"`
+	MemoryBudget checks.Size   `yaml:"memory_budget"`
 	MemoryWait   time.Duration `yaml:"memory_wait"`
 	// Memory is the budget itself (nil: the process's own, sized by
 	// MemoryBudget).

@@ -50,14 +50,11 @@ type Deps struct {
 	MIME attachments.WalkOptions
 }
 
-// stateful are the checks that need Deps.Store: the store is opened only
-// when one of them is enabled (UsesState).
-var stateful = map[string]bool{"quota": true, "greylist": true, "reputation": true}
-
-// UsesState reports whether an enabled check needs the state store.
+// UsesState reports whether an enabled check needs the state store
+// (its constructor in table says so): the store is opened only then.
 func (f *File) UsesState() bool {
 	for _, c := range f.Checks {
-		if c.IsEnabled() && stateful[c.Name] {
+		if c.IsEnabled() && table[c.Name].state {
 			return true
 		}
 	}
@@ -80,11 +77,22 @@ type constructor struct {
 	// alwaysRun checks are not skipped by a ham decision (security
 	// checks an allow list must not switch off).
 	alwaysRun bool
+	// state checks are built with Deps.Store (UsesState).
+	state bool
+	// def returns the check's DefaultConfig(), what options are decoded
+	// over.
+	def func() any
 }
 
 // withDefaults sets a constructor's chain defaults.
 func (c constructor) withDefaults(remote, alwaysRun bool) constructor {
 	c.remote, c.alwaysRun = remote, alwaysRun
+	return c
+}
+
+// withState marks a check that is built with the state store.
+func (c constructor) withState() constructor {
+	c.state = true
 	return c
 }
 
@@ -99,7 +107,7 @@ func build[C any, K checks.Check](def func() C, newf func(C, Deps) (K, error)) c
 			}
 		}
 		return newf(cfg, d)
-	}, typ: reflect.TypeOf((*C)(nil)).Elem(), aliases: aliasesOf[K](), facts: factsOf[K]()}
+	}, typ: reflect.TypeOf((*C)(nil)).Elem(), aliases: aliasesOf[K](), facts: factsOf[K](), def: func() any { return def() }}
 }
 
 // aliasesOf asks a zero K for its aliases (checks.Aliased says they are
@@ -156,13 +164,13 @@ var table = map[string]constructor{
 	"helo":  build(helo.DefaultConfig, func(c helo.Config, d Deps) (*helo.Check, error) { return helo.New(c, d.Resolver) }).withDefaults(true, false),
 	"reputation": build(reputation.DefaultConfig, func(c reputation.Config, d Deps) (*reputation.Check, error) {
 		return reputation.New(c, d.Store, d.Resolver, d.Logf)
-	}).withDefaults(true, false),
+	}).withDefaults(true, false).withState(),
 	"quota": build(quota.DefaultConfig, func(c quota.Config, d Deps) (*quota.Check, error) {
 		return quota.New(c, quota.Deps{Store: d.Store, Metrics: quota.NewMetrics(d.Registerer), Logf: d.Logf})
-	}).withDefaults(true, false),
+	}).withDefaults(true, false).withState(),
 	"greylist": build(greylist.DefaultConfig, func(c greylist.Config, d Deps) (*greylist.Check, error) {
 		return greylist.New(c, greylist.Deps{Store: d.Store, Metrics: greylist.NewMetrics(d.Registerer)})
-	}).withDefaults(true, false),
+	}).withDefaults(true, false).withState(),
 	"whaling": build(whaling.DefaultConfig, func(c whaling.Config, _ Deps) (*whaling.Check, error) { return whaling.New(c) }),
 	// attachment: rule file paths are relative to the configuration file.
 	"attachment": {make: func(file string, opts *yaml.Node, _ Deps) (checks.Check, error) {
@@ -174,7 +182,8 @@ var table = map[string]constructor{
 		}
 		cfg.BaseDir = filepath.Dir(file)
 		return attachment.New(cfg)
-	}, typ: reflect.TypeOf(attachment.Config{}), facts: factsOf[*attachment.Check](), alwaysRun: true},
+	}, typ: reflect.TypeOf(attachment.Config{}), facts: factsOf[*attachment.Check](), alwaysRun: true,
+		def: func() any { return attachment.DefaultConfig() }},
 	"antivirus": build(antivirus.DefaultConfig, func(c antivirus.Config, _ Deps) (*antivirus.Check, error) { return antivirus.New(c) }).withDefaults(false, true),
 }
 

@@ -14,17 +14,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"chainmail/checks"
+	"chainmail/checks/dns"
 	"chainmail/checks/verdictlog"
 )
 
@@ -62,13 +60,9 @@ type place struct {
 	line int
 }
 
-// DNS configures the resolver the checks use.
-type DNS struct {
-	// Servers are HOST:PORT; empty means /etc/resolv.conf.
-	Servers []string `yaml:"servers"`
-	Timeout Duration `yaml:"timeout"`
-	Retries int      `yaml:"retries"`
-}
+// DNS configures the resolver the checks use: the DNS client's own
+// settings (servers, timeout, retries, cache_size), read as they are.
+type DNS = dns.Config
 
 // Metrics configures the HTTP listener for /metrics and /healthz.
 type Metrics struct {
@@ -268,70 +262,15 @@ func (c *Check) lineOf(key string) int {
 // IsEnabled reports whether the check runs (default true).
 func (c *Check) IsEnabled() bool { return c.Enabled == nil || *c.Enabled }
 
-// Duration is a time.Duration written as "10s", "1m30s".
-type Duration time.Duration
+// Duration and Size are the checks package's, the one home of the
+// configuration's durations and sizes (checks/units.go).
+type (
+	Duration = checks.Duration
+	Size     = checks.Size
+)
 
-// UnmarshalYAML reads a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration (like 500ms, 10s, 2m)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
-// Size is a byte count written as 1048576, "512KiB", "10MiB", "1MB", "2GiB".
-type Size int64
-
-// UnmarshalYAML reads a size.
-func (s *Size) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
-	}
-	*s = Size(v)
-	return nil
-}
-
-// MarshalYAML writes the size in bytes.
-func (s Size) MarshalYAML() (any, error) { return int64(s), nil }
-
-// ParseSize reads a byte count with an optional unit (K, KB, KiB, M, MB,
-// MiB, G, GB, GiB; all powers of 1024).
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, fmt.Errorf("%q is not a size (like 1048576, 512KiB, 10MiB)", s)
-	}
-	n, err := strconv.ParseInt(t[:i], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a size: %v", s, err)
-	}
-	mult := int64(1)
-	switch strings.ToLower(strings.TrimSpace(t[i:])) {
-	case "", "b":
-	case "k", "kb", "kib":
-		mult = 1 << 10
-	case "m", "mb", "mib":
-		mult = 1 << 20
-	case "g", "gb", "gib":
-		mult = 1 << 30
-	default:
-		return 0, fmt.Errorf("%q is not a size: unknown unit %q", s, t[i:])
-	}
-	if n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%q is not a size: too large", s)
-	}
-	return n * mult, nil
-}
+// ParseSize reads a byte count with an optional unit (checks.ParseSize).
+func ParseSize(s string) (int64, error) { return checks.ParseSize(s) }
 
 // Default returns the embedded default configuration.
 func Default() *File {
@@ -499,6 +438,9 @@ func (f *File) validate() error {
 	if f.Listen == "" {
 		return f.errAt("listen", "empty (want inet:HOST:PORT or unix:PATH)")
 	}
+	if f.DNS.Timeout < 0 {
+		return f.errAt("dns.timeout", "must not be negative (like 2s)")
+	}
 	if f.Milter.MaxConcurrent < 0 {
 		return f.errAt("milter.max_concurrent", "must be 0 (one per CPU core) or more")
 	}
@@ -545,6 +487,9 @@ func (f *File) validate() error {
 			if _, err := checks.ParseOnTimeout(c.OnTimeout); err != nil {
 				return &Error{File: c.file, Line: c.lineOf("on_timeout"), Msg: fmt.Sprintf("check %q: %v", c.Name, err)}
 			}
+		}
+		if err := checkMoved(&c); err != nil {
+			return err
 		}
 	}
 	if err := f.Milter.validate(f); err != nil {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -88,7 +89,10 @@ func syntaxError(file string, err error) error {
 	return e
 }
 
-var nodeType = reflect.TypeOf(yaml.Node{})
+var (
+	nodeType     = reflect.TypeOf(yaml.Node{})
+	durationType = reflect.TypeOf(time.Duration(0))
+)
 
 func checkKeys(file string, node *yaml.Node, t reflect.Type) error {
 	for t.Kind() == reflect.Pointer {
@@ -107,6 +111,13 @@ func checkKeys(file string, node *yaml.Node, t reflect.Type) error {
 	}
 	if node.Kind == yaml.AliasNode {
 		return checkKeys(file, node.Alias, t)
+	}
+	if t == durationType && node.Kind == yaml.ScalarNode && node.Tag != "!!null" {
+		// Settings typed time.Duration are spelt, and misspelt, as
+		// checks.Duration is (their range is the setting's own).
+		if _, err := time.ParseDuration(strings.TrimSpace(node.Value)); err != nil {
+			return &Error{File: file, Line: node.Line, Msg: fmt.Sprintf("%q is not a duration (like 500ms, 10s, 2m)", node.Value)}
+		}
 	}
 	switch t.Kind() {
 	case reflect.Struct:

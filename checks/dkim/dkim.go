@@ -146,7 +146,9 @@ type Config struct {
 	// default: R_DKIM_ALLOW -0.20, R_DKIM_REJECT 1.00, R_DKIM_TEMPFAIL
 	// 0.00, R_DKIM_PERMFAIL 0.00, R_DKIM_NA 0.00, DKIM_UNSIGNED_BODY 0.50,
 	// DKIM_TOO_MANY_SIGS 0.00.
-	Scores map[string]float64 `yaml:"scores"`
+	// Not read from configuration: the chain entry's scores: overrides
+	// a symbol's score there.
+	Scores map[string]float64 `yaml:"-"`
 }
 
 func defaultScores() map[string]float64 {

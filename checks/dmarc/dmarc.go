@@ -105,7 +105,9 @@ type Config struct {
 	// default: DMARC_POLICY_ALLOW -0.50, DMARC_POLICY_REJECT 2.00,
 	// DMARC_POLICY_QUARANTINE 1.50, DMARC_POLICY_SOFTFAIL 0.10, DMARC_NA
 	// 0.00, DMARC_DNSFAIL 0.00, DMARC_BAD_POLICY 0.50, DMARC_BAD_FROM 1.00.
-	Scores map[string]float64 `yaml:"scores"`
+	// Not read from configuration: the chain entry's scores: overrides
+	// a symbol's score there.
+	Scores map[string]float64 `yaml:"-"`
 	// MaxAuthorDomains bounds the From domains evaluated (two DNS lookups
 	// each). A From naming more is permerror with DMARC_BAD_FROM: choosing
 	// some would let a spoofed domain hide behind the others. Default 10.

@@ -152,3 +152,21 @@ func IsTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// ErrText is a short description of a lookup error for log lines and
+// symbol reasons: timeout, SERVFAIL, REFUSED, else the resolver's words.
+func ErrText(err error) string {
+	switch {
+	case IsTimeout(err) || errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, ErrServFail):
+		return "SERVFAIL"
+	case errors.Is(err, ErrRefused):
+		return "REFUSED"
+	}
+	var de *net.DNSError
+	if errors.As(err, &de) && de.Err != "" {
+		return de.Err
+	}
+	return err.Error()
+}

@@ -193,7 +193,7 @@ func (s *Set) Probe(ctx context.Context, l *List) error {
 		case err != nil && dns.IsNotFound(err):
 			return fmt.Errorf("%w (%s)", ErrProbeNotListed, l.ProbeListed)
 		case err != nil:
-			return fmt.Errorf("%s: %s", l.ProbeListed, errText(err))
+			return fmt.Errorf("%s: %s", l.ProbeListed, dns.ErrText(err))
 		}
 		if _, fail := l.classify(ans); fail != "" {
 			return fmt.Errorf("%s: %s", l.ProbeListed, fail)
@@ -206,7 +206,7 @@ func (s *Set) Probe(ctx context.Context, l *List) error {
 		case err == nil && len(ans) > 0:
 			return fmt.Errorf("%w (%s answers %s)", ErrProbeListed, l.ProbeUnlisted, ans[0])
 		case err != nil && !dns.IsNotFound(err):
-			return fmt.Errorf("%s: %s", l.ProbeUnlisted, errText(err))
+			return fmt.Errorf("%s: %s", l.ProbeUnlisted, dns.ErrText(err))
 		}
 	}
 	return nil

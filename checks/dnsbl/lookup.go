@@ -2,8 +2,6 @@ package dnsbl
 
 import (
 	"context"
-	"errors"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -201,7 +199,7 @@ func (s *Set) one(ctx, qctx context.Context, l *List, name string) Outcome {
 	case dns.IsNotFound(err):
 		o.State = NotListed
 	default:
-		o.State, o.Reason, o.Err = Failed, errText(err), err
+		o.State, o.Reason, o.Err = Failed, dns.ErrText(err), err
 		if ctx.Err() != nil {
 			// The message ran out of time, not the list: do not hold it
 			// against the list.
@@ -210,21 +208,4 @@ func (s *Set) one(ctx, qctx context.Context, l *List, name string) Outcome {
 	}
 	s.record(l, o.State == Failed)
 	return o
-}
-
-// errText is a short description of a lookup error.
-func errText(err error) string {
-	switch {
-	case dns.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, dns.ErrServFail):
-		return "SERVFAIL"
-	case errors.Is(err, dns.ErrRefused):
-		return "REFUSED"
-	}
-	var de *net.DNSError
-	if errors.As(err, &de) && de.Err != "" {
-		return de.Err
-	}
-	return err.Error()
 }

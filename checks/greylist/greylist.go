@@ -144,7 +144,7 @@ func New(cfg Config, d Deps) (*Check, error) {
 		c.now = time.Now
 	}
 	for _, s := range cfg.AllowClients {
-		p, err := parseClient(s)
+		p, err := checks.ParsePrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("greylist: allow_clients: %v", err)
 		}
@@ -164,23 +164,6 @@ func New(cfg Config, d Deps) (*Check, error) {
 		return nil, fmt.Errorf("greylist: no state store")
 	}
 	return c, nil
-}
-
-func parseClient(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func splitReply(s string) (code, text string, err error) {

@@ -288,3 +288,14 @@ func TestConfig(t *testing.T) {
 		t.Errorf("plain reply: %v %q %q", err, c.code, c.text)
 	}
 }
+
+// An IPv4-mapped prefix in allow_clients covers the IPv4 clients it names,
+// as it does in the lists check (one parser for both).
+func TestAllowClientsMappedPrefix(t *testing.T) {
+	c := newCheck(t, boltStore(t), newClock(), func(c *Config) {
+		c.AllowClients = []string{"::ffff:198.51.100.0/120"}
+	})
+	if r := rcpt(t, c, env("198.51.100.7", "a@example.net"), "b@example.org"); r.Action != checks.Accept || len(r.Events) != 0 {
+		t.Errorf("client in ::ffff:198.51.100.0/120 greylisted: %+v", r)
+	}
+}

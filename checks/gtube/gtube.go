@@ -40,7 +40,7 @@ type Config struct {
 	// Score of a hit (default 1000, as SpamAssassin).
 	Score float64 `yaml:"score"`
 	// MaxScan bounds the bytes searched per message (default 10 MiB).
-	MaxScan int64 `yaml:"max_scan"`
+	MaxScan checks.Size `yaml:"max_scan"`
 }
 
 // DefaultConfig returns the defaults.
@@ -87,7 +87,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 
 // find searches m; cut says what limit stopped the search of the parts.
 func (c *Check) find(m *checks.Message) (found bool, where, cut string) {
-	if contains(io.LimitReader(m.BodyReader(), c.cfg.MaxScan)) {
+	if contains(io.LimitReader(m.BodyReader(), int64(c.cfg.MaxScan))) {
 		return true, "body", ""
 	}
 	// Transfer-encoded text parts. A single-part message whose body is not
@@ -108,7 +108,7 @@ func (c *Check) find(m *checks.Message) (found bool, where, cut string) {
 	}
 	src, n := attachments.Concat(header, body, size)
 	tree := attachments.Walk(src, n, c.walk)
-	budget := c.cfg.MaxScan
+	budget := int64(c.cfg.MaxScan)
 	for _, e := range tree.Root.Leaves() {
 		if budget <= 0 {
 			break

@@ -97,7 +97,7 @@ type Config struct {
 	SkipAuthenticated bool `yaml:"skip_authenticated"`
 	// MaxPTR bounds the PTR names forward-confirmed (default 5).
 	MaxPTR int    `yaml:"max_ptr"`
-	Scores Scores `yaml:"scores"`
+	Scores Scores `yaml:"-"` // the defaults; configuration overrides them with the chain entry's scores:
 }
 
 // DefaultConfig returns every test on and small scores: a few findings
@@ -306,7 +306,7 @@ func (c *Check) resolveHELO(ctx context.Context, name string, f *findings) {
 	case dns.IsNotFound(err):
 		f.add(SymNoResolve, c.cfg.Scores.NoResolve, name)
 	default:
-		f.add(SymHELODNSFail, 0, name+": "+errText(err))
+		f.add(SymHELODNSFail, 0, name+": "+dns.ErrText(err))
 	}
 }
 
@@ -320,7 +320,7 @@ func (c *Check) reverse(ctx context.Context, client netip.Addr, f *findings) {
 		f.fact("fcrdns", false)
 		return
 	case err != nil:
-		f.add(SymRDNSDNSFail, 0, client.String()+": "+errText(err))
+		f.add(SymRDNSDNSFail, 0, client.String()+": "+dns.ErrText(err))
 		return
 	}
 	if len(names) > c.cfg.MaxPTR {
@@ -377,7 +377,7 @@ func (c *Check) verifySender(ctx context.Context, d string, f *findings) {
 		}
 		return
 	case err != nil && !dns.IsNotFound(err):
-		f.add(SymSenderFail, 0, d+": "+errText(err))
+		f.add(SymSenderFail, 0, d+": "+dns.ErrText(err))
 		return
 	}
 	_, err = c.r.LookupIPAddr(ctx, d)
@@ -386,24 +386,8 @@ func (c *Check) verifySender(ctx context.Context, d string, f *findings) {
 	case dns.IsNotFound(err):
 		f.add(SymSenderNoMXA, s.SenderNoMX, d)
 	default:
-		f.add(SymSenderFail, 0, d+": "+errText(err))
+		f.add(SymSenderFail, 0, d+": "+dns.ErrText(err))
 	}
-}
-
-func errText(err error) string {
-	switch {
-	case dns.IsTimeout(err):
-		return "timeout"
-	case errors.Is(err, dns.ErrServFail):
-		return "SERVFAIL"
-	case errors.Is(err, dns.ErrRefused):
-		return "REFUSED"
-	}
-	var de *net.DNSError
-	if errors.As(err, &de) && de.Err != "" {
-		return de.Err
-	}
-	return err.Error()
 }
 
 // printable replaces bytes outside printable ASCII with "?" and bounds

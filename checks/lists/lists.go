@@ -87,7 +87,7 @@ func New(cfg Config) (*Check, error) {
 func compile(which string, l List) (compiled, error) {
 	var c compiled
 	for _, s := range l.Clients {
-		p, err := parsePrefix(s)
+		p, err := checks.ParsePrefix(s)
 		if err != nil {
 			return c, fmt.Errorf("lists: %s.clients: %q is not an IP address or CIDR prefix", which, s)
 		}
@@ -180,27 +180,6 @@ func glob(pattern, s string) bool {
 		return false
 	}
 	return true
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		// ::ffff:10.0.0.0/104 is 10.0.0.0/8: clients are matched unmapped.
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap().WithZone("")
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // Name implements checks.Check.

@@ -136,7 +136,7 @@ func NewWithOptions(cfg Config, r dns.Resolver, o Options) (*Check, error) {
 	}
 	c := &Check{cfg: cfg, lists: cfg.Lists}
 	for _, s := range cfg.Own {
-		p, err := parsePrefix(s)
+		p, err := checks.ParsePrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("rbl: own: %v", err)
 		}
@@ -179,23 +179,6 @@ func NewWithOptions(cfg Config, r dns.Resolver, o Options) (*Check, error) {
 	}
 	c.set = set
 	return c, nil
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, err
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // Name returns "rbl".

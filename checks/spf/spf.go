@@ -87,7 +87,7 @@ type Config struct {
 	// MaxVoidLookups bounds lookups that find nothing (§4.6.4: 2, the
 	// default when 0).
 	MaxVoidLookups int    `yaml:"max_void_lookups"`
-	Scores         Scores `yaml:"scores"`
+	Scores         Scores `yaml:"-"` // the defaults; configuration overrides them with the chain entry's scores:
 }
 
 // DefaultConfig returns the defaults: rspamd's scores, HELO checked only

@@ -82,7 +82,7 @@ type Config struct {
 	// MaxURLs bounds the URLs parsed per message (default 10000).
 	MaxURLs int `yaml:"max_urls"`
 	// MaxScan bounds the decoded text read per message (default 16 MiB).
-	MaxScan int64 `yaml:"max_scan"`
+	MaxScan checks.Size `yaml:"max_scan"`
 	// Exclude are registrable domains never looked up (your own, big
 	// providers).
 	Exclude []string `yaml:"exclude"`
@@ -236,7 +236,7 @@ func (c *Check) Close() error {
 
 // Limits returns the extraction limits of the configuration.
 func (c *Check) Limits() Limits {
-	return Limits{MaxKeys: c.cfg.MaxLookups, MaxURLs: c.cfg.MaxURLs, MaxScan: c.cfg.MaxScan, Exclude: c.exclude, Walk: c.walk}
+	return Limits{MaxKeys: c.cfg.MaxLookups, MaxURLs: c.cfg.MaxURLs, MaxScan: int64(c.cfg.MaxScan), Exclude: c.exclude, Walk: c.walk}
 }
 
 // source is the detail word of an origin set, as rspamd writes it.

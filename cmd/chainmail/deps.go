@@ -21,11 +21,7 @@ import (
 // dependencies builds the shared services of a configuration: the DNS
 // resolver from the dns section (or the given servers, for replay).
 func dependencies(f *config.File, servers []string) (config.Deps, error) {
-	cfg := dns.Config{
-		Servers: f.DNS.Servers,
-		Timeout: time.Duration(f.DNS.Timeout),
-		Retries: f.DNS.Retries,
-	}
+	cfg := f.DNS
 	if servers != nil {
 		cfg.Servers = servers
 	}
