@@ -85,6 +85,11 @@ func startReplayServer(f *config.File, eng *checks.Engine, logf func(string, ...
 		}
 	}()
 	stop = func() {
+		// The client closed every connection; let the server see them
+		// go before shutting down, so that none is cut mid-read.
+		for i := 0; i < 200 && srv.Sessions() > 0; i++ {
+			time.Sleep(5 * time.Millisecond)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(f.Milter.Timeout)+5*time.Second)
 		srv.Shutdown(ctx)
 		cancel()
