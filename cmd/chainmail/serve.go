@@ -231,6 +231,7 @@ func serve(args []string, stderr io.Writer) int {
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				logf("chainmail: shutdown: %v", err)
 			}
+			flushChecks(current.Load().engine, logf)
 			if s := current.Load().state; s != nil {
 				if err := s.store.Close(); err != nil {
 					logf("chainmail: closing the state store: %v", err)
