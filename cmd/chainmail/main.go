@@ -1,7 +1,7 @@
 // Command chainmail is a milter-based inbound mail filter.
 //
 //	chainmail serve   [-c FILE] [--listen ADDR]     run the milter daemon
-//	chainmail replay  [flags] PATH...               run the chain on .eml files, offline
+//	chainmail replay  [flags] PATH...               run the milter stages on .eml, mbox or Maildir mail, offline
 //	chainmail config check [-c FILE]               validate and print the effective configuration
 //	chainmail version
 //
@@ -65,7 +65,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   chainmail serve [-c FILE] [--listen ADDR]
   chainmail replay [-c FILE] [--zone FILE]... [--dns HOST:PORT] [--milter ADDR]
-                   [--client-ip IP] [--helo NAME] [--from ADDR] [--rcpt ADDR]... [--auth USER]
+                   [--client-ip IP] [--client-name NAME] [--helo NAME] [--from ADDR] [--rcpt ADDR]... [--auth USER]
                    [--queue-id ID] [--json] PATH...
   chainmail config check [-c FILE]
   chainmail learn --good|--bad [-c FILE] FILE.eml...   (or --listen ADDR, --url URL; see README)

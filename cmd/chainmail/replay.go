@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,15 +11,14 @@ import (
 	"net"
 	"net/mail"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"chainmail/checks"
 	"chainmail/checks/config"
-	"chainmail/checks/verdictlog"
+	"chainmail/checks/dns"
 	"chainmail/milter"
 )
 
@@ -34,12 +30,13 @@ func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 // envelopeFile is the sidecar NAME.eml.envelope, keyed like the flags.
 type envelopeFile struct {
-	ClientIP string   `yaml:"client-ip"`
-	HELO     string   `yaml:"helo"`
-	From     *string  `yaml:"from"`
-	Rcpt     []string `yaml:"rcpt"`
-	Auth     string   `yaml:"auth"`
-	QueueID  string   `yaml:"queue-id"`
+	ClientIP   string   `yaml:"client-ip"`
+	ClientName string   `yaml:"client-name"`
+	HELO       string   `yaml:"helo"`
+	From       *string  `yaml:"from"`
+	Rcpt       []string `yaml:"rcpt"`
+	Auth       string   `yaml:"auth"`
+	QueueID    string   `yaml:"queue-id"`
 }
 
 // replayResult is one message's JSON output.
@@ -76,6 +73,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 	dnsAddr := fl.String("dns", "", "use the DNS server at `HOST:PORT` as the only resolver")
 	milterAddr := fl.String("milter", "", "send each message through the milter protocol to `ADDR` instead of running the chain in-process")
 	clientIP := fl.String("client-ip", "", "SMTP client `IP`")
+	clientName := fl.String("client-name", "", "the SMTP client's verified reverse-DNS `NAME` (default: looked up, \"unknown\" when it does not verify)")
 	helo := fl.String("helo", "", "HELO `NAME`")
 	from := fl.String("from", "", "envelope sender `ADDR` (MAIL FROM)")
 	fl.Var(&rcpts, "rcpt", "envelope recipient `ADDR` (repeatable)")
@@ -86,7 +84,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if fl.NArg() == 0 {
-		fmt.Fprintln(stderr, "chainmail replay: no PATH given (an .eml file or a directory)")
+		fmt.Fprintln(stderr, "chainmail replay: no PATH given (an .eml file, an mbox file, a Maildir folder or a directory)")
 		return exitUsage
 	}
 	if len(zones) > 0 && *dnsAddr != "" {
@@ -107,45 +105,53 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		}
 	})
 
-	var send func(env checks.Envelope, path string) (*milter.Outcome, error)
-	var eng *checks.Engine
+	// Every message goes through the milter protocol: to the server at
+	// --milter, or to chainmail's own milter server started here with the
+	// options serve uses, so that replay runs the stages serve runs
+	// (connect, HELO, MAIL, each RCPT, end of message) under the same
+	// limits.
+	var client *milter.Client
+	var rec *recorder
+	var resolver dns.Resolver
 	if *milterAddr != "" {
 		network, addr, err := milter.ParseAddr(*milterAddr)
 		if err != nil {
 			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
 			return exitUsage
 		}
-		client := &milter.Client{Network: network, Address: addr}
-		send = func(env checks.Envelope, path string) (*milter.Outcome, error) {
-			f, err := os.Open(path)
-			if err != nil {
-				return nil, err
-			}
-			defer f.Close()
-			s, err := client.Dial(env)
-			if err != nil {
-				return nil, err
-			}
-			defer s.Close()
-			return s.Send(env, f)
-		}
+		client = &milter.Client{Network: network, Address: addr}
 	} else {
 		f, err := config.Load(*cfgPath)
 		if err != nil {
 			fmt.Fprintf(stderr, "chainmail: %v\n", err)
 			return exitUsage
 		}
-		deps, closeDNS, err := replayDependencies(f, zones, *dnsAddr)
+		deps, closeDeps, err := replayDependencies(f, zones, *dnsAddr)
 		if err != nil {
 			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
 			return exitUsage
 		}
-		defer closeDNS()
-		if eng, err = f.Build(deps); err != nil {
+		// Deferred first, run last: the state store closes after the
+		// server stopped and the checks flushed what they queued.
+		defer closeDeps()
+		eng, err := f.Build(deps)
+		if err != nil {
 			fmt.Fprintf(stderr, "chainmail: %v\n", err)
 			return exitUsage
 		}
-		eng.Log = func(m *checks.Message, v *checks.Verdict) []string { return verdictlog.Lines(m, v) }
+		resolver = deps.Resolver
+		rec = &recorder{}
+		rec.hook(eng)
+		logf := func(format string, args ...any) {
+			fmt.Fprintf(stderr, "chainmail replay: "+format+"\n", args...)
+		}
+		addr, stop, err := startReplayServer(f, eng, logf)
+		if err != nil {
+			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
+			return exitUsage
+		}
+		defer stop()
+		client = &milter.Client{Network: "tcp", Address: addr, Timeout: time.Duration(f.Milter.Timeout) + time.Minute}
 	}
 
 	files, err := collect(fl.Args())
@@ -156,91 +162,118 @@ func replay(args []string, stdout, stderr io.Writer) int {
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
-	for _, path := range files {
-		raw, err := os.ReadFile(path)
+	for _, file := range files {
+		items, err := readItems(file)
 		if err != nil {
 			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
 			status = exitFiles
 			continue
 		}
-		spool := checks.NewSpool(0, "")
-		msg, err := checks.ReadMessage(bytes.NewReader(skipMboxFrom(raw)), spool)
-		if err != nil {
+		for _, it := range items {
+			path := it.Name
+			spool := checks.NewSpool(0, "")
+			msg, err := checks.ReadMessage(bytes.NewReader(it.Raw), spool)
+			if err != nil {
+				spool.Close()
+				fmt.Fprintf(stderr, "chainmail replay: %s: %v\n", path, err)
+				status = exitFiles
+				continue
+			}
+			env := envelopeFromMessage(msg)
 			spool.Close()
-			fmt.Fprintf(stderr, "chainmail replay: %s: %v\n", path, err)
-			status = exitFiles
-			continue
-		}
-		env := envelopeFromMessage(msg)
-		// Flags override what the message says.
-		if flagIP != nil {
-			env.ClientIP = flagIP
-		}
-		if *helo != "" {
-			env.HELO = *helo
-		}
-		if fromSet {
-			env.MailFrom = *from
-		}
-		if len(rcpts) > 0 {
-			env.Rcpts = append([]string(nil), rcpts...)
-		}
-		if *auth != "" {
-			env.AuthUser = *auth
-		}
-		if *queueID != "" {
-			env.QueueID = *queueID
-		}
-		if env.QueueID == "" {
-			sum := sha1.Sum(raw)
-			env.QueueID = strings.ToUpper(hex.EncodeToString(sum[:5]))
-		}
-		// The sidecar overrides both.
-		if err := applySidecar(&env, path+".envelope"); err != nil {
-			spool.Close()
-			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
-			status = exitFiles
-			continue
-		}
-		msg.Envelope = env
+			// The name in Received goes with the address in it.
+			receivedIP, receivedName := env.ClientIP, env.ClientName
+			env.ClientName = ""
+			// Flags override what the message says.
+			if flagIP != nil {
+				env.ClientIP = flagIP
+			}
+			if *clientName != "" {
+				env.ClientName = *clientName
+			}
+			if *helo != "" {
+				env.HELO = *helo
+			}
+			if fromSet {
+				env.MailFrom = *from
+			}
+			if len(rcpts) > 0 {
+				env.Rcpts = append([]string(nil), rcpts...)
+			}
+			if *auth != "" {
+				env.AuthUser = *auth
+			}
+			if *queueID != "" {
+				env.QueueID = *queueID
+			}
+			if env.QueueID == "" {
+				env.QueueID = it.DefaultQueueID
+			}
+			// The sidecar overrides both.
+			if err := applySidecar(&env, it.Sidecar); err != nil {
+				fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
+				status = exitFiles
+				continue
+			}
+			if env.ClientName == "" && receivedName != "" && env.ClientIP.Equal(receivedIP) {
+				env.ClientName = receivedName
+			}
+			if env.ClientName == "" && env.ClientIP != nil && resolver != nil {
+				env.ClientName = verifiedName(resolver, env.ClientIP)
+			}
 
-		if send != nil {
-			out, err := send(env, path)
-			spool.Close()
+			rec.reset()
+			out, err := replaySend(client, env, it.Raw)
+			v, lines := rec.take()
 			if err != nil {
 				fmt.Fprintf(stderr, "chainmail replay: %s: milter: %v\n", path, err)
 				status = exitFiles
 				continue
 			}
+			if rec == nil {
+				// --milter: what the milter answered is all there is.
+				if *asJSON {
+					enc.Encode(replayResult{File: path, QueueID: env.QueueID, Action: out.Action, Reply: out.Reply,
+						Headers: nonNil(out.Headers), Quarantine: out.Quarantine, Results: []jsonResult{}, Symbols: []checks.Symbol{}, Log: []string{}})
+				} else {
+					fmt.Fprintln(stdout, outcomeLine(path, env.QueueID, out))
+				}
+				continue
+			}
+			if v == nil {
+				// The message ended before its end (every recipient
+				// refused, a header block over milter.max_header_bytes):
+				// the lines are those serve writes, the answer goes to
+				// stderr in text mode.
+				if *asJSON {
+					enc.Encode(replayResult{File: path, QueueID: env.QueueID, Action: out.Action, Reply: out.Reply,
+						Headers: []checks.Header{}, Results: []jsonResult{}, Symbols: []checks.Symbol{}, Log: lines})
+				} else {
+					for _, l := range lines {
+						fmt.Fprintln(stdout, l)
+					}
+					fmt.Fprintf(stderr, "chainmail replay: %s\n", outcomeLine(path, env.QueueID, out))
+				}
+				continue
+			}
 			if *asJSON {
-				enc.Encode(replayResult{File: path, QueueID: env.QueueID, Action: out.Action, Reply: out.Reply,
-					Headers: nonNil(out.Headers), Quarantine: out.Quarantine, Results: []jsonResult{}, Symbols: []checks.Symbol{}, Log: []string{}})
+				r := replayResult{File: path, QueueID: env.QueueID, Action: v.Action.String(), Score: v.Score, Required: v.Required,
+					Reply: v.SMTPReply(), Symbols: v.Symbols, Headers: verdictHeaders(v), Log: lines}
+				if r.Symbols == nil {
+					r.Symbols = []checks.Symbol{}
+				}
+				if v.Monitor {
+					r.Monitor = v.Would.String()
+				}
+				r.Results = []jsonResult{}
+				for _, res := range v.Results {
+					r.Results = append(r.Results, jsonResult{Check: res.Check, Status: string(res.Status), Score: res.Score, Reason: res.Reason})
+				}
+				enc.Encode(r)
 			} else {
-				fmt.Fprintln(stdout, outcomeLine(path, env.QueueID, out))
-			}
-			continue
-		}
-
-		v, lines := eng.Evaluate(context.Background(), msg)
-		msg.Wait() // a check that ran out of time may still read the body
-		spool.Close()
-		if *asJSON {
-			r := replayResult{File: path, QueueID: env.QueueID, Action: v.Action.String(), Score: v.Score, Required: v.Required,
-				Reply: v.SMTPReply(), Symbols: v.Symbols, Headers: verdictHeaders(v), Log: lines}
-			if r.Symbols == nil {
-				r.Symbols = []checks.Symbol{}
-			}
-			if v.Monitor {
-				r.Monitor = v.Would.String()
-			}
-			r.Results = []jsonResult{}
-			for _, res := range v.Results {
-				r.Results = append(r.Results, jsonResult{Check: res.Check, Status: string(res.Status), Score: res.Score, Reason: res.Reason})
-			}
-			enc.Encode(r)
-		} else {
-			for _, l := range lines {
-				fmt.Fprintln(stdout, l)
+				for _, l := range lines {
+					fmt.Fprintln(stdout, l)
+				}
 			}
 		}
 	}
@@ -285,40 +318,6 @@ func outcomeLine(path, qid string, o *milter.Outcome) string {
 		fmt.Fprintf(&b, " header=%q", h.Name+": "+h.Value)
 	}
 	return b.String()
-}
-
-// collect expands directories into the *.eml files below them, sorted.
-func collect(paths []string) ([]string, error) {
-	var out []string
-	var errs []error
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if !st.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		var found []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				errs = append(errs, err)
-				return nil
-			}
-			if !d.IsDir() && strings.HasSuffix(strings.ToLower(d.Name()), ".eml") {
-				found = append(found, path)
-			}
-			return nil
-		})
-		if err != nil {
-			errs = append(errs, err)
-		}
-		sort.Strings(found)
-		out = append(out, found...)
-	}
-	return out, errors.Join(errs...)
 }
 
 // skipMboxFrom returns raw without its first line when that line is an
@@ -432,6 +431,9 @@ func applySidecar(env *checks.Envelope, path string) error {
 			return fmt.Errorf("%s: client-ip %q is not an IP address", path, ef.ClientIP)
 		}
 		env.ClientIP = ip
+	}
+	if ef.ClientName != "" {
+		env.ClientName = ef.ClientName
 	}
 	if ef.HELO != "" {
 		env.HELO = ef.HELO

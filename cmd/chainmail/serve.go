@@ -138,20 +138,7 @@ func serve(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	srv := milter.NewServer(milter.Options{
-		Engine:         func() *checks.Engine { return current.Load().engine },
-		SpoolThreshold: int(st.file.Spool.Threshold),
-		SpoolDir:       st.file.Spool.Dir,
-		MaxHeaderBytes: int(st.file.Milter.MaxHeaderBytes),
-		Timeout:        time.Duration(st.file.Milter.Timeout),
-		Logf:           logf,
-		Metrics:        metrics,
-		MaxConcurrent:  st.file.Milter.MaxConcurrent,
-		ConnectTimeout: time.Duration(st.file.Milter.ConnectTimeout),
-		CommandTimeout: time.Duration(st.file.Milter.CommandTimeout),
-		IdleTimeout:    time.Duration(st.file.Milter.IdleTimeout),
-		MaxConnections: st.file.Milter.MaxConnections,
-	})
+	srv := milter.NewServer(milterOptions(st.file, func() *checks.Engine { return current.Load().engine }, logf, metrics))
 
 	var httpSrv *http.Server
 	if st.file.Metrics.Listen != "" {
@@ -244,6 +231,7 @@ func serve(args []string, stderr io.Writer) int {
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				logf("chainmail: shutdown: %v", err)
 			}
+			flushChecks(current.Load().engine, logf)
 			if s := current.Load().state; s != nil {
 				if err := s.store.Close(); err != nil {
 					logf("chainmail: closing the state store: %v", err)
