@@ -13,7 +13,7 @@
 //
 //   - history: one record per entity in the store (first seen, decaying
 //     counts of clean and spam verdicts, explicit good/bad feedback), all
-//     read in one batched store round trip (store.Do); a domain's record
+//     read in one batched store round trip (Store.Do); a domain's record
 //     also caches its RDAP answer, so the same read gives the age;
 //   - domain age from RDAP (see rdap.go) when the record has none, each
 //     answer, good or bad, written back to the record (a failure with a
@@ -382,7 +382,7 @@ func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error)
 	if e.network != "" {
 		ops = append(ops, &store.Op{Kind: store.OpGet, Key: r.netKey(e.network)})
 	}
-	err := store.Do(ctx, r.st, ops...)
+	err := r.st.Do(ctx, ops...)
 	if err != nil && errors.Is(err, store.ErrUnavailable) {
 		wg.Wait()
 		a.Unscannable = true

@@ -11,7 +11,7 @@ import (
 
 	"chainmail/reputation/rdaptest"
 	"chainmail/store"
-	"chainmail/store/memstore"
+	"chainmail/store/storetest/memstore"
 )
 
 // clock is a settable test clock.

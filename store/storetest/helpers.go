@@ -39,8 +39,11 @@ type Counting struct {
 	Trips atomic.Int64
 }
 
-// Do implements store.Batcher.
+// Do implements store.Store.
 func (c *Counting) Do(ctx context.Context, ops ...*store.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
 	c.Trips.Add(1)
-	return store.Do(ctx, c.Store, ops...)
+	return c.Store.Do(ctx, ops...)
 }
