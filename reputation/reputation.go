@@ -45,6 +45,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"chainmail/address"
 	"chainmail/store"
 )
 
@@ -287,19 +288,19 @@ func (r *Reputation) entitiesOf(s Subject) entities {
 		}
 		return append(list, v)
 	}
-	e.from = OrgDomain(d.HeaderFrom)
+	e.from = address.OrgDomain(d.HeaderFrom)
 	if e.from == "" {
-		e.from = OrgDomain(d.EnvFrom)
+		e.from = address.OrgDomain(d.EnvFrom)
 	}
 	for _, h := range []string{d.HeaderFrom, d.EnvFrom, d.ReplyTo} {
-		e.senders = add(e.senders, OrgDomain(h))
+		e.senders = add(e.senders, address.OrgDomain(h))
 	}
 	e.domains = append([]string(nil), e.senders...)
 	for _, h := range []string{d.ReverseDNS, d.HELO} {
-		e.domains = add(e.domains, OrgDomain(h))
+		e.domains = add(e.domains, address.OrgDomain(h))
 	}
 	for _, a := range []string{s.HeaderFrom, s.EnvFrom} {
-		if AddressDomain(a) != "" {
+		if address.Domain(a) != "" {
 			e.addresses = add(e.addresses, strings.ToLower(strings.Trim(strings.TrimSpace(a), "<>")))
 		}
 	}
@@ -520,7 +521,7 @@ func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error)
 		ev(Evidence{Input: "auth", Subject: from, Points: ptsDMARCFail, Text: "DMARC fail", Threat: ThreatSpoofing, domain: from != ""})
 	default:
 		if strings.EqualFold(s.Auth.SPF, "fail") {
-			ev(Evidence{Input: "auth", Subject: OrgDomain(a.Domains.EnvFrom), Points: ptsSPFFail, Text: "SPF fail", domain: true})
+			ev(Evidence{Input: "auth", Subject: address.OrgDomain(a.Domains.EnvFrom), Points: ptsSPFFail, Text: "SPF fail", domain: true})
 		}
 		if strings.EqualFold(s.Auth.DKIM, "fail") {
 			ev(Evidence{Input: "auth", Points: ptsDKIMFail, Text: "DKIM fail"})

@@ -352,7 +352,7 @@ func (c *Check) queries(s subjects) []dnsbl.Query {
 			return
 		}
 		if !c.lists[i].FullDomain {
-			d = dnsbl.Registrable(d)
+			d = dns.OrganizationalDomain(d)
 		}
 		qs = append(qs, dnsbl.Query{List: i, Key: d, Value: d, Source: source})
 	}

@@ -157,7 +157,7 @@ func NewWithOptions(cfg Config, r dns.Resolver, o Options) (*Check, error) {
 		if !ok {
 			return nil, errorf("exclude: %q is not a domain", d)
 		}
-		c.exclude[dnsbl.Registrable(n)] = true
+		c.exclude[dns.OrganizationalDomain(n)] = true
 	}
 	confs := make([]dnsbl.ListConfig, len(cfg.Lists))
 	ipList := make([]bool, len(cfg.Lists))
