@@ -39,18 +39,12 @@ const (
 	CategoryMalformed Category = "malformed"
 )
 
-// KindZipDirectoryMismatch: a zip's records disagree (entry counts, a
-// second central directory, local headers the directory does not list),
-// so that extractors that trust different records produce different
-// files. Every file any of them produces is checked.
-const KindZipDirectoryMismatch = "zip-directory-mismatch"
-
 // Finding is one thing a scan reports.
 type Finding struct {
 	Category Category
-	// Kind is a short stable name: "encrypted-archive", "vba-macro",
-	// "limit-depth", "name-type-mismatch", "mime-structure", …
-	Kind string
+	// Kind is a short stable name: KindEncryptedArchive, KindVBA, … (see
+	// kinds.go).
+	Kind FindingKind
 	// Path is the file's path ("1.2", "1.2/a.zip/b.exe"); File its
 	// display name ("" for the message itself).
 	Path, File string
@@ -187,7 +181,7 @@ func ScanContext(ctx context.Context, src io.ReaderAt, size int64, opts Options)
 		if p.Unreadable {
 			c = CategoryUnscannable
 		}
-		s.add(Finding{Category: c, Kind: "mime-structure", Path: p.Path, Detail: p.Detail})
+		s.add(Finding{Category: c, Kind: KindMIMEStructure, Path: p.Path, Detail: p.Detail})
 	}
 	for _, e := range s.rep.Tree.Root.Leaves() {
 		s.part(e)
@@ -216,7 +210,7 @@ func (s *scanner) hold(n int64, path, name string) bool {
 		return true
 	}
 	if err := s.opts.Memory.acquire(s.ctx, n, s.opts.MemoryWait, s.held > 0); err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-memory", Path: path, File: name, Detail: fmt.Sprintf("no memory to unpack %d bytes within %s (%d bytes shared by all scans): not inspected", n, s.opts.MemoryWait, s.opts.Memory.Limit())})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitMemory, Path: path, File: name, Detail: fmt.Sprintf("no memory to unpack %d bytes within %s (%d bytes shared by all scans): not inspected", n, s.opts.MemoryWait, s.opts.Memory.Limit())})
 		return false
 	}
 	s.held += n
@@ -245,7 +239,7 @@ func (s *scanner) take(n int64) bool {
 		s.budget = 0
 		if !s.overTotal {
 			s.overTotal = true
-			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-total", Detail: fmt.Sprintf("more than %d bytes to decode and unpack: the rest was not inspected", s.opts.MaxTotal)})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitTotal, Detail: fmt.Sprintf("more than %d bytes to decode and unpack: the rest was not inspected", s.opts.MaxTotal)})
 		}
 		return false
 	}
@@ -389,7 +383,7 @@ func (s *scanner) part(e *Entity) {
 		if s.rep.Attachments > s.opts.MaxAttachments {
 			if !s.overAtt {
 				s.overAtt = true
-				s.add(Finding{Category: CategoryUnscannable, Kind: "limit-attachments", Path: e.Path, Detail: fmt.Sprintf("more than %d attachments: the rest were not inspected", s.opts.MaxAttachments)})
+				s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitAttachments, Path: e.Path, Detail: fmt.Sprintf("more than %d attachments: the rest were not inspected", s.opts.MaxAttachments)})
 			}
 			// Names are still checked, content is not.
 			s.rep.Files = append(s.rep.Files, &File{Path: e.Path, Names: e.Names, Name: e.Filename(), Declared: e.MediaType, Entity: e, Size: e.RawSize(), Type: Type{Description: "data", Family: FamilyData}})
@@ -398,7 +392,7 @@ func (s *scanner) part(e *Entity) {
 	}
 	d := e.Open()
 	if !d.Known() {
-		s.add(Finding{Category: CategoryMalformed, Kind: "unknown-encoding", Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("unknown Content-Transfer-Encoding %q: read as is", truncateString(e.Encoding, 40))})
+		s.add(Finding{Category: CategoryMalformed, Kind: KindUnknownEncoding, Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("unknown Content-Transfer-Encoding %q: read as is", truncateString(e.Encoding, 40))})
 	}
 	if s.budget <= 0 {
 		s.take(1)
@@ -409,7 +403,7 @@ func (s *scanner) part(e *Entity) {
 	defer s.releaseTo(s.held)
 	data, whole, over, err := s.read(d, hint, s.keep, Finding{Path: e.Path, File: e.Filename()})
 	if err != nil && !errors.Is(err, errBudget) {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "read-error", Path: e.Path, File: e.Filename(), Detail: "part could not be read: " + err.Error()})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindReadError, Path: e.Path, File: e.Filename(), Detail: "part could not be read: " + err.Error()})
 	}
 	size := int64(len(data))
 	if !whole {
@@ -419,7 +413,7 @@ func (s *scanner) part(e *Entity) {
 		}
 	}
 	if d.Bad > 0 {
-		s.add(Finding{Category: CategoryMalformed, Kind: "bad-encoding", Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("%d bytes invalid in %s", d.Bad, e.Encoding)})
+		s.add(Finding{Category: CategoryMalformed, Kind: KindBadEncoding, Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("%d bytes invalid in %s", d.Bad, e.Encoding)})
 	}
 	f := &File{Path: e.Path, Names: e.Names, Name: e.Filename(), Declared: e.MediaType, Entity: e, Size: size}
 	if !att && len(data) == 0 {
@@ -442,7 +436,7 @@ func (s *scanner) part(e *Entity) {
 }
 
 func (s *scanner) tooBig(f *File) {
-	s.add(Finding{Category: CategoryUnscannable, Kind: "limit-size", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("%s larger than %d bytes: not inspected", firstField(f.Type.Description), s.opts.MaxFileSize)})
+	s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitSize, Path: f.Path, File: f.Name, Detail: fmt.Sprintf("%s larger than %d bytes: not inspected", firstField(f.Type.Description), s.opts.MaxFileSize)})
 }
 
 // inspect looks at one file's content (data: the whole file when whole,
@@ -459,28 +453,28 @@ func (s *scanner) inspect(f *File, data []byte, whole bool, depth int) {
 	}
 	for _, n := range f.Names {
 		if n.Flags&NameBidi != 0 {
-			s.add(Finding{Category: CategorySuspicious, Kind: "name-bidi", Path: f.Path, File: n.Name, Detail: "bidirectional control characters in the file name (right-to-left override disguise)"})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindNameBidi, Path: f.Path, File: n.Name, Detail: "bidirectional control characters in the file name (right-to-left override disguise)"})
 		}
 		if n.Flags&NameNUL != 0 {
-			s.add(Finding{Category: CategorySuspicious, Kind: "name-nul", Path: f.Path, File: n.Name, Detail: "NUL byte in the file name"})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindNameNUL, Path: f.Path, File: n.Name, Detail: "NUL byte in the file name"})
 		}
 	}
 	for _, n := range f.Names {
 		if m := Mismatch(n.Name, f.Declared, f.Type); m != "" {
-			s.add(Finding{Category: CategorySuspicious, Kind: "name-type-mismatch", Path: f.Path, File: f.Name, Detail: m})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindNameTypeMismatch, Path: f.Path, File: f.Name, Detail: m})
 			break
 		}
 	}
 	if len(f.Names) == 0 && f.Declared != "" {
 		if m := Mismatch("", f.Declared, f.Type); m != "" {
-			s.add(Finding{Category: CategorySuspicious, Kind: "name-type-mismatch", Path: f.Path, File: f.Name, Detail: m})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindNameTypeMismatch, Path: f.Path, File: f.Name, Detail: m})
 		}
 	}
 	if !whole {
 		return
 	}
 	if depth >= s.opts.MaxDepth && (f.Type.Family == FamilyArchive || IsTNEF(data) || IsOLE(data) || f.Type.SelfExtracting || bytes.HasPrefix(data, []byte("PK\x03\x04"))) {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-depth", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("archive nested deeper than %d: not opened", s.opts.MaxDepth)})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitDepth, Path: f.Path, File: f.Name, Detail: fmt.Sprintf("archive nested deeper than %d: not opened", s.opts.MaxDepth)})
 		return
 	}
 	zipped := false
@@ -567,7 +561,7 @@ func containerPath(f *File) string {
 // file limit.
 func (s *scanner) extract(parent *File, name string, r io.Reader, declared, compressed int64) ([]byte, int64, bool) {
 	if compressed > 0 && declared > s.opts.RatioFloor && float64(declared)/float64(compressed) > s.opts.MaxRatio {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio %.0f:1 over %.0f:1 (%d bytes from %d): not unpacked", float64(declared)/float64(compressed), s.opts.MaxRatio, declared, compressed)})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitRatio, Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio %.0f:1 over %.0f:1 (%d bytes from %d): not unpacked", float64(declared)/float64(compressed), s.opts.MaxRatio, declared, compressed)})
 		return nil, declared, false
 	}
 	if declared > 0 {
@@ -575,7 +569,7 @@ func (s *scanner) extract(parent *File, name string, r io.Reader, declared, comp
 	}
 	data, whole, over, err := s.read(r, declared, s.keep, Finding{Path: parent.Path, File: name})
 	if err != nil && !errors.Is(err, errBudget) {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + err.Error()})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: parent.Path, File: name, Detail: "member could not be unpacked: " + err.Error()})
 		whole = false
 	}
 	if !whole && err == nil && declared <= 0 && compressed > 0 {
@@ -588,10 +582,10 @@ func (s *scanner) extract(parent *File, name string, r io.Reader, declared, comp
 		total := int64(len(data)) + n
 		switch {
 		case total > bound:
-			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio over %.0f:1 (more than %d bytes from %d): not inspected", s.opts.MaxRatio, bound, compressed)})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitRatio, Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio over %.0f:1 (more than %d bytes from %d): not inspected", s.opts.MaxRatio, bound, compressed)})
 			return data, total, false // the head still shows what it is
 		case derr != nil && !errors.Is(derr, errBudget):
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + derr.Error()})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: parent.Path, File: name, Detail: "member could not be unpacked: " + derr.Error()})
 		case derr == nil:
 			declared = total // its true size; the head is what was inspected
 		}
@@ -600,22 +594,22 @@ func (s *scanner) extract(parent *File, name string, r io.Reader, declared, comp
 	if whole {
 		size = int64(len(data))
 		if declared > 0 && size > declared {
-			s.add(Finding{Category: CategorySuspicious, Kind: "archive-size-lie", Path: parent.Path, File: name, Detail: fmt.Sprintf("member larger than its declared %d bytes", declared)})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindArchiveSizeLie, Path: parent.Path, File: name, Detail: fmt.Sprintf("member larger than its declared %d bytes", declared)})
 		}
 		if compressed > 0 && size > s.opts.RatioFloor && float64(size)/float64(compressed) > s.opts.MaxRatio {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio %.0f:1 over %.0f:1", float64(size)/float64(compressed), s.opts.MaxRatio)})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitRatio, Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio %.0f:1 over %.0f:1", float64(size)/float64(compressed), s.opts.MaxRatio)})
 			return nil, size, false
 		}
 	}
 	if over && Sniff(data).Family != FamilyText {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-size", Path: parent.Path, File: name, Detail: fmt.Sprintf("%s larger than %d bytes: not inspected", firstField(Sniff(data).Description), s.opts.MaxFileSize)})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitSize, Path: parent.Path, File: name, Detail: fmt.Sprintf("%s larger than %d bytes: not inspected", firstField(Sniff(data).Description), s.opts.MaxFileSize)})
 	}
 	return data, size, whole
 }
 
 func (s *scanner) entries(parent *File, n int) bool {
 	if n >= s.opts.MaxEntries {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-entries", Path: parent.Path, File: parent.Name, Detail: fmt.Sprintf("more than %d entries: the rest were not inspected", s.opts.MaxEntries)})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitEntries, Path: parent.Path, File: parent.Name, Detail: fmt.Sprintf("more than %d entries: the rest were not inspected", s.opts.MaxEntries)})
 		return false
 	}
 	return true
@@ -624,11 +618,11 @@ func (s *scanner) entries(parent *File, n int) bool {
 func (s *scanner) zip(f *File, data []byte, depth int) {
 	l, err := ListZip(data, s.opts.MaxEntries)
 	if err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "zip: " + err.Error()})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: f.Path, File: f.Name, Detail: "zip: " + err.Error()})
 		return
 	}
 	for _, p := range l.Problems {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "zip: " + p})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: f.Path, File: f.Name, Detail: "zip: " + p})
 	}
 	for _, m := range l.Mismatches {
 		s.add(Finding{Category: CategorySuspicious, Kind: KindZipDirectoryMismatch, Path: f.Path, File: f.Name, Detail: "zip: " + m})
@@ -645,7 +639,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 		}
 	}
 	if overlap {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "zip-overlap", Path: f.Path, File: f.Name, Detail: "zip entries overlap (zip bomb): overlapping entries not unpacked"})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindZipOverlap, Path: f.Path, File: f.Name, Detail: "zip entries overlap (zip bomb): overlapping entries not unpacked"})
 	}
 	ooxml := false
 	for _, n := range names {
@@ -671,7 +665,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 	encrypted := 0
 	for _, e := range l.Entries {
 		if e.LocalName != "" {
-			s.add(Finding{Category: CategorySuspicious, Kind: "zip-name-mismatch", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("entry named %q in the directory but %q in its local header", truncateString(e.Name, 80), truncateString(e.LocalName, 80))})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindZipNameMismatch, Path: f.Path, File: f.Name, Detail: fmt.Sprintf("entry named %q in the directory but %q in its local header", truncateString(e.Name, 80), truncateString(e.LocalName, 80))})
 			// Both names are checked.
 		}
 		if e.Dir {
@@ -695,7 +689,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 		mark := s.held
 		r, err := OpenZipEntry(data, e)
 		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-unsupported", Path: f.Path, File: e.Name, Detail: err.Error()})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveUnsupported, Path: f.Path, File: e.Name, Detail: err.Error()})
 		} else {
 			content, size, whole = s.extract(f, e.Name, r, int64(e.UncompressedSize), int64(e.CompressedSize))
 		}
@@ -704,7 +698,7 @@ func (s *scanner) zip(f *File, data []byte, depth int) {
 		m.Names = append(m.Names, e.otherNames()...)
 	}
 	if encrypted > 0 {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected zip (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindEncryptedArchive, Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected zip (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
 	}
 }
 
@@ -722,7 +716,7 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 	case "gzip":
 		z, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "gzip: " + err.Error()})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: f.Path, File: f.Name, Detail: "gzip: " + err.Error()})
 			return
 		}
 		if z.Name != "" {
@@ -743,7 +737,7 @@ func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
 	}
 	content, size, whole := s.extract(f, name, r, 0, int64(len(data)))
 	if x != nil && x.lying {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "xz: an index lists another number of blocks than its stream holds"})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: f.Path, File: f.Name, Detail: "xz: an index lists another number of blocks than its stream holds"})
 	}
 	s.member(f, name, kind, content, size, whole, depth+1, kind)
 }
@@ -756,7 +750,7 @@ func (s *scanner) tar(f *File, r io.Reader, depth int) {
 			return
 		}
 		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "tar: " + err.Error()})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: f.Path, File: f.Name, Detail: "tar: " + err.Error()})
 			return
 		}
 		if !s.entries(f, n) {
@@ -777,10 +771,10 @@ func (s *scanner) sevenZip(f *File, data []byte, depth int) {
 	if err != nil {
 		var re *sevenzip.ReadError
 		if errors.As(err, &re) && re.Encrypted {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: "7z archive with encrypted headers"})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindEncryptedArchive, Path: f.Path, File: f.Name, Detail: "7z archive with encrypted headers"})
 			return
 		}
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "7z: " + err.Error()})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: f.Path, File: f.Name, Detail: "7z: " + err.Error()})
 		return
 	}
 	// Reaching a member of a solid archive unpacks all those before it,
@@ -815,13 +809,13 @@ func (s *scanner) sevenZip(f *File, data []byte, depth int) {
 			content, size, whole = s.extract(f, zf.Name, rc, int64(zf.UncompressedSize), 0)
 			rc.Close()
 		} else {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-unsupported", Path: f.Path, File: zf.Name, Detail: "7z: " + err.Error()})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveUnsupported, Path: f.Path, File: zf.Name, Detail: "7z: " + err.Error()})
 		}
 		s.member(f, zf.Name, "7z", content, size, whole, depth+1, "7z")
 		s.releaseTo(mark)
 	}
 	if encrypted > 0 {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected 7z (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindEncryptedArchive, Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected 7z (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
 	}
 }
 
@@ -843,7 +837,7 @@ func (s *scanner) rar(f *File, data []byte, depth int) {
 	// 4 GiB by default): bound it. A larger one is reported below.
 	r, err := rardecode.NewReader(bytes.NewReader(data), rardecode.MaxDictionarySize(max(s.opts.MaxFileSize, 64<<20)))
 	if err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "rar: " + err.Error()})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: f.Path, File: f.Name, Detail: "rar: " + err.Error()})
 		return
 	}
 	encrypted := 0
@@ -854,10 +848,10 @@ func (s *scanner) rar(f *File, data []byte, depth int) {
 		}
 		if err != nil {
 			if errors.Is(err, rardecode.ErrArchiveEncrypted) {
-				s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: "rar archive with encrypted headers"})
+				s.add(Finding{Category: CategoryUnscannable, Kind: KindEncryptedArchive, Path: f.Path, File: f.Name, Detail: "rar archive with encrypted headers"})
 				return
 			}
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "rar: " + err.Error()})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindArchiveCorrupt, Path: f.Path, File: f.Name, Detail: "rar: " + err.Error()})
 			break
 		}
 		if !s.entries(f, n) {
@@ -878,14 +872,14 @@ func (s *scanner) rar(f *File, data []byte, depth int) {
 		s.releaseTo(mark)
 	}
 	if encrypted > 0 {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected rar (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindEncryptedArchive, Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected rar (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
 	}
 }
 
 func (s *scanner) tnef(f *File, data []byte, depth int) {
 	t, err := ParseTNEF(data)
 	if err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "tnef-corrupt", Path: f.Path, File: f.Name, Detail: "TNEF: " + err.Error()})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindTNEFCorrupt, Path: f.Path, File: f.Name, Detail: "TNEF: " + err.Error()})
 		return
 	}
 	for _, p := range t.Problems {
@@ -893,7 +887,7 @@ func (s *scanner) tnef(f *File, data []byte, depth int) {
 		if strings.Contains(p, "not read") {
 			cat = CategoryUnscannable
 		}
-		s.add(Finding{Category: cat, Kind: "tnef-corrupt", Path: f.Path, File: f.Name, Detail: "TNEF: " + p})
+		s.add(Finding{Category: cat, Kind: KindTNEFCorrupt, Path: f.Path, File: f.Name, Detail: "TNEF: " + p})
 	}
 	s.tnefFiles(f, t, depth)
 }
@@ -924,7 +918,7 @@ func (s *scanner) tnefFiles(f *File, t *TNEF, depth int) {
 func (s *scanner) ole(f *File, data []byte, depth int) {
 	o, err := ParseOLE(data)
 	if err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "ole-corrupt", Path: f.Path, File: f.Name, Detail: "OLE2: " + err.Error()})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindOLECorrupt, Path: f.Path, File: f.Name, Detail: "OLE2: " + err.Error()})
 		return
 	}
 	s.active(f, OLEActive(o))
@@ -936,7 +930,7 @@ func (s *scanner) ole(f *File, data []byte, depth int) {
 		}
 		b, err := o.Stream(i, s.opts.MaxFileSize)
 		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "ole-corrupt", Path: f.Path, File: f.Name, Detail: "OLE2: embedded package: " + err.Error()})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindOLECorrupt, Path: f.Path, File: f.Name, Detail: "OLE2: embedded package: " + err.Error()})
 			continue
 		}
 		if name, content, ok := OLEPackage(b); ok {
@@ -976,7 +970,7 @@ func (s *scanner) uuencoded(f *File, data []byte, depth int) {
 	locs := uuBegin.FindAllSubmatchIndex(data, 51)
 	if len(locs) > 50 {
 		locs = locs[:50]
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-entries", Path: f.Path, File: f.Name, Detail: "more than 50 uuencoded files: the rest were not inspected"})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitEntries, Path: f.Path, File: f.Name, Detail: "more than 50 uuencoded files: the rest were not inspected"})
 	}
 	for _, loc := range locs {
 		name := strings.TrimSpace(string(data[loc[4]:loc[5]]))
