@@ -34,9 +34,9 @@ import (
 	"fmt"
 	"strings"
 
+	"chainmail/address"
 	"chainmail/checks"
 	"chainmail/checks/verdictlog"
-	"chainmail/address"
 	"chainmail/reputation/lookalike"
 )
 
