@@ -5,33 +5,15 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"chainmail/address"
 	"chainmail/reputation/rdaptest"
 	"chainmail/store"
+	"chainmail/store/storetest"
 	"chainmail/store/storetest/memstore"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 var now0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
@@ -39,13 +21,13 @@ type fixture struct {
 	rep  *Reputation
 	st   *memstore.Store
 	rdap *rdaptest.Server
-	clk  *clock
+	clk  *storetest.Clock
 	res  *fakeResolver
 }
 
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
-	f := &fixture{st: memstore.New(), rdap: rdaptest.Start(t), clk: &clock{t: now0}, res: &fakeResolver{answers: map[string]string{}}}
+	f := &fixture{st: memstore.New(), rdap: rdaptest.Start(t), clk: storetest.NewClockAt(now0), res: &fakeResolver{answers: map[string]string{}}}
 	ages := newTestRDAP(t, f.rdap, 500*time.Millisecond)
 	cfg.Now = f.clk.Now
 	cfg.FlushInterval = time.Hour // tests flush by hand
