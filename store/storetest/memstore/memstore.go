@@ -1,7 +1,8 @@
 // Package memstore is an in-memory store.Store for tests and benchmarks:
 // one process, no persistence. It lives beside the test suite it passes
-// (storetest), not beside the backends. It counts round trips (batches) so tests can hold a check to its budget, and it can
-// be switched to fail like an unreachable Redis.
+// (storetest), not beside the backends. It counts round trips (batches)
+// so tests can hold a check to its budget, and it can be switched to fail
+// like an unreachable Redis.
 package memstore
 
 import (
