@@ -14,26 +14,10 @@ import (
 // spirit of QuickSand and oletools: what it is (Kind), how policy should
 // see it (Category), and a short Detail.
 type Active struct {
-	Kind     string
+	Kind     FindingKind
 	Category Category
 	Detail   string
 }
-
-// Active content kinds.
-const (
-	KindVBA              = "vba-macro"
-	KindVBAAutoExec      = "vba-autoexec"
-	KindXLM              = "xlm-macro"
-	KindDDE              = "dde"
-	KindExternalTemplate = "external-template"
-	KindOLEPackage       = "ole-package"
-	KindRTFObject        = "rtf-object"
-	KindPDFJavaScript    = "pdf-javascript"
-	KindPDFLaunch        = "pdf-launch"
-	KindPDFEmbeddedFile  = "pdf-embedded-file"
-	KindPDFAutoAction    = "pdf-auto-action"
-	KindEncryptedDoc     = "encrypted-document"
-)
 
 var autoExec = regexp.MustCompile(`(?i)\b(Auto_?Open|Auto_?Close|Auto_?Exec|Auto_?New|Auto_?Exit|Document_(Open|Close|New|BeforeClose)|Workbook_(Open|Activate|BeforeClose)|DocumentOpen|DocumentBeforeClose)\b`)
 
@@ -532,7 +516,7 @@ func pdfStreams(b []byte, budget int64) [][]byte {
 
 func dedupActive(in []Active) []Active {
 	var out []Active
-	seen := map[string]bool{}
+	seen := map[FindingKind]bool{}
 	for _, a := range in {
 		if seen[a.Kind] {
 			continue

@@ -1,22 +1,14 @@
 package attachments
 
 import (
-	"archive/tar"
-	"bufio"
 	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/bodgit/sevenzip"
-	"github.com/nwaples/rardecode/v2"
 )
 
 // Category is how policy should see a finding.
@@ -39,18 +31,12 @@ const (
 	CategoryMalformed Category = "malformed"
 )
 
-// KindZipDirectoryMismatch: a zip's records disagree (entry counts, a
-// second central directory, local headers the directory does not list),
-// so that extractors that trust different records produce different
-// files. Every file any of them produces is checked.
-const KindZipDirectoryMismatch = "zip-directory-mismatch"
-
 // Finding is one thing a scan reports.
 type Finding struct {
 	Category Category
-	// Kind is a short stable name: "encrypted-archive", "vba-macro",
-	// "limit-depth", "name-type-mismatch", "mime-structure", …
-	Kind string
+	// Kind is a short stable name: KindEncryptedArchive, KindVBA, … (see
+	// kinds.go).
+	Kind FindingKind
 	// Path is the file's path ("1.2", "1.2/a.zip/b.exe"); File its
 	// display name ("" for the message itself).
 	Path, File string
@@ -187,7 +173,7 @@ func ScanContext(ctx context.Context, src io.ReaderAt, size int64, opts Options)
 		if p.Unreadable {
 			c = CategoryUnscannable
 		}
-		s.add(Finding{Category: c, Kind: "mime-structure", Path: p.Path, Detail: p.Detail})
+		s.add(Finding{Category: c, Kind: KindMIMEStructure, Path: p.Path, Detail: p.Detail})
 	}
 	for _, e := range s.rep.Tree.Root.Leaves() {
 		s.part(e)
@@ -216,7 +202,7 @@ func (s *scanner) hold(n int64, path, name string) bool {
 		return true
 	}
 	if err := s.opts.Memory.acquire(s.ctx, n, s.opts.MemoryWait, s.held > 0); err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-memory", Path: path, File: name, Detail: fmt.Sprintf("no memory to unpack %d bytes within %s (%d bytes shared by all scans): not inspected", n, s.opts.MemoryWait, s.opts.Memory.Limit())})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitMemory, Path: path, File: name, Detail: fmt.Sprintf("no memory to unpack %d bytes within %s (%d bytes shared by all scans): not inspected", n, s.opts.MemoryWait, s.opts.Memory.Limit())})
 		return false
 	}
 	s.held += n
@@ -245,7 +231,7 @@ func (s *scanner) take(n int64) bool {
 		s.budget = 0
 		if !s.overTotal {
 			s.overTotal = true
-			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-total", Detail: fmt.Sprintf("more than %d bytes to decode and unpack: the rest was not inspected", s.opts.MaxTotal)})
+			s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitTotal, Detail: fmt.Sprintf("more than %d bytes to decode and unpack: the rest was not inspected", s.opts.MaxTotal)})
 		}
 		return false
 	}
@@ -389,7 +375,7 @@ func (s *scanner) part(e *Entity) {
 		if s.rep.Attachments > s.opts.MaxAttachments {
 			if !s.overAtt {
 				s.overAtt = true
-				s.add(Finding{Category: CategoryUnscannable, Kind: "limit-attachments", Path: e.Path, Detail: fmt.Sprintf("more than %d attachments: the rest were not inspected", s.opts.MaxAttachments)})
+				s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitAttachments, Path: e.Path, Detail: fmt.Sprintf("more than %d attachments: the rest were not inspected", s.opts.MaxAttachments)})
 			}
 			// Names are still checked, content is not.
 			s.rep.Files = append(s.rep.Files, &File{Path: e.Path, Names: e.Names, Name: e.Filename(), Declared: e.MediaType, Entity: e, Size: e.RawSize(), Type: Type{Description: "data", Family: FamilyData}})
@@ -398,7 +384,7 @@ func (s *scanner) part(e *Entity) {
 	}
 	d := e.Open()
 	if !d.Known() {
-		s.add(Finding{Category: CategoryMalformed, Kind: "unknown-encoding", Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("unknown Content-Transfer-Encoding %q: read as is", truncateString(e.Encoding, 40))})
+		s.add(Finding{Category: CategoryMalformed, Kind: KindUnknownEncoding, Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("unknown Content-Transfer-Encoding %q: read as is", truncateString(e.Encoding, 40))})
 	}
 	if s.budget <= 0 {
 		s.take(1)
@@ -409,7 +395,7 @@ func (s *scanner) part(e *Entity) {
 	defer s.releaseTo(s.held)
 	data, whole, over, err := s.read(d, hint, s.keep, Finding{Path: e.Path, File: e.Filename()})
 	if err != nil && !errors.Is(err, errBudget) {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "read-error", Path: e.Path, File: e.Filename(), Detail: "part could not be read: " + err.Error()})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindReadError, Path: e.Path, File: e.Filename(), Detail: "part could not be read: " + err.Error()})
 	}
 	size := int64(len(data))
 	if !whole {
@@ -419,7 +405,7 @@ func (s *scanner) part(e *Entity) {
 		}
 	}
 	if d.Bad > 0 {
-		s.add(Finding{Category: CategoryMalformed, Kind: "bad-encoding", Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("%d bytes invalid in %s", d.Bad, e.Encoding)})
+		s.add(Finding{Category: CategoryMalformed, Kind: KindBadEncoding, Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("%d bytes invalid in %s", d.Bad, e.Encoding)})
 	}
 	f := &File{Path: e.Path, Names: e.Names, Name: e.Filename(), Declared: e.MediaType, Entity: e, Size: size}
 	if !att && len(data) == 0 {
@@ -442,7 +428,7 @@ func (s *scanner) part(e *Entity) {
 }
 
 func (s *scanner) tooBig(f *File) {
-	s.add(Finding{Category: CategoryUnscannable, Kind: "limit-size", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("%s larger than %d bytes: not inspected", firstField(f.Type.Description), s.opts.MaxFileSize)})
+	s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitSize, Path: f.Path, File: f.Name, Detail: fmt.Sprintf("%s larger than %d bytes: not inspected", firstField(f.Type.Description), s.opts.MaxFileSize)})
 }
 
 // inspect looks at one file's content (data: the whole file when whole,
@@ -459,28 +445,28 @@ func (s *scanner) inspect(f *File, data []byte, whole bool, depth int) {
 	}
 	for _, n := range f.Names {
 		if n.Flags&NameBidi != 0 {
-			s.add(Finding{Category: CategorySuspicious, Kind: "name-bidi", Path: f.Path, File: n.Name, Detail: "bidirectional control characters in the file name (right-to-left override disguise)"})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindNameBidi, Path: f.Path, File: n.Name, Detail: "bidirectional control characters in the file name (right-to-left override disguise)"})
 		}
 		if n.Flags&NameNUL != 0 {
-			s.add(Finding{Category: CategorySuspicious, Kind: "name-nul", Path: f.Path, File: n.Name, Detail: "NUL byte in the file name"})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindNameNUL, Path: f.Path, File: n.Name, Detail: "NUL byte in the file name"})
 		}
 	}
 	for _, n := range f.Names {
 		if m := Mismatch(n.Name, f.Declared, f.Type); m != "" {
-			s.add(Finding{Category: CategorySuspicious, Kind: "name-type-mismatch", Path: f.Path, File: f.Name, Detail: m})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindNameTypeMismatch, Path: f.Path, File: f.Name, Detail: m})
 			break
 		}
 	}
 	if len(f.Names) == 0 && f.Declared != "" {
 		if m := Mismatch("", f.Declared, f.Type); m != "" {
-			s.add(Finding{Category: CategorySuspicious, Kind: "name-type-mismatch", Path: f.Path, File: f.Name, Detail: m})
+			s.add(Finding{Category: CategorySuspicious, Kind: KindNameTypeMismatch, Path: f.Path, File: f.Name, Detail: m})
 		}
 	}
 	if !whole {
 		return
 	}
 	if depth >= s.opts.MaxDepth && (f.Type.Family == FamilyArchive || IsTNEF(data) || IsOLE(data) || f.Type.SelfExtracting || bytes.HasPrefix(data, []byte("PK\x03\x04"))) {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-depth", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("archive nested deeper than %d: not opened", s.opts.MaxDepth)})
+		s.add(Finding{Category: CategoryUnscannable, Kind: KindLimitDepth, Path: f.Path, File: f.Name, Detail: fmt.Sprintf("archive nested deeper than %d: not opened", s.opts.MaxDepth)})
 		return
 	}
 	zipped := false
@@ -533,479 +519,7 @@ func (s *scanner) active(f *File, as []Active) {
 	}
 }
 
-// member records an archive member and inspects it.
-func (s *scanner) member(parent *File, name, source string, data []byte, size int64, whole bool, depth int, container string) *File {
-	names := NormalizeFilename(name, source)
-	f := &File{
-		Path: containerPath(parent) + "/" + strings.TrimLeft(name, "/"), Names: names,
-		Size: size, Member: container != "tnef" && container != "uuencode", Container: container, Entity: parent.Entity,
-	}
-	if len(names) > 0 {
-		f.Name = names[0].Name
-	}
-	f.Path = strings.ReplaceAll(f.Path, "//", "/")
-	s.rep.Files = append(s.rep.Files, f)
-	s.inspect(f, data, whole, depth)
-	return f
-}
-
-// containerPath is the path members of f hang from: a MIME part's path
-// gets its file name ("1.2/a.zip"), a member's path has it already.
-func containerPath(f *File) string {
-	if f.Entity != nil && f.Path == f.Entity.Path {
-		if f.Name == "" {
-			return f.Path
-		}
-		return f.Path + "/" + f.Name
-	}
-	return f.Path
-}
-
-// extract reads one member's content through the budget, refusing bombs:
-// a declared ratio over the limit is not unpacked at all, and no member is
-// read past its declared size (plus one byte, to see that it lied) or the
-// file limit.
-func (s *scanner) extract(parent *File, name string, r io.Reader, declared, compressed int64) ([]byte, int64, bool) {
-	if compressed > 0 && declared > s.opts.RatioFloor && float64(declared)/float64(compressed) > s.opts.MaxRatio {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio %.0f:1 over %.0f:1 (%d bytes from %d): not unpacked", float64(declared)/float64(compressed), s.opts.MaxRatio, declared, compressed)})
-		return nil, declared, false
-	}
-	if declared > 0 {
-		r = io.LimitReader(r, declared+1)
-	}
-	data, whole, over, err := s.read(r, declared, s.keep, Finding{Path: parent.Path, File: name})
-	if err != nil && !errors.Is(err, errBudget) {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + err.Error()})
-		whole = false
-	}
-	if !whole && err == nil && declared <= 0 && compressed > 0 {
-		// A compressed stream does not say how large it is: what was not
-		// kept is unpacked into nothing, only counted, up to what the
-		// ratio allows, so that a bomb is found without holding its
-		// output (a single-file gzip of 1 GiB of zeros).
-		bound := max(s.opts.RatioFloor, int64(float64(compressed)*s.opts.MaxRatio))
-		n, derr := io.Copy(io.Discard, io.LimitReader(&budgetReader{r: r, s: s}, bound-int64(len(data))+1))
-		total := int64(len(data)) + n
-		switch {
-		case total > bound:
-			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio over %.0f:1 (more than %d bytes from %d): not inspected", s.opts.MaxRatio, bound, compressed)})
-			return data, total, false // the head still shows what it is
-		case derr != nil && !errors.Is(derr, errBudget):
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: parent.Path, File: name, Detail: "member could not be unpacked: " + derr.Error()})
-		case derr == nil:
-			declared = total // its true size; the head is what was inspected
-		}
-	}
-	size := declared
-	if whole {
-		size = int64(len(data))
-		if declared > 0 && size > declared {
-			s.add(Finding{Category: CategorySuspicious, Kind: "archive-size-lie", Path: parent.Path, File: name, Detail: fmt.Sprintf("member larger than its declared %d bytes", declared)})
-		}
-		if compressed > 0 && size > s.opts.RatioFloor && float64(size)/float64(compressed) > s.opts.MaxRatio {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "limit-ratio", Path: parent.Path, File: name, Detail: fmt.Sprintf("compression ratio %.0f:1 over %.0f:1", float64(size)/float64(compressed), s.opts.MaxRatio)})
-			return nil, size, false
-		}
-	}
-	if over && Sniff(data).Family != FamilyText {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-size", Path: parent.Path, File: name, Detail: fmt.Sprintf("%s larger than %d bytes: not inspected", firstField(Sniff(data).Description), s.opts.MaxFileSize)})
-	}
-	return data, size, whole
-}
-
-func (s *scanner) entries(parent *File, n int) bool {
-	if n >= s.opts.MaxEntries {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-entries", Path: parent.Path, File: parent.Name, Detail: fmt.Sprintf("more than %d entries: the rest were not inspected", s.opts.MaxEntries)})
-		return false
-	}
-	return true
-}
-
-func (s *scanner) zip(f *File, data []byte, depth int) {
-	l, err := ListZip(data, s.opts.MaxEntries)
-	if err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "zip: " + err.Error()})
-		return
-	}
-	for _, p := range l.Problems {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "zip: " + p})
-	}
-	for _, m := range l.Mismatches {
-		s.add(Finding{Category: CategorySuspicious, Kind: KindZipDirectoryMismatch, Path: f.Path, File: f.Name, Detail: "zip: " + m})
-	}
-	if l.Truncated {
-		s.entries(f, s.opts.MaxEntries)
-	}
-	var names []string
-	overlap := false
-	for _, e := range l.Entries {
-		names = append(names, e.Name)
-		if e.Overlaps {
-			overlap = true
-		}
-	}
-	if overlap {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "zip-overlap", Path: f.Path, File: f.Name, Detail: "zip entries overlap (zip bomb): overlapping entries not unpacked"})
-	}
-	ooxml := false
-	for _, n := range names {
-		if n == "[Content_Types].xml" {
-			ooxml = true
-		}
-	}
-	if ooxml {
-		s.active(f, OOXMLActive(names, func(name string) []byte {
-			for _, e := range l.Entries {
-				if e.Name == name && !e.Encrypted && !e.Overlaps {
-					r, err := OpenZipEntry(data, e)
-					if err != nil {
-						return nil
-					}
-					b, _ := io.ReadAll(&budgetReader{r: io.LimitReader(r, 8<<20), s: s})
-					return b
-				}
-			}
-			return nil
-		}))
-	}
-	encrypted := 0
-	for _, e := range l.Entries {
-		if e.LocalName != "" {
-			s.add(Finding{Category: CategorySuspicious, Kind: "zip-name-mismatch", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("entry named %q in the directory but %q in its local header", truncateString(e.Name, 80), truncateString(e.LocalName, 80))})
-			// Both names are checked.
-		}
-		if e.Dir {
-			continue
-		}
-		if e.Encrypted {
-			encrypted++
-			m := s.member(f, e.Name, "zip", nil, int64(e.UncompressedSize), false, depth+1, "zip")
-			m.Encrypted = true
-			m.Names = append(m.Names, e.otherNames()...)
-			continue
-		}
-		if e.Overlaps || s.budget <= 0 {
-			m := s.member(f, e.Name, "zip", nil, int64(e.UncompressedSize), false, depth+1, "zip")
-			m.Names = append(m.Names, e.otherNames()...)
-			continue
-		}
-		var content []byte
-		var size int64 = int64(e.UncompressedSize)
-		whole := false
-		mark := s.held
-		r, err := OpenZipEntry(data, e)
-		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-unsupported", Path: f.Path, File: e.Name, Detail: err.Error()})
-		} else {
-			content, size, whole = s.extract(f, e.Name, r, int64(e.UncompressedSize), int64(e.CompressedSize))
-		}
-		m := s.member(f, e.Name, "zip", content, size, whole, depth+1, "zip")
-		s.releaseTo(mark)
-		m.Names = append(m.Names, e.otherNames()...)
-	}
-	if encrypted > 0 {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected zip (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
-	}
-}
-
-// stream unpacks a single-stream compressor (gzip, bzip2, xz): its one
-// member is the data inside, named after the stream's own name.
-func (s *scanner) stream(f *File, data []byte, depth int, kind string) {
-	defer s.releaseTo(s.held)
-	var r io.Reader
-	var x *xzReader
-	name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(f.Name, ".gz"), ".bz2"), ".xz")
-	if strings.HasSuffix(strings.ToLower(f.Name), ".tgz") {
-		name = f.Name[:len(f.Name)-4] + ".tar"
-	}
-	switch kind {
-	case "gzip":
-		z, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "gzip: " + err.Error()})
-			return
-		}
-		if z.Name != "" {
-			name = z.Name
-		}
-		r = z
-	case "bzip2":
-		r = bzip2.NewReader(bytes.NewReader(data))
-	case "xz":
-		// The decoder allocates the dictionary a block header declares
-		// (up to 4 GiB): each is bounded and taken from the memory
-		// budget before it is allocated.
-		x = newXZReader(data, max(s.opts.MaxFileSize, 64<<20), func(n int64) bool { return s.hold(n, f.Path, f.Name) })
-		r = x
-	}
-	if name == "" || name == f.Name {
-		name = "unpacked"
-	}
-	content, size, whole := s.extract(f, name, r, 0, int64(len(data)))
-	if x != nil && x.lying {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "xz: an index lists another number of blocks than its stream holds"})
-	}
-	s.member(f, name, kind, content, size, whole, depth+1, kind)
-}
-
-func (s *scanner) tar(f *File, r io.Reader, depth int) {
-	tr := tar.NewReader(r)
-	for n := 0; ; n++ {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "tar: " + err.Error()})
-			return
-		}
-		if !s.entries(f, n) {
-			return
-		}
-		if h.Typeflag == tar.TypeDir {
-			continue
-		}
-		mark := s.held
-		content, size, whole := s.extract(f, h.Name, tr, h.Size, 0)
-		s.member(f, h.Name, "tar", content, size, whole, depth+1, "tar")
-		s.releaseTo(mark)
-	}
-}
-
-func (s *scanner) sevenZip(f *File, data []byte, depth int) {
-	z, err := sevenzip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		var re *sevenzip.ReadError
-		if errors.As(err, &re) && re.Encrypted {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: "7z archive with encrypted headers"})
-			return
-		}
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "7z: " + err.Error()})
-		return
-	}
-	// Reaching a member of a solid archive unpacks all those before it,
-	// read or not: what the archive declares is charged up front, and
-	// nothing is unpacked when it is over the budget.
-	var declared int64
-	for _, zf := range z.File {
-		declared += int64(min(zf.UncompressedSize, 1<<40))
-	}
-	s.take(declared)
-	encrypted := 0
-	for n, zf := range z.File {
-		if !s.entries(f, n) {
-			return
-		}
-		if zf.FileInfo().IsDir() {
-			continue
-		}
-		if s.budget > 0 && probe7zEncrypted(zf) {
-			encrypted++
-			m := s.member(f, zf.Name, "7z", nil, int64(zf.UncompressedSize), false, depth+1, "7z")
-			m.Encrypted = true
-			continue
-		}
-		mark := s.held
-		var content []byte
-		size := int64(zf.UncompressedSize)
-		whole := false
-		if s.budget <= 0 {
-			// over the budget (reported): the name is still checked
-		} else if rc, err := zf.Open(); err == nil {
-			content, size, whole = s.extract(f, zf.Name, rc, int64(zf.UncompressedSize), 0)
-			rc.Close()
-		} else {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-unsupported", Path: f.Path, File: zf.Name, Detail: "7z: " + err.Error()})
-		}
-		s.member(f, zf.Name, "7z", content, size, whole, depth+1, "7z")
-		s.releaseTo(mark)
-	}
-	if encrypted > 0 {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected 7z (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
-	}
-}
-
-// probe7zEncrypted reports whether a 7z member's folder is encrypted
-// (reading its first byte fails with the library's encryption hint).
-func probe7zEncrypted(zf *sevenzip.File) bool {
-	var re *sevenzip.ReadError
-	rc, err := zf.Open()
-	if err != nil {
-		return errors.As(err, &re) && re.Encrypted
-	}
-	defer rc.Close()
-	_, err = rc.Read(make([]byte, 1))
-	return err != nil && err != io.EOF && errors.As(err, &re) && re.Encrypted
-}
-
-func (s *scanner) rar(f *File, data []byte, depth int) {
-	// The window is allocated at the size the header declares (up to
-	// 4 GiB by default): bound it. A larger one is reported below.
-	r, err := rardecode.NewReader(bytes.NewReader(data), rardecode.MaxDictionarySize(max(s.opts.MaxFileSize, 64<<20)))
-	if err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "rar: " + err.Error()})
-		return
-	}
-	encrypted := 0
-	for n := 0; ; n++ {
-		h, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if errors.Is(err, rardecode.ErrArchiveEncrypted) {
-				s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: "rar archive with encrypted headers"})
-				return
-			}
-			s.add(Finding{Category: CategoryUnscannable, Kind: "archive-corrupt", Path: f.Path, File: f.Name, Detail: "rar: " + err.Error()})
-			break
-		}
-		if !s.entries(f, n) {
-			break
-		}
-		if h.IsDir {
-			continue
-		}
-		if h.Encrypted {
-			encrypted++
-			m := s.member(f, h.Name, "rar", nil, h.UnPackedSize, false, depth+1, "rar")
-			m.Encrypted = true
-			continue
-		}
-		mark := s.held
-		content, size, whole := s.extract(f, h.Name, r, h.UnPackedSize, h.PackedSize)
-		s.member(f, h.Name, "rar", content, size, whole, depth+1, "rar")
-		s.releaseTo(mark)
-	}
-	if encrypted > 0 {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "encrypted-archive", Path: f.Path, File: f.Name, Detail: fmt.Sprintf("password-protected rar (%s)", plural(encrypted, "encrypted entry", "encrypted entries"))})
-	}
-}
-
-func (s *scanner) tnef(f *File, data []byte, depth int) {
-	t, err := ParseTNEF(data)
-	if err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "tnef-corrupt", Path: f.Path, File: f.Name, Detail: "TNEF: " + err.Error()})
-		return
-	}
-	for _, p := range t.Problems {
-		cat := CategoryMalformed
-		if strings.Contains(p, "not read") {
-			cat = CategoryUnscannable
-		}
-		s.add(Finding{Category: cat, Kind: "tnef-corrupt", Path: f.Path, File: f.Name, Detail: "TNEF: " + p})
-	}
-	s.tnefFiles(f, t, depth)
-}
-
-func (s *scanner) tnefFiles(f *File, t *TNEF, depth int) {
-	if len(t.RTF) > 0 {
-		s.active(f, RTFActive(t.RTF))
-	}
-	for i, a := range t.Attachments {
-		if !s.entries(f, i) {
-			return
-		}
-		name := a.Name()
-		if name == "" {
-			name = "Untitled Attachment"
-		}
-		s.take(int64(len(a.Data)))
-		m := s.member(f, name, "tnef", a.Data, int64(len(a.Data)), true, depth+1, "tnef")
-		if a.LongName != "" && a.Title != "" && a.Title != a.LongName {
-			m.Names = append(m.Names, NormalizeFilename(a.Title, "tnef-title")...)
-		}
-		if a.Embedded != nil && depth+1 < s.opts.MaxDepth {
-			s.tnefFiles(m, a.Embedded, depth+1)
-		}
-	}
-}
-
-func (s *scanner) ole(f *File, data []byte, depth int) {
-	o, err := ParseOLE(data)
-	if err != nil {
-		s.add(Finding{Category: CategoryUnscannable, Kind: "ole-corrupt", Path: f.Path, File: f.Name, Detail: "OLE2: " + err.Error()})
-		return
-	}
-	s.active(f, OLEActive(o))
-	// OLE Package objects carry a file with a name: check it like an
-	// archive member (MailScanner's "Unpack Microsoft Documents").
-	for i, e := range o.Entries {
-		if e.Type != 2 || e.Name != "\x01Ole10Native" {
-			continue
-		}
-		b, err := o.Stream(i, s.opts.MaxFileSize)
-		if err != nil {
-			s.add(Finding{Category: CategoryUnscannable, Kind: "ole-corrupt", Path: f.Path, File: f.Name, Detail: "OLE2: embedded package: " + err.Error()})
-			continue
-		}
-		if name, content, ok := OLEPackage(b); ok {
-			if name == "" {
-				name = "package"
-			}
-			s.add(Finding{Category: CategorySuspicious, Kind: KindOLEPackage, Path: f.Path, File: f.Name, Detail: "embedded package " + truncateString(name, 80)})
-			s.take(int64(len(content)))
-			s.member(f, name, "ole", content, int64(len(content)), true, depth+1, "ole")
-		}
-	}
-}
-
 var uuBegin = regexp.MustCompile(`(?m)^begin(-base64)? [0-7]{3,4} ([^\r\n]+)\r?$`)
-
-// uuencoded finds uuencoded files in text and inspects them like
-// attachments (they are not archive members).
-func (s *scanner) uuencoded(f *File, data []byte, depth int) {
-	if !bytes.Contains(data, []byte("begin")) {
-		return
-	}
-	if n := bareCRs(data); n > 0 {
-		// Lines ended by a bare CR are lines to the MIME walk (see
-		// lineScanner) and to mail clients that decode uuencoded text
-		// (Thunderbird): here too.
-		if s.hold(int64(len(data)+n), f.Path, f.Name) {
-			out := make([]byte, 0, len(data)+n)
-			for i, c := range data {
-				out = append(out, c)
-				if c == '\r' && (i+1 == len(data) || data[i+1] != '\n') {
-					out = append(out, '\n')
-				}
-			}
-			data = out
-		}
-	}
-	locs := uuBegin.FindAllSubmatchIndex(data, 51)
-	if len(locs) > 50 {
-		locs = locs[:50]
-		s.add(Finding{Category: CategoryUnscannable, Kind: "limit-entries", Path: f.Path, File: f.Name, Detail: "more than 50 uuencoded files: the rest were not inspected"})
-	}
-	for _, loc := range locs {
-		name := strings.TrimSpace(string(data[loc[4]:loc[5]]))
-		body := data[loc[1]:]
-		end := bytes.Index(body, []byte("\nend"))
-		if end >= 0 {
-			body = body[:end+1]
-		}
-		var dec bytes.Buffer
-		var bad int64
-		sc := bufio.NewScanner(bytes.NewReader(body))
-		sc.Buffer(make([]byte, 4096), 1<<20)
-		if loc[2] >= 0 { // begin-base64
-			raw, _ := io.ReadAll(NewDecoder("base64", bytes.NewReader(bytes.TrimSuffix(body, []byte("====\n")))))
-			dec.Write(raw)
-		} else {
-			for sc.Scan() {
-				dec.Write(uudecodeLine(bytes.TrimRight(sc.Bytes(), "\r"), nil, &bad))
-			}
-		}
-		s.take(int64(dec.Len()))
-		m := &File{Path: containerPath(f) + "/" + path.Base(strings.ReplaceAll(name, `\`, "/")), Names: NormalizeFilename(name, "uuencode"), Entity: f.Entity, Container: "uuencode", Size: int64(dec.Len())}
-		if len(m.Names) > 0 {
-			m.Name = m.Names[0].Name
-		}
-		s.rep.Files = append(s.rep.Files, m)
-		s.inspect(m, dec.Bytes(), true, depth+1)
-	}
-}
 
 // bareCRs counts the CRs of b that no LF follows.
 func bareCRs(b []byte) int {

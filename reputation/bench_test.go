@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"chainmail/store/memstore"
+	"chainmail/store/storetest/memstore"
 )
 
 // BenchmarkAssess is the per-message cost of a verdict with warm history

@@ -189,7 +189,7 @@ func (w *writer) flush(ctx context.Context) error {
 		keys = append(keys, k)
 		gets = append(gets, &store.Op{Kind: store.OpGet, Key: k})
 	}
-	if err := store.Do(ctx, w.st, gets...); err != nil && errors.Is(err, store.ErrUnavailable) {
+	if err := w.st.Do(ctx, gets...); err != nil && errors.Is(err, store.ErrUnavailable) {
 		w.requeue(batch)
 		return err
 	}
@@ -204,7 +204,7 @@ func (w *writer) flush(ctx context.Context) error {
 		b, _ := json.Marshal(r)
 		sets = append(sets, &store.Op{Kind: store.OpSet, Key: k, Val: b, TTL: w.ttl})
 	}
-	err := store.Do(ctx, w.st, sets...)
+	err := w.st.Do(ctx, sets...)
 	if err != nil && errors.Is(err, store.ErrUnavailable) {
 		w.requeue(batch)
 		return err

@@ -13,7 +13,7 @@
 //
 //   - history: one record per entity in the store (first seen, decaying
 //     counts of clean and spam verdicts, explicit good/bad feedback), all
-//     read in one batched store round trip (store.Do); a domain's record
+//     read in one batched store round trip (Store.Do); a domain's record
 //     also caches its RDAP answer, so the same read gives the age;
 //   - domain age from RDAP (see rdap.go) when the record has none, each
 //     answer, good or bad, written back to the record (a failure with a
@@ -45,6 +45,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"chainmail/address"
 	"chainmail/store"
 )
 
@@ -287,19 +288,19 @@ func (r *Reputation) entitiesOf(s Subject) entities {
 		}
 		return append(list, v)
 	}
-	e.from = OrgDomain(d.HeaderFrom)
+	e.from = address.OrgDomain(d.HeaderFrom)
 	if e.from == "" {
-		e.from = OrgDomain(d.EnvFrom)
+		e.from = address.OrgDomain(d.EnvFrom)
 	}
 	for _, h := range []string{d.HeaderFrom, d.EnvFrom, d.ReplyTo} {
-		e.senders = add(e.senders, OrgDomain(h))
+		e.senders = add(e.senders, address.OrgDomain(h))
 	}
 	e.domains = append([]string(nil), e.senders...)
 	for _, h := range []string{d.ReverseDNS, d.HELO} {
-		e.domains = add(e.domains, OrgDomain(h))
+		e.domains = add(e.domains, address.OrgDomain(h))
 	}
 	for _, a := range []string{s.HeaderFrom, s.EnvFrom} {
-		if AddressDomain(a) != "" {
+		if address.Domain(a) != "" {
 			e.addresses = add(e.addresses, strings.ToLower(strings.Trim(strings.TrimSpace(a), "<>")))
 		}
 	}
@@ -314,11 +315,37 @@ func matchDomain(host, d string) bool {
 
 // Assess computes the verdict on s. The error wraps store.ErrUnavailable
 // when the history could not be read; the Assessment is then Unscannable.
+//
+// It runs in three steps: the exceptions, the gathering of the inputs
+// (DNS lists, the one store round trip, RDAP ages, concurrently; see
+// gather), then each evidence source in turn (see sources), whose
+// Evidence is summed into the verdict (consolidate). A new signal is a
+// new source (and, when it needs I/O, a new input in gather).
 func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error) {
-	now := r.cfg.Now()
 	a := &Assessment{Domains: s.Domains(), Verdict: Unknown}
 	e := r.entitiesOf(s)
+	if r.excepted(a) {
+		return a, nil
+	}
+	if len(e.domains) == 0 && len(e.addresses) == 0 {
+		a.Unscannable = true
+		return a, nil
+	}
+	in, err := r.gather(ctx, s, e)
+	if err != nil {
+		a.Unscannable = true
+		return a, err
+	}
+	for _, src := range sources {
+		src(in, a)
+	}
+	a.consolidate()
+	return a, nil
+}
 
+// excepted fills a's exceptions and reports whether a sender domain is
+// on the exception list (no verdict then).
+func (r *Reputation) excepted(a *Assessment) bool {
 	// Exceptions: the sender domains, as written and registrable.
 	for _, h := range []string{a.Domains.HeaderFrom, a.Domains.EnvFrom} {
 		if h == "" {
@@ -327,7 +354,7 @@ func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error)
 		for _, x := range r.cfg.Exceptions {
 			if matchDomain(h, x) {
 				a.Excepted, a.ExceptedBy = true, h
-				return a, nil
+				return true
 			}
 		}
 	}
@@ -348,30 +375,70 @@ func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error)
 			}
 		}
 	}
-	if len(e.domains) == 0 && len(e.addresses) == 0 {
-		a.Unscannable = true
-		return a, nil
-	}
+	return false
+}
 
-	// Lists run while the store answers.
+// inputs is what Assess gathered about one Subject; the evidence sources
+// read it. Slices indexed like entities.domains hold one value per
+// domain.
+type inputs struct {
+	s     Subject
+	e     entities
+	now   time.Time
+	lists []List
+	// listed[i][j] is whether domain i is on list j, listErr its failure.
+	listed   [][]bool
+	listErrs [][]error
+	// The history records, decayed to now.
+	domRecs, addrRecs []record
+	netRec            record
+	// ages are the registration dates (zero when unknown), ageErrs why
+	// one could not be had.
+	ages    []time.Time
+	ageErrs []string
+}
+
+// gather asks the DNS lists, reads the history in one store round trip
+// and looks up the ages not cached in it, concurrently. Its error wraps
+// store.ErrUnavailable when the history could not be read.
+func (r *Reputation) gather(ctx context.Context, s Subject, e entities) (*inputs, error) {
+	in := &inputs{s: s, e: e, now: r.cfg.Now(), lists: r.cfg.Lists}
 	var wg sync.WaitGroup
-	listings := make([][]bool, len(e.domains))
-	listErrs := make([][]error, len(e.domains))
-	if len(r.cfg.Lists) > 0 {
-		for i, d := range e.domains {
-			listings[i] = make([]bool, len(r.cfg.Lists))
-			listErrs[i] = make([]error, len(r.cfg.Lists))
-			for j, l := range r.cfg.Lists {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					listings[i][j], listErrs[i][j] = listed(ctx, r.res, l, d)
-				}()
-			}
+	// Lists run while the store answers.
+	r.askLists(ctx, in, &wg)
+	if err := r.readHistory(ctx, in); err != nil {
+		wg.Wait()
+		return nil, err
+	}
+	r.lookupAges(ctx, in, &wg)
+	wg.Wait()
+	return in, nil
+}
+
+// askLists starts one query per domain and list.
+func (r *Reputation) askLists(ctx context.Context, in *inputs, wg *sync.WaitGroup) {
+	in.listed = make([][]bool, len(in.e.domains))
+	in.listErrs = make([][]error, len(in.e.domains))
+	if len(r.cfg.Lists) == 0 {
+		return
+	}
+	for i, d := range in.e.domains {
+		in.listed[i] = make([]bool, len(r.cfg.Lists))
+		in.listErrs[i] = make([]error, len(r.cfg.Lists))
+		for j, l := range r.cfg.Lists {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				in.listed[i][j], in.listErrs[i][j] = listed(ctx, r.res, l, d)
+			}()
 		}
 	}
+}
 
-	// The one store round trip.
+// readHistory is the one store round trip: the records of the domains,
+// the addresses and the network.
+func (r *Reputation) readHistory(ctx context.Context, in *inputs) error {
+	e := in.e
 	ops := make([]*store.Op, 0, len(e.domains)+len(e.addresses)+1)
 	for _, d := range e.domains {
 		ops = append(ops, &store.Op{Kind: store.OpGet, Key: r.domainKey(d)})
@@ -382,62 +449,80 @@ func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error)
 	if e.network != "" {
 		ops = append(ops, &store.Op{Kind: store.OpGet, Key: r.netKey(e.network)})
 	}
-	err := store.Do(ctx, r.st, ops...)
+	err := r.st.Do(ctx, ops...)
 	if err != nil && errors.Is(err, store.ErrUnavailable) {
-		wg.Wait()
-		a.Unscannable = true
-		return a, err
+		return err
 	}
 	recs := make([]record, len(ops))
 	for i, op := range ops {
 		if op.Err == nil && op.OK {
 			recs[i], _ = decodeRecord(op.Out)
 		}
-		recs[i] = recs[i].decay(now.Unix(), r.cfg.HalfLife)
+		recs[i] = recs[i].decay(in.now.Unix(), r.cfg.HalfLife)
 	}
-	domRecs := recs[:len(e.domains)]
-	addrRecs := recs[len(e.domains) : len(e.domains)+len(e.addresses)]
-	var netRec record
+	in.domRecs = recs[:len(e.domains)]
+	in.addrRecs = recs[len(e.domains) : len(e.domains)+len(e.addresses)]
 	if e.network != "" {
-		netRec = recs[len(recs)-1]
+		in.netRec = recs[len(recs)-1]
 	}
+	return nil
+}
 
-	// Ages: cached, else RDAP, all domains at once.
-	ages := make([]time.Time, len(e.domains))
-	ageErrs := make([]string, len(e.domains))
-	for i, d := range e.domains {
-		rec := domRecs[i]
+// lookupAges takes each domain's age from its record, else starts an
+// RDAP lookup.
+func (r *Reputation) lookupAges(ctx context.Context, in *inputs, wg *sync.WaitGroup) {
+	now := in.now
+	in.ages = make([]time.Time, len(in.e.domains))
+	in.ageErrs = make([]string, len(in.e.domains))
+	for i, d := range in.e.domains {
+		rec := in.domRecs[i]
 		switch {
 		case rec.Reg != 0 && now.Unix()-rec.RegAt < int64(r.cfg.AgeTTL.Seconds()):
-			ages[i] = time.Unix(rec.Reg, 0)
+			in.ages[i] = time.Unix(rec.Reg, 0)
 		case rec.RegNext > now.Unix():
-			ageErrs[i] = rec.RegErr + " (cached)"
+			in.ageErrs[i] = rec.RegErr + " (cached)"
 			if rec.Reg != 0 {
-				ages[i] = time.Unix(rec.Reg, 0)
+				in.ages[i] = time.Unix(rec.Reg, 0)
 			}
 		case r.ages != nil:
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				t, err := r.lookupAge(ctx, d, rec, now)
-				ages[i] = t
+				in.ages[i] = t
 				if err != nil {
-					ageErrs[i] = strings.TrimPrefix(err.Error(), "rdap: ")
+					in.ageErrs[i] = strings.TrimPrefix(err.Error(), "rdap: ")
 				}
 			}()
 		}
 	}
-	wg.Wait()
+}
 
-	// Evidence.
-	ev := func(x Evidence) { a.Evidence = append(a.Evidence, x) }
-	for i, d := range e.domains {
-		if ageErrs[i] != "" {
-			msg := "rdap " + d + ": " + ageErrs[i]
-			a.Failures = append(a.Failures, msg)
-			ev(Evidence{Input: "rdap", Subject: d, Text: msg})
+// A source turns gathered inputs into evidence (a.add, a.fail). Sources
+// run in this order, which is the order of the evidence in log lines.
+type source func(in *inputs, a *Assessment)
+
+var sources = []source{ageEvidence, listEvidence, senderHistory, addressHistory, networkHistory, authEvidence}
+
+// add appends one piece of evidence.
+func (a *Assessment) add(x Evidence) { a.Evidence = append(a.Evidence, x) }
+
+// fail records an input that could not be had: a failure and 0-point
+// evidence.
+func (a *Assessment) fail(input, subject, msg string) {
+	a.Failures = append(a.Failures, msg)
+	a.add(Evidence{Input: input, Subject: subject, Text: msg})
+}
+
+// ageEvidence: RDAP failures, the youngest domain (very young and young
+// cost), and an old From domain (builds trust unless a domain is young).
+func ageEvidence(in *inputs, a *Assessment) {
+	now := in.now
+	for i, d := range in.e.domains {
+		if in.ageErrs[i] != "" {
+			a.fail("rdap", d, "rdap "+d+": "+in.ageErrs[i])
 		}
-		if t := ages[i]; !t.IsZero() {
+		if t := in.ages[i]; !t.IsZero() {
 			days := int(now.Sub(t).Hours() / 24)
 			if days < 0 {
 				days = 0
@@ -451,25 +536,28 @@ func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error)
 		text := fmt.Sprintf("%s registered %d days ago", a.Youngest, a.AgeDays)
 		switch {
 		case a.AgeDays <= 7:
-			ev(Evidence{Input: "age", Subject: a.Youngest, Points: ptsVeryYoung, Text: text, Threat: ThreatNew, domain: true})
+			a.add(Evidence{Input: "age", Subject: a.Youngest, Points: ptsVeryYoung, Text: text, Threat: ThreatNew, domain: true})
 		case a.AgeDays <= 30:
-			ev(Evidence{Input: "age", Subject: a.Youngest, Points: ptsYoung, Text: text, Threat: ThreatNew, domain: true})
+			a.add(Evidence{Input: "age", Subject: a.Youngest, Points: ptsYoung, Text: text, Threat: ThreatNew, domain: true})
 		}
 	}
-	for i, d := range e.domains {
-		if d == e.from && !ages[i].IsZero() && now.Sub(ages[i]) >= 365*24*time.Hour && !(a.AgeKnown && a.AgeDays <= 30) {
-			ev(Evidence{Input: "age", Subject: d, Points: ptsOld, Text: fmt.Sprintf("%s registered %d years ago", d, int(now.Sub(ages[i]).Hours()/24/365))})
+	for i, d := range in.e.domains {
+		if d == in.e.from && !in.ages[i].IsZero() && now.Sub(in.ages[i]) >= 365*24*time.Hour && !(a.AgeKnown && a.AgeDays <= 30) {
+			a.add(Evidence{Input: "age", Subject: d, Points: ptsOld, Text: fmt.Sprintf("%s registered %d years ago", d, int(now.Sub(in.ages[i]).Hours()/24/365))})
 		}
 	}
-	for i, d := range e.domains {
-		for j, l := range r.cfg.Lists {
-			if err := listErrs[i][j]; err != nil {
-				msg := "list " + l.Name + " " + d + ": " + err.Error()
-				a.Failures = append(a.Failures, msg)
-				ev(Evidence{Input: "dns", Subject: d, Text: msg})
+}
+
+// listEvidence: list failures, blocklist listings, and newly-registered
+// listings of domains whose age is unknown.
+func listEvidence(in *inputs, a *Assessment) {
+	for i, d := range in.e.domains {
+		for j, l := range in.lists {
+			if err := in.listErrs[i][j]; err != nil {
+				a.fail("dns", d, "list "+l.Name+" "+d+": "+err.Error())
 				continue
 			}
-			if !listings[i][j] {
+			if !in.listed[i][j] {
 				continue
 			}
 			if l.Kind == ListBlock {
@@ -477,57 +565,75 @@ func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error)
 				if threat == "" {
 					threat = ThreatMalicious
 				}
-				ev(Evidence{Input: "list", Subject: d, Points: ptsBlockList, Text: d + " listed on " + l.Name, Threat: threat, domain: true})
-			} else if ages[i].IsZero() {
-				ev(Evidence{Input: "list", Subject: d, Points: ptsNewList, Text: d + " newly registered per " + l.Name, Threat: ThreatNew, domain: true})
+				a.add(Evidence{Input: "list", Subject: d, Points: ptsBlockList, Text: d + " listed on " + l.Name, Threat: threat, domain: true})
+			} else if in.ages[i].IsZero() {
+				a.add(Evidence{Input: "list", Subject: d, Points: ptsNewList, Text: d + " newly registered per " + l.Name, Threat: ThreatNew, domain: true})
 			}
 		}
 	}
-	for i, d := range e.domains {
-		isSender := false
-		for _, s := range e.senders {
-			isSender = isSender || s == d
-		}
-		if !isSender {
+}
+
+// senderHistory: the sender domains' history (a From domain never seen
+// costs a point).
+func senderHistory(in *inputs, a *Assessment) {
+	for i, d := range in.e.domains {
+		if !contains(in.e.senders, d) {
 			continue
 		}
-		rec := domRecs[i]
-		if d == e.from && !rec.known() {
-			ev(Evidence{Input: "history", Subject: d, Points: ptsNoHistory, Text: d + " never seen before", domain: true})
+		rec := in.domRecs[i]
+		if d == in.e.from && !rec.known() {
+			a.add(Evidence{Input: "history", Subject: d, Points: ptsNoHistory, Text: d + " never seen before", domain: true})
 		}
-		for _, x := range historyEvidence(d, rec, now, 1) {
+		for _, x := range historyEvidence(d, rec, in.now, 1) {
 			x.domain = true
-			ev(x)
+			a.add(x)
 		}
 	}
-	for i, ad := range e.addresses {
-		for _, x := range historyEvidence(ad, addrRecs[i], now, 0.5) {
-			ev(x)
-		}
-	}
-	if e.network != "" {
-		for _, x := range historyEvidence(e.network, netRec, now, 0.5) {
-			if x.Points < 0 && x.Input == "history" {
-				ev(x)
-			}
-		}
-	}
-	from := e.from
-	switch strings.ToLower(s.Auth.DMARC) {
-	case "pass":
-		ev(Evidence{Input: "auth", Subject: from, Points: ptsDMARCPass, Text: "aligned DMARC pass"})
-	case "fail":
-		ev(Evidence{Input: "auth", Subject: from, Points: ptsDMARCFail, Text: "DMARC fail", Threat: ThreatSpoofing, domain: from != ""})
-	default:
-		if strings.EqualFold(s.Auth.SPF, "fail") {
-			ev(Evidence{Input: "auth", Subject: OrgDomain(a.Domains.EnvFrom), Points: ptsSPFFail, Text: "SPF fail", domain: true})
-		}
-		if strings.EqualFold(s.Auth.DKIM, "fail") {
-			ev(Evidence{Input: "auth", Points: ptsDKIMFail, Text: "DKIM fail"})
-		}
-	}
+}
 
-	// Consolidate.
+// addressHistory: the sender addresses' history, at half weight.
+func addressHistory(in *inputs, a *Assessment) {
+	for i, ad := range in.e.addresses {
+		for _, x := range historyEvidence(ad, in.addrRecs[i], in.now, 0.5) {
+			a.add(x)
+		}
+	}
+}
+
+// networkHistory: the client network's bad history only, at half weight.
+func networkHistory(in *inputs, a *Assessment) {
+	if in.e.network == "" {
+		return
+	}
+	for _, x := range historyEvidence(in.e.network, in.netRec, in.now, 0.5) {
+		if x.Points < 0 && x.Input == "history" {
+			a.add(x)
+		}
+	}
+}
+
+// authEvidence: aligned DMARC pass builds trust, a DMARC fail costs;
+// without a DMARC outcome SPF and DKIM failures cost a little.
+func authEvidence(in *inputs, a *Assessment) {
+	from := in.e.from
+	switch strings.ToLower(in.s.Auth.DMARC) {
+	case "pass":
+		a.add(Evidence{Input: "auth", Subject: from, Points: ptsDMARCPass, Text: "aligned DMARC pass"})
+	case "fail":
+		a.add(Evidence{Input: "auth", Subject: from, Points: ptsDMARCFail, Text: "DMARC fail", Threat: ThreatSpoofing, domain: from != ""})
+	default:
+		if strings.EqualFold(in.s.Auth.SPF, "fail") {
+			a.add(Evidence{Input: "auth", Subject: address.OrgDomain(a.Domains.EnvFrom), Points: ptsSPFFail, Text: "SPF fail", domain: true})
+		}
+		if strings.EqualFold(in.s.Auth.DKIM, "fail") {
+			a.add(Evidence{Input: "auth", Points: ptsDKIMFail, Text: "DKIM fail"})
+		}
+	}
+}
+
+// consolidate sums the evidence into the score, the verdict, the
+// weightiest threat and the suspected domains.
+func (a *Assessment) consolidate() {
 	informed := false
 	worst := 0.0
 	for _, x := range a.Evidence {
@@ -549,7 +655,6 @@ func (r *Reputation) Assess(ctx context.Context, s Subject) (*Assessment, error)
 	default:
 		a.Threat, a.Suspected = "", nil
 	}
-	return a, nil
 }
 
 // historyEvidence judges one entity's record; weight scales the points

@@ -2,20 +2,19 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
 
-// Batches are an addition to the Store interface, for the checks that
-// must keep to one store round trip per recipient or per message
-// (quotas and greylisting look at several keys per RCPT): Do runs a list
-// of operations in one Redis pipeline, or under one lock in the bbolt
-// backend, and falls back to one call per operation for a Store that is
-// not a Batcher. The Store interface itself is unchanged.
+// A Store is driven by batches of operations: Do runs a list of them in
+// one Redis pipeline, or under one lock in the bbolt backend, so the
+// checks that must keep to one store round trip per recipient or per
+// message (quotas and greylisting look at several keys per RCPT) can.
+// The single-operation helpers (Get, Set, IncrBy, …) in helpers.go are
+// each a batch of one.
 
-// Kind names the operation of an Op: each is the Store method of the same
-// name, except WindowAddCapped.
+// Kind names the operation of an Op: each is the helper function of the
+// same name (Get, Set, …), except WindowAddCapped.
 type Kind uint8
 
 // Operations.
@@ -48,7 +47,7 @@ func (k Kind) String() string {
 }
 
 // Op is one operation of a batch. The input fields are the arguments of
-// the Store method; the output fields its results.
+// the helper of the same name; the output fields its results.
 type Op struct {
 	Kind Kind
 	Key  string
@@ -77,84 +76,6 @@ type Op struct {
 	Err error
 }
 
-// Batcher is implemented by backends that run several operations in one
-// round trip. Operations of a batch are not a transaction: each is atomic
-// on its own, and they may run in any order relative to other clients.
-type Batcher interface {
-	Do(ctx context.Context, ops ...*Op) error
-}
-
-// Do runs ops on s, in one round trip when s is a Batcher and one call
-// per operation otherwise. It returns the first error: when the store is
-// unreachable that error wraps ErrUnavailable and every Op carries it;
-// otherwise each Op's own error is in its Err.
-//
-// Without a Batcher, WindowAddCapped is a WindowSum and a WindowAdd: two
-// clients can then both pass a cap that only one of them should.
-func Do(ctx context.Context, s Store, ops ...*Op) error {
-	if len(ops) == 0 {
-		return nil
-	}
-	if b, ok := s.(Batcher); ok {
-		return b.Do(ctx, ops...)
-	}
-	var first error
-	for _, op := range ops {
-		op.Err = doOne(ctx, s, op)
-		if op.Err != nil && first == nil {
-			first = op.Err
-		}
-		if errors.Is(op.Err, ErrUnavailable) {
-			for _, rest := range ops {
-				if rest.Err == nil {
-					rest.Err = op.Err
-				}
-			}
-			return op.Err
-		}
-	}
-	return first
-}
-
-func doOne(ctx context.Context, s Store, op *Op) (err error) {
-	switch op.Kind {
-	case OpGet:
-		op.Out, op.OK, err = s.Get(ctx, op.Key)
-	case OpSet:
-		err = s.Set(ctx, op.Key, op.Val, op.TTL)
-	case OpSetNX:
-		op.OK, err = s.SetNX(ctx, op.Key, op.Val, op.TTL)
-	case OpDelete:
-		err = s.Delete(ctx, op.Key)
-	case OpIncrBy:
-		op.Num, err = s.IncrBy(ctx, op.Key, op.N, op.TTL)
-	case OpWindowAdd:
-		op.Num, err = s.WindowAdd(ctx, op.Key, op.At, op.N, op.TTL)
-	case OpWindowAddCapped:
-		var sum float64
-		if sum, err = s.WindowSum(ctx, op.Key, op.At, op.TTL); err == nil {
-			op.Num = sum
-			if sum+op.N <= op.Max {
-				op.Num, err = s.WindowAdd(ctx, op.Key, op.At, op.N, op.TTL)
-				op.OK = err == nil
-			}
-		}
-	case OpWindowSum:
-		op.Num, err = s.WindowSum(ctx, op.Key, op.At, op.TTL)
-	case OpSetAdd:
-		op.OK, err = s.SetAdd(ctx, op.Key, op.Member, op.TTL)
-	case OpSetHas:
-		op.OK, err = s.SetHas(ctx, op.Key, op.Member)
-	case OpSetLen:
-		var n int
-		n, err = s.SetLen(ctx, op.Key)
-		op.Num = float64(n)
-	default:
-		err = fmt.Errorf("store: unknown operation %v", op.Kind)
-	}
-	return err
-}
-
 // Unavailable returns a Store whose every call fails with ErrUnavailable
 // wrapping why. It stands in for a store that must not be opened (`config
 // check` next to a running daemon that holds the bbolt lock) and lets
@@ -163,96 +84,11 @@ func Unavailable(why error) Store { return unavailable{fmt.Errorf("%w: %v", ErrU
 
 type unavailable struct{ err error }
 
-func (u unavailable) Get(context.Context, string) ([]byte, bool, error) { return nil, false, u.err }
-func (u unavailable) Set(context.Context, string, []byte, time.Duration) error {
+func (u unavailable) Do(_ context.Context, ops ...*Op) error {
+	for _, op := range ops {
+		op.Err = u.err
+	}
 	return u.err
 }
-func (u unavailable) SetNX(context.Context, string, []byte, time.Duration) (bool, error) {
-	return false, u.err
-}
-func (u unavailable) Delete(context.Context, string) error { return u.err }
-func (u unavailable) IncrBy(context.Context, string, float64, time.Duration) (float64, error) {
-	return 0, u.err
-}
-func (u unavailable) WindowAdd(context.Context, string, time.Time, float64, time.Duration) (float64, error) {
-	return 0, u.err
-}
-func (u unavailable) WindowSum(context.Context, string, time.Time, time.Duration) (float64, error) {
-	return 0, u.err
-}
-func (u unavailable) SetAdd(context.Context, string, string, time.Duration) (bool, error) {
-	return false, u.err
-}
-func (u unavailable) SetHas(context.Context, string, string) (bool, error) { return false, u.err }
-func (u unavailable) SetLen(context.Context, string) (int, error)          { return 0, u.err }
-func (u unavailable) Close() error                                         { return nil }
 
-// Ops implements the single-operation methods of Store on top of a
-// Batcher, for backends where every call is a batch of one: embed it and
-// set B to the backend.
-type Ops struct{ B Batcher }
-
-func (o Ops) one(ctx context.Context, op *Op) (*Op, error) {
-	err := o.B.Do(ctx, op)
-	return op, err
-}
-
-// Get implements Store.
-func (o Ops) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	op, err := o.one(ctx, &Op{Kind: OpGet, Key: key})
-	return op.Out, op.OK, err
-}
-
-// Set implements Store.
-func (o Ops) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	_, err := o.one(ctx, &Op{Kind: OpSet, Key: key, Val: val, TTL: ttl})
-	return err
-}
-
-// SetNX implements Store.
-func (o Ops) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
-	op, err := o.one(ctx, &Op{Kind: OpSetNX, Key: key, Val: val, TTL: ttl})
-	return op.OK, err
-}
-
-// Delete implements Store.
-func (o Ops) Delete(ctx context.Context, key string) error {
-	_, err := o.one(ctx, &Op{Kind: OpDelete, Key: key})
-	return err
-}
-
-// IncrBy implements Store.
-func (o Ops) IncrBy(ctx context.Context, key string, delta float64, ttl time.Duration) (float64, error) {
-	op, err := o.one(ctx, &Op{Kind: OpIncrBy, Key: key, N: delta, TTL: ttl})
-	return op.Num, err
-}
-
-// WindowAdd implements Store.
-func (o Ops) WindowAdd(ctx context.Context, key string, at time.Time, weight float64, window time.Duration) (float64, error) {
-	op, err := o.one(ctx, &Op{Kind: OpWindowAdd, Key: key, At: at, N: weight, TTL: window})
-	return op.Num, err
-}
-
-// WindowSum implements Store.
-func (o Ops) WindowSum(ctx context.Context, key string, at time.Time, window time.Duration) (float64, error) {
-	op, err := o.one(ctx, &Op{Kind: OpWindowSum, Key: key, At: at, TTL: window})
-	return op.Num, err
-}
-
-// SetAdd implements Store.
-func (o Ops) SetAdd(ctx context.Context, key, member string, ttl time.Duration) (bool, error) {
-	op, err := o.one(ctx, &Op{Kind: OpSetAdd, Key: key, Member: member, TTL: ttl})
-	return op.OK, err
-}
-
-// SetHas implements Store.
-func (o Ops) SetHas(ctx context.Context, key, member string) (bool, error) {
-	op, err := o.one(ctx, &Op{Kind: OpSetHas, Key: key, Member: member})
-	return op.OK, err
-}
-
-// SetLen implements Store.
-func (o Ops) SetLen(ctx context.Context, key string) (int, error) {
-	op, err := o.one(ctx, &Op{Kind: OpSetLen, Key: key})
-	return int(op.Num), err
-}
+func (u unavailable) Close() error { return nil }

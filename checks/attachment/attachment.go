@@ -84,9 +84,9 @@ func symbolOf(f attachments.Finding) (string, float64) {
 		return SymEmbedded, 2
 	case attachments.KindExternalTemplate:
 		return SymExternalTemplate, 4
-	case "name-type-mismatch", "zip-name-mismatch", "archive-size-lie", attachments.KindZipDirectoryMismatch:
+	case attachments.KindNameTypeMismatch, attachments.KindZipNameMismatch, attachments.KindArchiveSizeLie, attachments.KindZipDirectoryMismatch:
 		return SymMismatch, 3
-	case "name-bidi", "name-nul":
+	case attachments.KindNameBidi, attachments.KindNameNUL:
 		return SymDisguisedName, 5
 	}
 	switch f.Category {
@@ -406,7 +406,7 @@ func (c *Check) result(m *checks.Message, src interface {
 			file = "message"
 		}
 		line := "Attachment Checks: " + string(f.Category) + ": " + f.Detail + " (" + queueID(m.QueueID) + " " + file + ")"
-		addEvent("attachment", line, findingFacts{Category: string(f.Category), Kind: f.Kind, Path: f.Path, File: f.File, Detail: f.Detail})
+		addEvent("attachment", line, findingFacts{Category: string(f.Category), Kind: f.Kind.String(), Path: f.Path, File: f.File, Detail: f.Detail})
 	}
 	if blocked {
 		addSym(SymBlocked, 10, strings.Join(reasons, "; "))
@@ -433,7 +433,7 @@ func (c *Check) result(m *checks.Message, src interface {
 	r.Facts["renamed"] = len(renamed)
 	var kinds []string
 	for _, f := range rep.Findings {
-		kinds = append(kinds, f.Kind)
+		kinds = append(kinds, f.Kind.String())
 	}
 	r.Facts["findings"] = uniq(kinds)
 

@@ -167,9 +167,15 @@ func TestZipLocalHeaderNotInDirectory(t *testing.T) {
 	}
 }
 
-func hasFinding(r checks.Result, kind string) bool {
+// hasFinding takes a FindingKind or its name; a name that is no kind is
+// a mistake in the test.
+func hasFinding(r checks.Result, kind any) bool {
+	name := fmt.Sprint(kind)
+	if _, ok := attachments.ParseFindingKind(name); !ok {
+		panic("no finding kind " + name)
+	}
 	for _, k := range r.Facts["findings"].([]string) {
-		if k == kind {
+		if k == name {
 			return true
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"chainmail/checks/dns"
 	"chainmail/checks/dns/dnstest"
 	"chainmail/checks/dns/zoneserver"
+	"chainmail/store/storetest"
 
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,19 +34,6 @@ func fixture(t *testing.T, cfg dns.Config) (*zoneserver.Server, *dns.Client) {
 		t.Fatal(err)
 	}
 	return s, c
-}
-
-// clock is a settable time source for cache expiry.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 var ctx = context.Background()
@@ -188,8 +176,8 @@ func TestFailover(t *testing.T) {
 
 func TestCache(t *testing.T) {
 	s, c := fixture(t, dns.Config{})
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	dns.SetClock(c, clk.now)
+	clk := storetest.NewClockAt(time.Unix(1_700_000_000, 0))
+	dns.SetClock(c, clk.Now)
 
 	lookup := func() {
 		t.Helper()
@@ -202,12 +190,12 @@ func TestCache(t *testing.T) {
 	if n := s.QueriesFor("short.example.com", mdns.TypeA); n != 1 {
 		t.Errorf("%d A queries within the TTL, want 1", n)
 	}
-	clk.add(4 * time.Second)
+	clk.Add(4 * time.Second)
 	lookup()
 	if n := s.QueriesFor("short.example.com", mdns.TypeA); n != 1 {
 		t.Errorf("%d A queries at 4s of a 5s TTL, want 1", n)
 	}
-	clk.add(2 * time.Second)
+	clk.Add(2 * time.Second)
 	lookup()
 	if n := s.QueriesFor("short.example.com", mdns.TypeA); n != 2 {
 		t.Errorf("%d A queries after the TTL, want 2", n)
@@ -223,8 +211,8 @@ func TestCache(t *testing.T) {
 
 func TestNegativeCache(t *testing.T) {
 	s, c := fixture(t, dns.Config{})
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	dns.SetClock(c, clk.now)
+	clk := storetest.NewClockAt(time.Unix(1_700_000_000, 0))
+	dns.SetClock(c, clk.Now)
 
 	// NXDOMAIN and NODATA are kept for min(SOA TTL, MINIMUM) = 30s.
 	for _, q := range []struct {
@@ -240,7 +228,7 @@ func TestNegativeCache(t *testing.T) {
 			t.Errorf("%s: %d queries, want 1 (negative cache)", q.name, n)
 		}
 	}
-	clk.add(31 * time.Second)
+	clk.Add(31 * time.Second)
 	if _, err := c.LookupTXT(ctx, "nxdomain.example.com"); !dns.IsNotFound(err) {
 		t.Fatal(err)
 	}

@@ -90,16 +90,6 @@ func TestDomain(t *testing.T) {
 			t.Errorf("%q: %q %v, want %q", in, got, ok, want)
 		}
 	}
-	for in, want := range map[string]string{
-		"mail.example.co.uk": "example.co.uk",
-		"user.blogspot.com":  "user.blogspot.com",
-		"a.b.judo.za.org":    "judo.za.org",
-		"co.uk":              "co.uk",
-	} {
-		if got := Registrable(in); got != want {
-			t.Errorf("Registrable(%s) = %s, want %s", in, got, want)
-		}
-	}
 }
 
 func TestPublic(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 	"golang.org/x/net/idna"
-	"golang.org/x/net/publicsuffix"
 )
 
 // ReverseIP returns the query label of addr (RFC 5782 §2.1, §2.4): the
@@ -164,28 +163,6 @@ func Domain(s string) (string, bool) {
 // non-transitional), without rejecting what registries allow but the
 // strict profile refuses (underscores in labels seen in mail).
 var idnaLookup = idna.New(idna.MapForLookup(), idna.Transitional(false), idna.StrictDomainName(false))
-
-// Registrable returns the registrable domain of d (the public suffix plus
-// one label) by the public suffix list, ICANN and private sections alike
-// (so "user.blogspot.com" stays itself). A name that is itself a public
-// suffix, or that the list cannot place, is returned as it is.
-func Registrable(d string) string {
-	r, _ := RegistrableKnown(d)
-	return r
-}
-
-// RegistrableKnown is Registrable that also reports whether d ends in a
-// suffix the list names (not only its catch-all rule for unknown
-// top-level domains), with one search of the list.
-func RegistrableKnown(d string) (string, bool) {
-	ps, icann := publicsuffix.PublicSuffix(d)
-	known := icann || strings.IndexByte(ps, '.') >= 0
-	if len(ps) >= len(d) || d[len(d)-len(ps)-1] != '.' {
-		return d, known
-	}
-	i := strings.LastIndexByte(d[:len(d)-len(ps)-1], '.')
-	return d[i+1:], known
-}
 
 // Public reports whether a is worth asking a list about: a global unicast
 // address, not loopback, private (RFC 1918, RFC 4193), link-local, shared

@@ -284,7 +284,7 @@ func (c *Check) CheckRcpt(ctx context.Context, env *checks.Envelope, rcpt string
 		client = &store.Op{Kind: store.OpGet, Key: clientKey}
 		ops = append(ops, client)
 	}
-	if err := store.Do(ctx, c.st, ops...); err != nil {
+	if err := c.st.Do(ctx, ops...); err != nil {
 		c.metrics.storeError()
 		return checks.RcptResult{Err: fmt.Errorf("greylist: %w", err)}
 	}
@@ -303,7 +303,7 @@ func (c *Check) CheckRcpt(ctx context.Context, env *checks.Envelope, rcpt string
 	case 'p':
 		// Known triplet: renew it once a day, not at every message.
 		if now.Sub(at) > 24*time.Hour || at.After(now.Add(time.Hour)) {
-			c.st.Set(ctx, tripletKey, entry('p', now), c.cfg.MaxAge)
+			store.Set(ctx, c.st, tripletKey, entry('p', now), c.cfg.MaxAge)
 		}
 		c.metrics.decision(decKnown)
 		return checks.RcptResult{}
@@ -321,15 +321,15 @@ func (c *Check) CheckRcpt(ctx context.Context, env *checks.Envelope, rcpt string
 			if c.cfg.AutoAllow > 0 {
 				pass = append(pass, &store.Op{Kind: store.OpIncrBy, Key: clientKey, N: 1, TTL: c.cfg.MaxAge})
 			}
-			store.Do(ctx, c.st, pass...) // a failure here costs one more retry at worst
+			c.st.Do(ctx, pass...) // a failure here costs one more retry at worst
 			c.metrics.decision(decPassed)
 			return checks.RcptResult{Events: []checks.Event{line("pass", fmt.Sprintf("triplet found, delay=%d", int(waited.Seconds())))}}
 		}
-		if err := c.st.Set(ctx, tripletKey, entry('w', now), c.cfg.RetryWindow); err != nil {
+		if err := store.Set(ctx, c.st, tripletKey, entry('w', now), c.cfg.RetryWindow); err != nil {
 			return checks.RcptResult{Err: fmt.Errorf("greylist: %w", err)}
 		}
 	default:
-		if _, err := c.st.SetNX(ctx, tripletKey, entry('w', now), c.cfg.RetryWindow); err != nil {
+		if _, err := store.SetNX(ctx, c.st, tripletKey, entry('w', now), c.cfg.RetryWindow); err != nil {
 			c.metrics.storeError()
 			return checks.RcptResult{Err: fmt.Errorf("greylist: %w", err)}
 		}

@@ -234,7 +234,7 @@ func (c *Check) CheckRcpt(ctx context.Context, env *checks.Envelope, rcpt string
 	for i, l := range ls {
 		ops[i] = l.op
 	}
-	if err := store.Do(ctx, c.st, ops...); err != nil {
+	if err := c.st.Do(ctx, ops...); err != nil {
 		c.metrics.storeError()
 		return checks.RcptResult{Err: fmt.Errorf("quota: %w", err)}
 	}
@@ -274,7 +274,7 @@ func (c *Check) CheckRcpt(ctx context.Context, env *checks.Envelope, rcpt string
 		}
 	}
 	if len(undo) > 0 {
-		store.Do(ctx, c.st, undo...)
+		c.st.Do(ctx, undo...)
 	}
 	out.Action = checks.Tempfail
 	if worst.q.Action == ActionReject {
@@ -343,7 +343,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 	for i, l := range ls {
 		ops[i] = l.op
 	}
-	if err := store.Do(ctx, c.st, ops...); err != nil {
+	if err := c.st.Do(ctx, ops...); err != nil {
 		c.metrics.storeError()
 		res.Status, res.Err, res.Reason = checks.StatusTemperror, err, "state store: "+err.Error()
 		return res

@@ -156,7 +156,7 @@ func (n *notifier) work() {
 func (n *notifier) deliver(j job) {
 	if n.cfg.Interval > 0 && n.st != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		first, err := n.st.SetNX(ctx, "quota:alerted:"+j.key, []byte("1"), n.cfg.Interval)
+		first, err := store.SetNX(ctx, n.st, "quota:alerted:"+j.key, []byte("1"), n.cfg.Interval)
 		cancel()
 		if err == nil && !first {
 			n.metrics.webhook("suppressed")

@@ -335,7 +335,7 @@ func (c *Check) queries(s subjects) []dnsbl.Query {
 			return
 		}
 		if !c.lists[i].FullDomain {
-			d = dnsbl.Registrable(d)
+			d = dns.OrganizationalDomain(d)
 		}
 		qs = append(qs, dnsbl.Query{List: i, Key: d, Value: d, Source: source})
 	}
@@ -395,29 +395,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 	for _, s := range sum.Symbols {
 		res.Score += s.Score
 	}
-	answered := 0
-	for _, o := range outs {
-		if o.State == dnsbl.Listed || o.State == dnsbl.NotListed {
-			answered++
-		}
-	}
-	switch {
-	case len(sum.Listed) > 0:
-		res.Status = checks.StatusListed
-		res.Reason = "listed on " + strings.Join(sum.Listed, ", ") + " (" + listedKeys(outs, c.set) + ")"
-	case answered == 0:
-		res.Status = checks.StatusTemperror
-		res.Reason = "no list answered (" + strings.Join(sum.Failed, ", ") + ")"
-	default:
-		res.Status = checks.StatusClean
-		res.Reason = fmt.Sprintf("not listed (%d queries)", len(qs))
-		if len(sum.Allowed) > 0 {
-			res.Reason += "; allowed by " + strings.Join(sum.Allowed, ", ")
-		}
-	}
-	if len(sum.Failed) > 0 && res.Status != checks.StatusTemperror {
-		res.Reason += "; failed: " + strings.Join(sum.Failed, ", ")
-	}
+	res.Status, res.Reason = dnsbl.Status(outs, sum, listedKeys(outs, c.set), fmt.Sprintf("%d queries", len(qs)))
 	return res
 }
 

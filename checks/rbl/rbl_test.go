@@ -18,6 +18,7 @@ import (
 	"chainmail/checks/dns/dnstest"
 	"chainmail/checks/dns/zoneserver"
 	"chainmail/checks/dnsbl"
+	"chainmail/store/storetest"
 )
 
 // world is a DNS server with testdata/lists.zone and a resolver for it.
@@ -482,30 +483,12 @@ func TestHealthProbe(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeClock) Add(d time.Duration) {
-	f.mu.Lock()
-	f.t = f.t.Add(d)
-	f.mu.Unlock()
-}
-
 // A list failing 7 of its last 10 queries is suspended; after Retry it is
 // probed again and used again once the probe passes. Probes are due every
 // ProbeInterval.
 func TestSuspendAndReprobe(t *testing.T) {
 	w := newWorld(t)
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := storetest.NewClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	var mu sync.Mutex
 	probes := 0
 	healthy := true
@@ -602,7 +585,7 @@ func waitHealth(t *testing.T, c *Check, ok func(dnsbl.Health) bool) {
 // Without probes a suspended list comes back by itself after Retry.
 func TestSuspendWithoutProbes(t *testing.T) {
 	w := newWorld(t)
-	clock := &fakeClock{t: time.Unix(0, 0)}
+	clock := storetest.NewClockAt(time.Unix(0, 0))
 	cfg := config(zen())
 	cfg.Health.ProbeInterval = 0
 	c := w.check(t, cfg, Options{Now: clock.Now})
@@ -628,7 +611,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	w := newWorld(t)
 	w.srv.Fault("2.0.0.127.slow.test", 0, zoneserver.Delay(300*time.Millisecond))
 	before := runtime.NumGoroutine()
-	clock := &fakeClock{t: time.Unix(0, 0)}
+	clock := storetest.NewClockAt(time.Unix(0, 0))
 	cfg := config(zen(), ListConfig{ListConfig: dnsbl.ListConfig{Name: "SLOW", Zone: "slow.test"}})
 	c, err := NewWithOptions(cfg, w.r, Options{Now: clock.Now})
 	if err != nil {

@@ -12,9 +12,9 @@ import (
 	"chainmail/checks/reputation"
 	"chainmail/store"
 	"chainmail/store/bolt"
-	"chainmail/store/memstore"
 	"chainmail/store/redis"
 	"chainmail/store/storetest"
+	"chainmail/store/storetest/memstore"
 )
 
 // BenchmarkCheck is the reputation check's per-message cost on each

@@ -45,6 +45,7 @@ import (
 	"strings"
 	"time"
 
+	"chainmail/address"
 	"chainmail/checks"
 	"chainmail/checks/verdictlog"
 	rep "chainmail/reputation"
@@ -183,8 +184,8 @@ func Subject(m *checks.Message, results checks.Results) rep.Subject {
 		ReverseDNS: m.ClientName,
 		HELO:       m.HELO,
 		EnvFrom:    m.MailFrom,
-		HeaderFrom: rep.FirstMailbox(checks.Unfold(m.Get("From"))).Address,
-		ReplyTo:    rep.FirstMailbox(checks.Unfold(m.Get("Reply-To"))).Address,
+		HeaderFrom: address.FirstMailbox(checks.Unfold(m.Get("From"))).Address,
+		ReplyTo:    address.FirstMailbox(checks.Unfold(m.Get("Reply-To"))).Address,
 	}
 	status := func(name string) string {
 		if r, ok := results.Get(name); ok && r.Status != checks.StatusSkipped {

@@ -15,7 +15,7 @@ import (
 	"chainmail/checks/verdictlog"
 	"chainmail/reputation/rdaptest"
 	"chainmail/store"
-	"chainmail/store/memstore"
+	"chainmail/store/storetest/memstore"
 )
 
 func message(qid, from, replyTo string, ip string) *checks.Message {

@@ -13,6 +13,7 @@ import (
 
 	"chainmail/attachments"
 	"chainmail/checks"
+	"chainmail/checks/dns"
 	"chainmail/checks/dnsbl"
 )
 
@@ -145,7 +146,7 @@ func (c *collector) info(raw []byte, authority bool) hostInfo {
 		if hi.h.ip.IsValid() {
 			hi.value, hi.known = hi.h.ip.String(), true
 		} else {
-			hi.value, hi.known = dnsbl.RegistrableKnown(hi.h.name)
+			hi.value, _, hi.known = dns.OrganizationalDomainOK(hi.h.name)
 		}
 	}
 	if len(c.cache) < maxCache {

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"chainmail/checks"
+	"chainmail/checks/dns"
 	"chainmail/checks/dnsbl"
 )
 
@@ -48,7 +49,7 @@ func FuzzExtract(f *testing.F) {
 			if d, ok := dnsbl.Domain(k.Value); !ok || d != k.Value || !utf8.ValidString(k.Value) || strings.ContainsAny(k.Value, " @/") {
 				t.Fatalf("domain key %q", k.Value)
 			}
-			if r := dnsbl.Registrable(k.Value); r != k.Value {
+			if r := dns.OrganizationalDomain(k.Value); r != k.Value {
 				t.Fatalf("key %q is not registrable (%q)", k.Value, r)
 			}
 		}

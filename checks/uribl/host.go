@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/net/publicsuffix"
 
+	"chainmail/checks/dns"
 	"chainmail/checks/dnsbl"
 )
 
@@ -293,7 +294,7 @@ func (h host) registrable() string {
 	if h.ip.IsValid() {
 		return h.ip.String()
 	}
-	return dnsbl.Registrable(h.name)
+	return dns.OrganizationalDomain(h.name)
 }
 
 // knownSuffix reports whether d ends in a suffix of the public suffix

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"chainmail/checks"
+	"chainmail/checks/dns"
 	"chainmail/checks/dnsbl"
 )
 
@@ -65,7 +66,7 @@ func newPhishing(cfg PhishingConfig) (*phishing, error) {
 		if !ok {
 			return nil, errorf("phishing: redirector %q is not a domain", d)
 		}
-		p.redirectors[dnsbl.Registrable(n)] = true
+		p.redirectors[dns.OrganizationalDomain(n)] = true
 	}
 	for i, s := range cfg.Strict {
 		if s.Symbol == "" {
@@ -76,7 +77,7 @@ func newPhishing(cfg PhishingConfig) (*phishing, error) {
 			if !ok {
 				return nil, errorf("phishing: strict domain %q is not a domain", d)
 			}
-			p.strict[dnsbl.Registrable(n)] = i
+			p.strict[dns.OrganizationalDomain(n)] = i
 		}
 	}
 	return p, nil

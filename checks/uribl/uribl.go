@@ -157,7 +157,7 @@ func NewWithOptions(cfg Config, r dns.Resolver, o Options) (*Check, error) {
 		if !ok {
 			return nil, errorf("exclude: %q is not a domain", d)
 		}
-		c.exclude[dnsbl.Registrable(n)] = true
+		c.exclude[dns.OrganizationalDomain(n)] = true
 	}
 	confs := make([]dnsbl.ListConfig, len(cfg.Lists))
 	ipList := make([]bool, len(cfg.Lists))
@@ -292,23 +292,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 	res.Events = sum.Events
 	res.Facts["allowed"] = nonNil(sum.Allowed)
 	res.Facts["failed"] = nonNil(sum.Failed)
-	answered := 0
-	for _, o := range outs {
-		if o.State == dnsbl.Listed || o.State == dnsbl.NotListed {
-			answered++
-		}
-	}
-	switch {
-	case len(sum.Listed) > 0:
-		res.Status = checks.StatusListed
-		res.Reason = "listed on " + strings.Join(sum.Listed, ", ")
-	case answered == 0 && len(sum.Failed) > 0:
-		res.Status = checks.StatusTemperror
-		res.Reason = "no list answered (" + strings.Join(sum.Failed, ", ") + ")"
-	default:
-		res.Status = checks.StatusClean
-		res.Reason = fmt.Sprintf("not listed (%d domains, %d queries)", len(found.Keys), len(qs))
-	}
+	res.Status, res.Reason = dnsbl.Status(outs, sum, "", fmt.Sprintf("%d domains, %d queries", len(found.Keys), len(qs)))
 	if found.Dropped > 0 {
 		res.Reason += fmt.Sprintf("; %d more domains not looked up (max_lookups %d)", found.Dropped, c.cfg.MaxLookups)
 	}

@@ -34,9 +34,9 @@ import (
 	"fmt"
 	"strings"
 
+	"chainmail/address"
 	"chainmail/checks"
 	"chainmail/checks/verdictlog"
-	rep "chainmail/reputation"
 	"chainmail/reputation/lookalike"
 )
 
@@ -115,7 +115,7 @@ func New(cfg Config) (*Check, error) {
 		c.people = append(c.people, pp)
 	}
 	for _, d := range cfg.Domains {
-		org := rep.OrgDomain(d)
+		org := address.OrgDomain(d)
 		if org == "" {
 			return nil, fmt.Errorf("domain %q is not a registrable domain", d)
 		}
@@ -141,8 +141,8 @@ func (*Check) Facts() map[string]any {
 func (c *Check) Check(_ context.Context, m *checks.Message, _ checks.Results) checks.Result {
 	facts := c.Facts()
 	r := checks.Result{Status: checks.StatusPass, Facts: facts}
-	froms := rep.ParseMailboxes(checks.Unfold(m.Get("From")))
-	replyTo := rep.FirstMailbox(checks.Unfold(m.Get("Reply-To")))
+	froms := address.ParseMailboxes(checks.Unfold(m.Get("From")))
+	replyTo := address.FirstMailbox(checks.Unfold(m.Get("Reply-To")))
 	var reasons []string
 
 	// Display names.
@@ -171,8 +171,8 @@ func (c *Check) Check(_ context.Context, m *checks.Message, _ checks.Results) ch
 	if len(froms) > 0 {
 		fromDomain = froms[0].Domain()
 	}
-	for _, d := range []string{fromDomain, rep.AddressDomain(m.MailFrom), replyTo.Domain()} {
-		org := rep.OrgDomain(d)
+	for _, d := range []string{fromDomain, address.Domain(m.MailFrom), replyTo.Domain()} {
+		org := address.OrgDomain(d)
 		if org == "" {
 			continue
 		}
@@ -185,7 +185,7 @@ func (c *Check) Check(_ context.Context, m *checks.Message, _ checks.Results) ch
 	}
 
 	// Reply-To diversion.
-	if rt := rep.OrgDomain(replyTo.Domain()); rt != "" && fromDomain != "" && rt != rep.OrgDomain(fromDomain) && !c.own(rt) {
+	if rt := address.OrgDomain(replyTo.Domain()); rt != "" && fromDomain != "" && rt != address.OrgDomain(fromDomain) && !c.own(rt) {
 		facts["reply_to_diverted"], facts["reply_to_domain"] = true, rt
 		r.Symbols = append(r.Symbols, checks.Symbol{Name: "WHALING_REPLYTO", Score: scoreReplyTo, Detail: rt})
 		reasons = append(reasons, "Reply-To diverts to "+rt)
@@ -203,7 +203,7 @@ func (c *Check) Check(_ context.Context, m *checks.Message, _ checks.Results) ch
 
 // impersonates reports the protected person f's display name stands for
 // when f's address is not theirs.
-func (c *Check) impersonates(f rep.Mailbox) (person, string, bool) {
+func (c *Check) impersonates(f address.Mailbox) (person, string, bool) {
 	addr := strings.ToLower(f.Address)
 	var dn lookalike.Name
 	normalised := false

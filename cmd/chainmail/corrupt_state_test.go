@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"chainmail/store"
 	"chainmail/store/bolt"
 )
 
@@ -24,7 +25,7 @@ func corruptStateFile(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2000; i++ {
-		s.Set(context.Background(), fmt.Sprintf("key-%05d", i), []byte(strings.Repeat("v", 40)), time.Hour)
+		store.Set(context.Background(), s, fmt.Sprintf("key-%05d", i), []byte(strings.Repeat("v", 40)), time.Hour)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"chainmail/milter/mtatest"
+	"chainmail/store"
 	"chainmail/store/bolt"
 	"chainmail/store/storetest"
 )
@@ -251,7 +252,7 @@ checks:
 		t.Fatal(err)
 	}
 	defer s.Close()
-	sum, err := s.WindowSum(context.Background(), "quota:per-sender:messages:alice@example.com", time.Now(), time.Hour)
+	sum, err := store.WindowSum(context.Background(), s, "quota:per-sender:messages:alice@example.com", time.Now(), time.Hour)
 	if err != nil || sum != 3 {
 		t.Errorf("after shutdown the file holds %v messages (%v), want 3", sum, err)
 	}

@@ -93,8 +93,6 @@ var (
 
 // Store is the bbolt state store.
 type Store struct {
-	// Ops gives the single-operation Store methods, each a batch of one.
-	store.Ops
 	db  *bbolt.DB
 	opt Options
 
@@ -112,7 +110,6 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
-var _ store.Batcher = (*Store)(nil)
 
 // Open opens (creating it when absent) the state file at path.
 func Open(path string, opt Options) (*Store, error) {
@@ -155,7 +152,6 @@ func Open(path string, opt Options) (*Store, error) {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	s.Ops = store.Ops{B: s}
 	s.flushed = sync.NewCond(&s.mu)
 	if m := opt.Metrics; m != nil {
 		m.Up.WithLabelValues("bolt").Set(1)
@@ -479,6 +475,9 @@ var errClosed = fmt.Errorf("%w: bolt: closed", store.ErrUnavailable)
 
 // Do runs ops under one lock.
 func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: bolt: %v", store.ErrUnavailable, err)
 	}

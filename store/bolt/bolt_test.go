@@ -61,80 +61,36 @@ func (f *flushing) Do(ctx context.Context, ops ...*store.Op) error {
 	return err
 }
 
-func (f *flushing) one(ctx context.Context, op *store.Op) (*store.Op, error) {
-	return op, f.Do(ctx, op)
-}
-func (f *flushing) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	op, err := f.one(ctx, &store.Op{Kind: store.OpGet, Key: key})
-	return op.Out, op.OK, err
-}
-func (f *flushing) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	_, err := f.one(ctx, &store.Op{Kind: store.OpSet, Key: key, Val: val, TTL: ttl})
-	return err
-}
-func (f *flushing) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
-	op, err := f.one(ctx, &store.Op{Kind: store.OpSetNX, Key: key, Val: val, TTL: ttl})
-	return op.OK, err
-}
-func (f *flushing) Delete(ctx context.Context, key string) error {
-	_, err := f.one(ctx, &store.Op{Kind: store.OpDelete, Key: key})
-	return err
-}
-func (f *flushing) IncrBy(ctx context.Context, key string, d float64, ttl time.Duration) (float64, error) {
-	op, err := f.one(ctx, &store.Op{Kind: store.OpIncrBy, Key: key, N: d, TTL: ttl})
-	return op.Num, err
-}
-func (f *flushing) WindowAdd(ctx context.Context, key string, at time.Time, w float64, win time.Duration) (float64, error) {
-	op, err := f.one(ctx, &store.Op{Kind: store.OpWindowAdd, Key: key, At: at, N: w, TTL: win})
-	return op.Num, err
-}
-func (f *flushing) WindowSum(ctx context.Context, key string, at time.Time, win time.Duration) (float64, error) {
-	op, err := f.one(ctx, &store.Op{Kind: store.OpWindowSum, Key: key, At: at, TTL: win})
-	return op.Num, err
-}
-func (f *flushing) SetAdd(ctx context.Context, key, m string, ttl time.Duration) (bool, error) {
-	op, err := f.one(ctx, &store.Op{Kind: store.OpSetAdd, Key: key, Member: m, TTL: ttl})
-	return op.OK, err
-}
-func (f *flushing) SetHas(ctx context.Context, key, m string) (bool, error) {
-	op, err := f.one(ctx, &store.Op{Kind: store.OpSetHas, Key: key, Member: m})
-	return op.OK, err
-}
-func (f *flushing) SetLen(ctx context.Context, key string) (int, error) {
-	op, err := f.one(ctx, &store.Op{Kind: store.OpSetLen, Key: key})
-	return int(op.Num), err
-}
-
 // Everything written before Close is there after Open.
 func TestPersistence(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := open(t, path, Options{FlushInterval: time.Hour})
 	at := time.Now()
-	s.Set(ctx, "v", []byte("value"), time.Hour)
-	s.IncrBy(ctx, "n", 41, 0)
-	s.WindowAdd(ctx, "w", at, 3, time.Hour)
-	s.SetAdd(ctx, "s", "member", 0)
-	s.Set(ctx, "gone", []byte("x"), 0)
-	s.Delete(ctx, "gone")
+	store.Set(ctx, s, "v", []byte("value"), time.Hour)
+	store.IncrBy(ctx, s, "n", 41, 0)
+	store.WindowAdd(ctx, s, "w", at, 3, time.Hour)
+	store.SetAdd(ctx, s, "s", "member", 0)
+	store.Set(ctx, s, "gone", []byte("x"), 0)
+	store.Delete(ctx, s, "gone")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = open(t, path, Options{})
 	defer s.Close()
-	if v, ok, _ := s.Get(ctx, "v"); string(v) != "value" || !ok {
+	if v, ok, _ := store.Get(ctx, s, "v"); string(v) != "value" || !ok {
 		t.Errorf("v = %q", v)
 	}
-	if n, _ := s.IncrBy(ctx, "n", 1, 0); n != 42 {
+	if n, _ := store.IncrBy(ctx, s, "n", 1, 0); n != 42 {
 		t.Errorf("n = %v", n)
 	}
-	if sum, _ := s.WindowSum(ctx, "w", at, time.Hour); sum != 3 {
+	if sum, _ := store.WindowSum(ctx, s, "w", at, time.Hour); sum != 3 {
 		t.Errorf("w = %v", sum)
 	}
-	if ok, _ := s.SetHas(ctx, "s", "member"); !ok {
+	if ok, _ := store.SetHas(ctx, s, "s", "member"); !ok {
 		t.Error("set member lost")
 	}
-	if _, ok, _ := s.Get(ctx, "gone"); ok {
+	if _, ok, _ := store.Get(ctx, s, "gone"); ok {
 		t.Error("deleted key came back")
 	}
 }
@@ -165,16 +121,16 @@ func TestJanitor(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "state.db"), Options{FlushInterval: time.Hour, Now: clock})
 	defer s.Close()
 	for i := 0; i < 100; i++ {
-		s.Set(ctx, fmt.Sprintf("short:%d", i), []byte("x"), time.Minute)
-		s.Set(ctx, fmt.Sprintf("long:%d", i), []byte("x"), time.Hour)
+		store.Set(ctx, s, fmt.Sprintf("short:%d", i), []byte("x"), time.Minute)
+		store.Set(ctx, s, fmt.Sprintf("long:%d", i), []byte("x"), time.Hour)
 	}
-	s.Set(ctx, "forever", []byte("x"), 0)
+	store.Set(ctx, s, "forever", []byte("x"), 0)
 	// Re-set with a longer ttl: the old index entry must not delete it.
 	s.Flush()
-	s.Set(ctx, "short:0", []byte("y"), 2*time.Hour)
+	store.Set(ctx, s, "short:0", []byte("y"), 2*time.Hour)
 	s.Flush()
 	advance(2 * time.Minute)
-	if _, ok, _ := s.Get(ctx, "short:5"); ok {
+	if _, ok, _ := store.Get(ctx, s, "short:5"); ok {
 		t.Error("expired key still readable")
 	}
 	n, err := s.Expire()
@@ -184,7 +140,7 @@ func TestJanitor(t *testing.T) {
 	if got := countKeys(t, s); got != 102 {
 		t.Errorf("%d keys left in the file, want 102 (long:*, short:0, forever)", got)
 	}
-	if v, ok, _ := s.Get(ctx, "short:0"); !ok || string(v) != "y" {
+	if v, ok, _ := store.Get(ctx, s, "short:0"); !ok || string(v) != "y" {
 		t.Errorf("re-set key: %q %v", v, ok)
 	}
 	advance(3 * time.Hour)
@@ -220,7 +176,7 @@ func TestBackPressure(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
-				s.Set(ctx, fmt.Sprintf("k:%d:%d", w, i), []byte("v"), 0)
+				store.Set(ctx, s, fmt.Sprintf("k:%d:%d", w, i), []byte("v"), 0)
 			}
 		}(w)
 	}
@@ -233,7 +189,7 @@ func TestBackPressure(t *testing.T) {
 	}
 	for w := 0; w < 4; w++ {
 		for i := 0; i < 500; i += 50 {
-			if _, ok, _ := s.Get(ctx, fmt.Sprintf("k:%d:%d", w, i)); !ok {
+			if _, ok, _ := store.Get(ctx, s, fmt.Sprintf("k:%d:%d", w, i)); !ok {
 				t.Fatalf("k:%d:%d lost", w, i)
 			}
 		}
@@ -258,10 +214,10 @@ func TestCrashLosesOnlyUncommitted(t *testing.T) {
 	s := open(t, path, Options{})
 	defer s.Close()
 	ctx := context.Background()
-	if v, ok, err := s.Get(ctx, "committed"); !ok || string(v) != "yes" {
+	if v, ok, err := store.Get(ctx, s, "committed"); !ok || string(v) != "yes" {
 		t.Errorf("committed key after the crash: %q %v %v", v, ok, err)
 	}
-	if _, ok, _ := s.Get(ctx, "pending"); ok {
+	if _, ok, _ := store.Get(ctx, s, "pending"); ok {
 		t.Error("a change that was never committed survived (the test assumes it does not)")
 	}
 }
@@ -273,12 +229,12 @@ func crashChild(path string) {
 		os.Exit(1)
 	}
 	ctx := context.Background()
-	s.Set(ctx, "committed", []byte("yes"), 0)
+	store.Set(ctx, s, "committed", []byte("yes"), 0)
 	if err := s.Flush(); err != nil {
 		fmt.Println(err)
 		os.Exit(1)
 	}
-	s.Set(ctx, "pending", []byte("lost"), 0)
+	store.Set(ctx, s, "pending", []byte("lost"), 0)
 	os.Exit(7) // no Close: the process dies with the change in memory
 }
 
@@ -290,10 +246,10 @@ func TestCorruptRecord(t *testing.T) {
 	s.db.Update(func(tx *bboltTx) error {
 		return tx.Bucket(bucketKV).Put(dbKey("bad"), []byte{byte(kindWindow), 0, 0, 0, 0, 0, 0, 0, 0, 5, 1})
 	})
-	if _, err := s.WindowSum(ctx, "bad", time.Now(), time.Minute); err == nil || errors.Is(err, store.ErrUnavailable) {
+	if _, err := store.WindowSum(ctx, s, "bad", time.Now(), time.Minute); err == nil || errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("corrupt record: %v", err)
 	}
-	if err := s.Set(ctx, "bad", []byte("fixed"), 0); err != nil {
+	if err := store.Set(ctx, s, "bad", []byte("fixed"), 0); err != nil {
 		t.Errorf("overwriting a corrupt record: %v", err)
 	}
 }
@@ -309,10 +265,10 @@ func TestCorruptWindowCount(t *testing.T) {
 	s.db.Update(func(tx *bboltTx) error {
 		return tx.Bucket(bucketKV).Put(dbKey("bad"), bad)
 	})
-	if _, err := s.WindowSum(ctx, "bad", time.Now(), time.Minute); err == nil || errors.Is(err, store.ErrUnavailable) {
+	if _, err := store.WindowSum(ctx, s, "bad", time.Now(), time.Minute); err == nil || errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("corrupt record: %v", err)
 	}
-	if err := s.Set(ctx, "bad", []byte("fixed"), 0); err != nil {
+	if err := store.Set(ctx, s, "bad", []byte("fixed"), 0); err != nil {
 		t.Errorf("overwriting a corrupt record: %v", err)
 	}
 }
@@ -353,7 +309,7 @@ func TestWindowBounded(t *testing.T) {
 	defer s.Close()
 	at := time.Now()
 	for i := 0; i < 20000; i++ {
-		s.WindowAdd(ctx, "w", at.Add(time.Duration(i)*time.Millisecond), 1, time.Minute)
+		store.WindowAdd(ctx, s, "w", at.Add(time.Duration(i)*time.Millisecond), 1, time.Minute)
 	}
 	s.mu.Lock()
 	n := len(s.dirty["w"].win)
@@ -361,7 +317,7 @@ func TestWindowBounded(t *testing.T) {
 	if n > Granules+1 {
 		t.Errorf("%d events kept for a window of 20000", n)
 	}
-	if sum, _ := s.WindowSum(ctx, "w", at.Add(20*time.Second), time.Minute); sum != 20000 {
+	if sum, _ := store.WindowSum(ctx, s, "w", at.Add(20*time.Second), time.Minute); sum != 20000 {
 		t.Errorf("sum %v", sum)
 	}
 }
@@ -374,15 +330,15 @@ func TestOversizedKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := open(t, path, Options{FlushInterval: time.Hour})
 	for _, n := range []int{maxKeyLen + 1, bbolt.MaxKeySize + 1} {
-		if err := s.Set(ctx, strings.Repeat("a", n), []byte("x"), time.Hour); err == nil {
+		if err := store.Set(ctx, s, strings.Repeat("a", n), []byte("x"), time.Hour); err == nil {
 			t.Errorf("Set with a %d-byte key: no error", n)
 		}
 	}
 	long := strings.Repeat("b", maxKeyLen)
-	if err := s.Set(ctx, long, []byte("x"), time.Hour); err != nil {
+	if err := store.Set(ctx, s, long, []byte("x"), time.Hour); err != nil {
 		t.Fatalf("Set with a %d-byte key: %v", maxKeyLen, err)
 	}
-	if err := s.Set(ctx, "k", []byte("v"), 0); err != nil {
+	if err := store.Set(ctx, s, "k", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Flush(); err != nil {
@@ -394,7 +350,7 @@ func TestOversizedKey(t *testing.T) {
 	s = open(t, path, Options{})
 	defer s.Close()
 	for _, k := range []string{"k", long} {
-		if _, ok, err := s.Get(ctx, k); err != nil || !ok {
+		if _, ok, err := store.Get(ctx, s, k); err != nil || !ok {
 			t.Errorf("Get(%.10q…) after reopen: ok %v, err %v", k, ok, err)
 		}
 	}

@@ -22,7 +22,7 @@ func writeState(t *testing.T, path string) {
 	s := open(t, path, Options{})
 	ctx := context.Background()
 	for i := 0; i < 2000; i++ {
-		if err := s.Set(ctx, fmt.Sprintf("key-%05d", i), []byte(strings.Repeat("v", 40)), time.Hour); err != nil {
+		if err := store.Set(ctx, s, fmt.Sprintf("key-%05d", i), []byte(strings.Repeat("v", 40)), time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,7 +85,7 @@ func TestCorruptFile(t *testing.T) {
 			s, err := Open(path, Options{})
 			if err == nil {
 				// Whatever bbolt did not notice at open must not panic on use.
-				_, _, gerr := s.Get(context.Background(), "key-00001")
+				_, _, gerr := store.Get(context.Background(), s, "key-00001")
 				s.Close()
 				t.Fatalf("corrupt file opened (Get: %v)", gerr)
 			}
@@ -104,7 +104,7 @@ func TestCorruptFile(t *testing.T) {
 				t.Fatalf("reset: %v", err)
 			}
 			defer s.Close()
-			if _, ok, err := s.Get(context.Background(), "key-00001"); ok || err != nil {
+			if _, ok, err := store.Get(context.Background(), s, "key-00001"); ok || err != nil {
 				t.Errorf("reset store is not empty: %v %v", ok, err)
 			}
 			aside, _ := filepath.Glob(path + ".corrupt-*")
@@ -126,7 +126,7 @@ func TestFailedCommit(t *testing.T) {
 	var log storetest.Log
 	s := open(t, filepath.Join(t.TempDir(), "state.db"), Options{FlushInterval: 5 * time.Millisecond, Metrics: m, Logf: log.Logf})
 	ctx := context.Background()
-	if err := s.Set(ctx, "a", []byte("1"), 0); err != nil {
+	if err := store.Set(ctx, s, "a", []byte("1"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Flush(); err != nil {
@@ -142,7 +142,7 @@ func TestFailedCommit(t *testing.T) {
 	}
 	s.db.Close() // every commit fails from now on
 	for i := 0; i < 20; i++ {
-		if err := s.Set(ctx, fmt.Sprintf("k%d", i), []byte("1"), 0); err != nil {
+		if err := store.Set(ctx, s, fmt.Sprintf("k%d", i), []byte("1"), 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Flush(); err == nil {

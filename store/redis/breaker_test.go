@@ -52,13 +52,13 @@ func TestPausedServerBreaker(t *testing.T) {
 	var hook reached
 	s.Client().AddHook(&hook)
 	ctx := context.Background()
-	if _, err := s.IncrBy(ctx, "n", 1, 0); err != nil {
+	if _, err := store.IncrBy(ctx, s, "n", 1, 0); err != nil {
 		t.Fatal(err)
 	}
 
 	srv.Pause()
 	// The first call waits for the store's timeout and opens the breaker.
-	if _, err := s.IncrBy(ctx, "n", 1, 0); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := store.IncrBy(ctx, s, "n", 1, 0); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("first call to a paused Redis: %v, want ErrUnavailable", err)
 	}
 	before := hook.n.Load()
@@ -67,7 +67,7 @@ func TestPausedServerBreaker(t *testing.T) {
 	for i := 0; i < calls; i++ {
 		start := time.Now()
 		op := &store.Op{Kind: store.OpWindowAddCapped, Key: "w", At: time.Now(), N: 1, TTL: time.Minute, Max: 10}
-		err := store.Do(ctx, s, op)
+		err := s.Do(ctx, op)
 		if d := time.Since(start); d > slowest {
 			slowest = d
 		}
@@ -101,7 +101,7 @@ func TestPausedServerBreaker(t *testing.T) {
 
 	srv.Resume()
 	waitUp(t, s, 15*time.Second)
-	if n, err := s.IncrBy(ctx, "n", 1, 0); err != nil || n < 2 {
+	if n, err := store.IncrBy(ctx, s, "n", 1, 0); err != nil || n < 2 {
 		t.Errorf("after SIGCONT: %v %v", n, err)
 	}
 	if got := value(m.Up.WithLabelValues("redis")); got != 1 {
@@ -124,17 +124,17 @@ func TestMessageBudget(t *testing.T) {
 	var hook reached
 	s.Client().AddHook(&hook)
 	msg := store.WithBudget(context.Background(), store.NewBudget())
-	if _, err := s.IncrBy(msg, "n", 1, 0); err != nil {
+	if _, err := store.IncrBy(msg, s, "n", 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	srv.Pause()
-	if _, err := s.IncrBy(msg, "n", 1, 0); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := store.IncrBy(msg, s, "n", 1, 0); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("paused: %v", err)
 	}
 	srv.Resume()
 	waitUp(t, s, 15*time.Second)
 	before := hook.n.Load()
-	_, err := s.IncrBy(msg, "n", 1, 0)
+	_, err := store.IncrBy(msg, s, "n", 1, 0)
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "budget") {
 		t.Errorf("call of a message whose budget is spent: %v", err)
 	}
@@ -142,7 +142,7 @@ func TestMessageBudget(t *testing.T) {
 		t.Errorf("a call over the message's budget reached Redis")
 	}
 	fresh := store.WithBudget(context.Background(), store.NewBudget())
-	if _, err := s.IncrBy(fresh, "n", 1, 0); err != nil {
+	if _, err := store.IncrBy(fresh, s, "n", 1, 0); err != nil {
 		t.Errorf("a new message: %v", err)
 	}
 }
@@ -171,10 +171,10 @@ func BenchmarkPausedRedis(b *testing.B) {
 			for next.Add(1) <= int64(b.N) {
 				ctx := store.WithBudget(context.Background(), store.NewBudget())
 				for r := 0; r < 2; r++ {
-					store.Do(ctx, s, &store.Op{Kind: store.OpWindowAddCapped, Key: "q", At: time.Now(), N: 1, TTL: time.Hour, Max: 100})
-					store.Do(ctx, s, &store.Op{Kind: store.OpGet, Key: "g"})
+					s.Do(ctx, &store.Op{Kind: store.OpWindowAddCapped, Key: "q", At: time.Now(), N: 1, TTL: time.Hour, Max: 100})
+					s.Do(ctx, &store.Op{Kind: store.OpGet, Key: "g"})
 				}
-				store.Do(ctx, s, &store.Op{Kind: store.OpWindowAdd, Key: "q", At: time.Now(), N: 1, TTL: time.Hour})
+				s.Do(ctx, &store.Op{Kind: store.OpWindowAdd, Key: "q", At: time.Now(), N: 1, TTL: time.Hour})
 			}
 		}()
 	}

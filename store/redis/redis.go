@@ -85,8 +85,6 @@ type Options struct {
 
 // Store is the Redis state store.
 type Store struct {
-	// Ops gives the single-operation Store methods, each a batch of one.
-	store.Ops
 	c      goredis.UniversalClient
 	opt    Options
 	prefix string
@@ -99,7 +97,6 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
-var _ store.Batcher = (*Store)(nil)
 
 // Open makes the client and pings Redis once; an unreachable Redis is
 // logged, not an error (see the package comment).
@@ -168,7 +165,6 @@ func Open(opt Options) (*Store, error) {
 		where:  describe(opt),
 		closed: make(chan struct{}),
 	}
-	s.Ops = store.Ops{B: s}
 	s.br = &store.Breaker{
 		Backend: "redis " + s.where, Label: "redis",
 		Probe:        func(ctx context.Context) error { return c.Ping(ctx).Err() },
@@ -388,6 +384,9 @@ type scripted struct {
 
 // Do runs ops in one pipeline.
 func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
 	select {
 	case <-s.closed:
 		err := fmt.Errorf("%w: redis: closed", store.ErrUnavailable)

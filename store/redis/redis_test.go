@@ -78,14 +78,14 @@ func TestKillRestart(t *testing.T) {
 	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Metrics: m, Logf: log.Logf, ProbeInterval: 100 * time.Millisecond})
 	defer s.Close()
 	ctx := context.Background()
-	if _, err := s.IncrBy(ctx, "n", 1, 0); err != nil {
+	if _, err := store.IncrBy(ctx, s, "n", 1, 0); err != nil {
 		t.Fatal(err)
 	}
 
 	srv.Kill()
 	for i := 0; i < 5; i++ {
 		start := time.Now()
-		_, err := s.IncrBy(ctx, "n", 1, 0)
+		_, err := store.IncrBy(ctx, s, "n", 1, 0)
 		if !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("call %d with Redis down: %v, want ErrUnavailable", i, err)
 		}
@@ -94,7 +94,7 @@ func TestKillRestart(t *testing.T) {
 		}
 	}
 	op := &store.Op{Kind: store.OpWindowAddCapped, Key: "w", At: time.Now(), N: 1, TTL: time.Minute, Max: 10}
-	if err := store.Do(ctx, s, op); !errors.Is(err, store.ErrUnavailable) || !errors.Is(op.Err, store.ErrUnavailable) {
+	if err := s.Do(ctx, op); !errors.Is(err, store.ErrUnavailable) || !errors.Is(op.Err, store.ErrUnavailable) {
 		t.Errorf("batch with Redis down: %v / %v", err, op.Err)
 	}
 	if got := value(m.Up.WithLabelValues("redis")); got != 0 {
@@ -110,7 +110,7 @@ func TestKillRestart(t *testing.T) {
 	srv.Restart() // empty: no persistence
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		n, err := s.IncrBy(ctx, "n", 1, 0)
+		n, err := store.IncrBy(ctx, s, "n", 1, 0)
 		if err == nil {
 			if n != 1 {
 				t.Errorf("counter after a restart without persistence = %v", n)
@@ -124,7 +124,7 @@ func TestKillRestart(t *testing.T) {
 	}
 	// Scripts are loaded again transparently (the restarted server has
 	// none cached).
-	if sum, err := s.WindowAdd(ctx, "w", time.Now(), 2, time.Minute); err != nil || sum != 2 {
+	if sum, err := store.WindowAdd(ctx, s, "w", time.Now(), 2, time.Minute); err != nil || sum != 2 {
 		t.Errorf("window after restart: %v %v", sum, err)
 	}
 	if got := value(m.Up.WithLabelValues("redis")); got != 1 {
@@ -147,7 +147,7 @@ func TestOpenWhileDown(t *testing.T) {
 	if !s.Down() || !log.Has("unreachable") {
 		t.Fatalf("down=%v log=%q", s.Down(), log.Lines())
 	}
-	if _, _, err := s.Get(context.Background(), "k"); !errors.Is(err, store.ErrUnavailable) {
+	if _, _, err := store.Get(context.Background(), s, "k"); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Get: %v", err)
 	}
 	srv.Restart()
@@ -177,7 +177,7 @@ func TestHungServer(t *testing.T) {
 	s := openStore(t, Options{Addrs: []string{ln.Addr().String()}, Timeout: 200 * time.Millisecond})
 	defer s.Close()
 	start := time.Now()
-	_, _, err = s.Get(context.Background(), "k")
+	_, _, err = store.Get(context.Background(), s, "k")
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Get against a silent server: %v", err)
 	}
@@ -203,7 +203,7 @@ func TestTwoClientsOneCap(t *testing.T) {
 			defer wg.Done()
 			for j := 0; j < 60; j++ {
 				op := &store.Op{Kind: store.OpWindowAddCapped, Key: "quota:user", At: time.Now(), N: 1, TTL: time.Hour, Max: 70}
-				if err := store.Do(context.Background(), s, op); err != nil {
+				if err := s.Do(context.Background(), op); err != nil {
 					t.Error(err)
 					return
 				}
@@ -226,12 +226,12 @@ func TestAuthFailure(t *testing.T) {
 	var log storetest.Log
 	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Password: "wrong", Logf: log.Logf})
 	defer s.Close()
-	if _, _, err := s.Get(context.Background(), "k"); !errors.Is(err, store.ErrUnavailable) {
+	if _, _, err := store.Get(context.Background(), s, "k"); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Get with a wrong password: %v", err)
 	}
 	good := openStore(t, Options{Addrs: []string{srv.Addr()}, Password: "sesame"})
 	defer good.Close()
-	if err := good.Set(context.Background(), "k", []byte("v"), 0); err != nil {
+	if err := store.Set(context.Background(), good, "k", []byte("v"), 0); err != nil {
 		t.Errorf("with the password: %v", err)
 	}
 }
@@ -281,7 +281,7 @@ func TestWindowBounded(t *testing.T) {
 	if err != nil || n > 1025 {
 		t.Errorf("%d members (%v) for 5000 events", n, err)
 	}
-	if sum, _ := s.WindowSum(ctx, "w", at.Add(20*time.Second), time.Minute); sum != 5000 {
+	if sum, _ := store.WindowSum(ctx, s, "w", at.Add(20*time.Second), time.Minute); sum != 5000 {
 		t.Errorf("sum %v", sum)
 	}
 }
@@ -293,14 +293,14 @@ func TestCancelledCallIsNoOutage(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _, err := s.Get(ctx, "k")
+	_, _, err := store.Get(ctx, s, "k")
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("cancelled call: %v, want ErrUnavailable", err)
 	}
 	if s.Down() {
 		t.Error("a cancelled call marked Redis down")
 	}
-	if _, _, err := s.Get(context.Background(), "k"); err != nil {
+	if _, _, err := store.Get(context.Background(), s, "k"); err != nil {
 		t.Errorf("next call: %v", err)
 	}
 }

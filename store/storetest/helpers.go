@@ -9,7 +9,9 @@ import (
 	"chainmail/store"
 )
 
-// Clock is a settable clock for tests of checks that keep state.
+// Clock is the settable clock of chainmail's tests (store, quota,
+// greylist, the DNS cache, list health, reputation). It is safe for
+// concurrent use; pass its Now where code takes a func() time.Time.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -17,6 +19,9 @@ type Clock struct {
 
 // NewClock returns a clock set to a fixed instant.
 func NewClock() *Clock { return &Clock{t: time.Date(2030, 5, 6, 7, 0, 0, 0, time.UTC)} }
+
+// NewClockAt returns a clock set to t.
+func NewClockAt(t time.Time) *Clock { return &Clock{t: t} }
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
@@ -32,6 +37,13 @@ func (c *Clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// Set sets the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
 // Counting wraps a store and counts round trips (Do batches and calls),
 // for the "one store round trip per message" budgets.
 type Counting struct {
@@ -39,8 +51,11 @@ type Counting struct {
 	Trips atomic.Int64
 }
 
-// Do implements store.Batcher.
+// Do implements store.Store.
 func (c *Counting) Do(ctx context.Context, ops ...*store.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
 	c.Trips.Add(1)
-	return store.Do(ctx, c.Store, ops...)
+	return c.Store.Do(ctx, ops...)
 }

@@ -37,118 +37,118 @@ func Run(t *testing.T, open Open) {
 	}
 
 	sub("GetSet", func(t *testing.T, s store.Store) {
-		if _, ok, err := s.Get(ctx, "gs:absent"); ok || err != nil {
+		if _, ok, err := store.Get(ctx, s, "gs:absent"); ok || err != nil {
 			t.Fatalf("Get absent: ok=%v err=%v", ok, err)
 		}
 		for _, v := range [][]byte{[]byte("one"), []byte("two"), {0, 1, 0xff, 0}, {}} {
-			if err := s.Set(ctx, "gs:k", v, 0); err != nil {
+			if err := store.Set(ctx, s, "gs:k", v, 0); err != nil {
 				t.Fatal(err)
 			}
-			got, ok, err := s.Get(ctx, "gs:k")
+			got, ok, err := store.Get(ctx, s, "gs:k")
 			if err != nil || !ok || !bytes.Equal(got, v) {
 				t.Fatalf("Get after Set(%q) = %q, %v, %v", v, got, ok, err)
 			}
 		}
 		// The caller's slice is not kept.
 		v := []byte("mine")
-		s.Set(ctx, "gs:alias", v, 0)
+		store.Set(ctx, s, "gs:alias", v, 0)
 		v[0] = 'X'
-		if got, _, _ := s.Get(ctx, "gs:alias"); string(got) != "mine" {
+		if got, _, _ := store.Get(ctx, s, "gs:alias"); string(got) != "mine" {
 			t.Errorf("store kept the caller's slice: %q", got)
 		}
 	})
 
 	sub("TTL", func(t *testing.T, s store.Store) {
-		if err := s.Set(ctx, "ttl:k", []byte("v"), 150*time.Millisecond); err != nil {
+		if err := store.Set(ctx, s, "ttl:k", []byte("v"), 150*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, _ := s.Get(ctx, "ttl:k"); !ok {
+		if _, ok, _ := store.Get(ctx, s, "ttl:k"); !ok {
 			t.Fatal("gone before its ttl")
 		}
-		if err := s.Set(ctx, "ttl:forever", []byte("v"), 0); err != nil {
+		if err := store.Set(ctx, s, "ttl:forever", []byte("v"), 0); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "ttl:k to expire", func() bool { _, ok, _ := s.Get(ctx, "ttl:k"); return !ok })
-		if _, ok, _ := s.Get(ctx, "ttl:forever"); !ok {
+		eventually(t, "ttl:k to expire", func() bool { _, ok, _ := store.Get(ctx, s, "ttl:k"); return !ok })
+		if _, ok, _ := store.Get(ctx, s, "ttl:forever"); !ok {
 			t.Error("a key without ttl expired")
 		}
-		if ok, err := s.SetNX(ctx, "ttl:k", []byte("again"), 0); !ok || err != nil {
+		if ok, err := store.SetNX(ctx, s, "ttl:k", []byte("again"), 0); !ok || err != nil {
 			t.Errorf("SetNX on an expired key: %v %v", ok, err)
 		}
 		// Set without ttl removes an earlier expiry.
-		s.Set(ctx, "ttl:reset", []byte("v"), 100*time.Millisecond)
-		s.Set(ctx, "ttl:reset", []byte("w"), 0)
+		store.Set(ctx, s, "ttl:reset", []byte("v"), 100*time.Millisecond)
+		store.Set(ctx, s, "ttl:reset", []byte("w"), 0)
 		time.Sleep(250 * time.Millisecond)
-		if got, ok, _ := s.Get(ctx, "ttl:reset"); !ok || string(got) != "w" {
+		if got, ok, _ := store.Get(ctx, s, "ttl:reset"); !ok || string(got) != "w" {
 			t.Errorf("Set without ttl kept the old expiry: %q %v", got, ok)
 		}
 	})
 
 	sub("SetNX", func(t *testing.T, s store.Store) {
-		ok, err := s.SetNX(ctx, "nx:k", []byte("first"), time.Minute)
+		ok, err := store.SetNX(ctx, s, "nx:k", []byte("first"), time.Minute)
 		if !ok || err != nil {
 			t.Fatalf("first SetNX: %v %v", ok, err)
 		}
-		ok, err = s.SetNX(ctx, "nx:k", []byte("second"), time.Minute)
+		ok, err = store.SetNX(ctx, s, "nx:k", []byte("second"), time.Minute)
 		if ok || err != nil {
 			t.Fatalf("second SetNX: %v %v", ok, err)
 		}
-		if got, _, _ := s.Get(ctx, "nx:k"); string(got) != "first" {
+		if got, _, _ := store.Get(ctx, s, "nx:k"); string(got) != "first" {
 			t.Errorf("SetNX overwrote: %q", got)
 		}
 	})
 
 	sub("Delete", func(t *testing.T, s store.Store) {
-		if err := s.Delete(ctx, "del:absent"); err != nil {
+		if err := store.Delete(ctx, s, "del:absent"); err != nil {
 			t.Errorf("Delete absent: %v", err)
 		}
-		s.Set(ctx, "del:v", []byte("x"), 0)
-		s.IncrBy(ctx, "del:n", 3, 0)
-		s.WindowAdd(ctx, "del:w", t0, 5, time.Hour)
-		s.SetAdd(ctx, "del:s", "m", 0)
+		store.Set(ctx, s, "del:v", []byte("x"), 0)
+		store.IncrBy(ctx, s, "del:n", 3, 0)
+		store.WindowAdd(ctx, s, "del:w", t0, 5, time.Hour)
+		store.SetAdd(ctx, s, "del:s", "m", 0)
 		for _, k := range []string{"del:v", "del:n", "del:w", "del:s"} {
-			if err := s.Delete(ctx, k); err != nil {
+			if err := store.Delete(ctx, s, k); err != nil {
 				t.Fatalf("Delete %s: %v", k, err)
 			}
 		}
-		if _, ok, _ := s.Get(ctx, "del:v"); ok {
+		if _, ok, _ := store.Get(ctx, s, "del:v"); ok {
 			t.Error("value survived Delete")
 		}
-		if n, _ := s.IncrBy(ctx, "del:n", 1, 0); n != 1 {
+		if n, _ := store.IncrBy(ctx, s, "del:n", 1, 0); n != 1 {
 			t.Errorf("counter after Delete: %v", n)
 		}
-		if sum, _ := s.WindowSum(ctx, "del:w", t0, time.Hour); sum != 0 {
+		if sum, _ := store.WindowSum(ctx, s, "del:w", t0, time.Hour); sum != 0 {
 			t.Errorf("window after Delete: %v", sum)
 		}
-		if n, _ := s.SetLen(ctx, "del:s"); n != 0 {
+		if n, _ := store.SetLen(ctx, s, "del:s"); n != 0 {
 			t.Errorf("set after Delete: %d", n)
 		}
 	})
 
 	sub("IncrBy", func(t *testing.T, s store.Store) {
 		for _, step := range []struct{ d, want float64 }{{1, 1}, {0.5, 1.5}, {0.25, 1.75}, {-2, -0.25}, {1e12, 1e12 - 0.25}} {
-			got, err := s.IncrBy(ctx, "incr:k", step.d, 0)
+			got, err := store.IncrBy(ctx, s, "incr:k", step.d, 0)
 			if err != nil || got != step.want {
 				t.Fatalf("IncrBy %v = %v, %v; want %v", step.d, got, err, step.want)
 			}
 		}
 		// Counters read back as text, as Redis keeps them.
-		s.IncrBy(ctx, "incr:text", 1.75, 0)
-		if got, ok, _ := s.Get(ctx, "incr:text"); !ok || string(got) != "1.75" {
+		store.IncrBy(ctx, s, "incr:text", 1.75, 0)
+		if got, ok, _ := store.Get(ctx, s, "incr:text"); !ok || string(got) != "1.75" {
 			t.Errorf("Get of a counter = %q, %v; want \"1.75\"", got, ok)
 		}
-		s.Set(ctx, "incr:fromtext", []byte("41"), 0)
-		if got, err := s.IncrBy(ctx, "incr:fromtext", 1, 0); got != 42 || err != nil {
+		store.Set(ctx, s, "incr:fromtext", []byte("41"), 0)
+		if got, err := store.IncrBy(ctx, s, "incr:fromtext", 1, 0); got != 42 || err != nil {
 			t.Errorf("IncrBy over a numeric text value = %v, %v", got, err)
 		}
-		s.Set(ctx, "incr:word", []byte("hello"), 0)
-		if _, err := s.IncrBy(ctx, "incr:word", 1, 0); err == nil || errors.Is(err, store.ErrUnavailable) {
+		store.Set(ctx, s, "incr:word", []byte("hello"), 0)
+		if _, err := store.IncrBy(ctx, s, "incr:word", 1, 0); err == nil || errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("IncrBy on a word: err %v, want an error that is not ErrUnavailable", err)
 		}
 		// ttl > 0 sets the expiry; ttl 0 keeps it.
-		s.IncrBy(ctx, "incr:ttl", 1, 150*time.Millisecond)
-		s.IncrBy(ctx, "incr:ttl", 1, 0)
-		eventually(t, "the counter to expire", func() bool { _, ok, _ := s.Get(ctx, "incr:ttl"); return !ok })
+		store.IncrBy(ctx, s, "incr:ttl", 1, 150*time.Millisecond)
+		store.IncrBy(ctx, s, "incr:ttl", 1, 0)
+		eventually(t, "the counter to expire", func() bool { _, ok, _ := store.Get(ctx, s, "incr:ttl"); return !ok })
 	})
 
 	sub("Window", func(t *testing.T, s store.Store) {
@@ -158,7 +158,7 @@ func Run(t *testing.T, open Open) {
 			weight float64
 			want   float64
 		}{{0, 1, 1}, {10 * time.Second, 2, 3}, {20 * time.Second, 3.5, 6.5}, {31 * time.Second, 1, 6.5}} {
-			got, err := s.WindowAdd(ctx, "win:k", t0.Add(step.at), step.weight, w)
+			got, err := store.WindowAdd(ctx, s, "win:k", t0.Add(step.at), step.weight, w)
 			if err != nil || got != step.want {
 				t.Fatalf("WindowAdd at +%v = %v, %v; want %v", step.at, got, err, step.want)
 			}
@@ -167,28 +167,28 @@ func Run(t *testing.T, open Open) {
 			at   time.Duration
 			want float64
 		}{{31 * time.Second, 6.5}, {40 * time.Second, 4.5}, {50*time.Second + time.Microsecond, 1}, {time.Hour, 0}} {
-			if got, err := s.WindowSum(ctx, "win:k", t0.Add(q.at), w); err != nil || got != q.want {
+			if got, err := store.WindowSum(ctx, s, "win:k", t0.Add(q.at), w); err != nil || got != q.want {
 				t.Errorf("WindowSum at +%v = %v, %v; want %v", q.at, got, err, q.want)
 			}
 		}
 		// An event exactly one window old has left it.
-		s.WindowAdd(ctx, "win:edge", t0, 1, w)
-		if got, _ := s.WindowSum(ctx, "win:edge", t0.Add(w), w); got != 0 {
+		store.WindowAdd(ctx, s, "win:edge", t0, 1, w)
+		if got, _ := store.WindowSum(ctx, s, "win:edge", t0.Add(w), w); got != 0 {
 			t.Errorf("event exactly a window old still counted: %v", got)
 		}
-		if got, _ := s.WindowSum(ctx, "win:absent", t0, w); got != 0 {
+		if got, _ := store.WindowSum(ctx, s, "win:absent", t0, w); got != 0 {
 			t.Errorf("absent window: %v", got)
 		}
 		// A clock that jumped back: the later events still count.
-		s.WindowAdd(ctx, "win:back", t0.Add(time.Minute), 1, w)
-		if got, _ := s.WindowAdd(ctx, "win:back", t0, 1, w); got != 2 {
+		store.WindowAdd(ctx, s, "win:back", t0.Add(time.Minute), 1, w)
+		if got, _ := store.WindowAdd(ctx, s, "win:back", t0, 1, w); got != 2 {
 			t.Errorf("after a clock jump back: %v, want 2", got)
 		}
 		// Many events with the same time are all kept.
 		for i := 0; i < 50; i++ {
-			s.WindowAdd(ctx, "win:same", t0, 1, w)
+			store.WindowAdd(ctx, s, "win:same", t0, 1, w)
 		}
-		if got, _ := s.WindowSum(ctx, "win:same", t0, w); got != 50 {
+		if got, _ := store.WindowSum(ctx, s, "win:same", t0, w); got != 50 {
 			t.Errorf("50 events at one instant sum to %v", got)
 		}
 	})
@@ -202,7 +202,7 @@ func Run(t *testing.T, open Open) {
 		var at time.Time
 		for i := 0; i < 2000; i++ {
 			at = t0.Add(time.Duration(i) * step)
-			if _, err := s.WindowAdd(ctx, "many:k", at, 1, w); err != nil {
+			if _, err := store.WindowAdd(ctx, s, "many:k", at, 1, w); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -212,7 +212,7 @@ func Run(t *testing.T, open Open) {
 				exact++
 			}
 		}
-		got, err := s.WindowSum(ctx, "many:k", at, w)
+		got, err := store.WindowSum(ctx, s, "many:k", at, w)
 		if err != nil || got < float64(exact) || got > float64(exact+2) {
 			t.Errorf("sum of many events = %v, %v; exact %d", got, err, exact)
 		}
@@ -222,7 +222,7 @@ func Run(t *testing.T, open Open) {
 		w := time.Minute
 		add := func(at time.Duration, weight, max float64) *store.Op {
 			op := &store.Op{Kind: store.OpWindowAddCapped, Key: "cap:k", At: t0.Add(at), N: weight, TTL: w, Max: max}
-			if err := store.Do(ctx, s, op); err != nil {
+			if err := s.Do(ctx, op); err != nil {
 				t.Fatal(err)
 			}
 			return op
@@ -247,50 +247,50 @@ func Run(t *testing.T, open Open) {
 
 	sub("Sets", func(t *testing.T, s store.Store) {
 		for i, m := range []string{"a", "b", "a", "ünïcode ☃", ""} {
-			added, err := s.SetAdd(ctx, "set:k", m, 0)
+			added, err := store.SetAdd(ctx, s, "set:k", m, 0)
 			if err != nil || added != (i != 2) {
 				t.Fatalf("SetAdd %q = %v, %v", m, added, err)
 			}
 		}
-		if n, err := s.SetLen(ctx, "set:k"); n != 4 || err != nil {
+		if n, err := store.SetLen(ctx, s, "set:k"); n != 4 || err != nil {
 			t.Errorf("SetLen = %d, %v; want 4", n, err)
 		}
 		for m, want := range map[string]bool{"a": true, "ünïcode ☃": true, "": true, "c": false} {
-			if got, err := s.SetHas(ctx, "set:k", m); got != want || err != nil {
+			if got, err := store.SetHas(ctx, s, "set:k", m); got != want || err != nil {
 				t.Errorf("SetHas %q = %v, %v", m, got, err)
 			}
 		}
-		if got, _ := s.SetHas(ctx, "set:absent", "a"); got {
+		if got, _ := store.SetHas(ctx, s, "set:absent", "a"); got {
 			t.Error("member of an absent set")
 		}
-		if n, _ := s.SetLen(ctx, "set:absent"); n != 0 {
+		if n, _ := store.SetLen(ctx, s, "set:absent"); n != 0 {
 			t.Errorf("SetLen absent = %d", n)
 		}
-		s.SetAdd(ctx, "set:ttl", "x", 150*time.Millisecond)
-		s.SetAdd(ctx, "set:ttl", "y", 0) // keeps the expiry
-		eventually(t, "the set to expire", func() bool { n, _ := s.SetLen(ctx, "set:ttl"); return n == 0 })
+		store.SetAdd(ctx, s, "set:ttl", "x", 150*time.Millisecond)
+		store.SetAdd(ctx, s, "set:ttl", "y", 0) // keeps the expiry
+		eventually(t, "the set to expire", func() bool { n, _ := store.SetLen(ctx, s, "set:ttl"); return n == 0 })
 	})
 
 	sub("Keys", func(t *testing.T, s store.Store) {
 		// Keys with Redis hash-tag braces, spaces, bytes of any kind: the
 		// window operations must keep their keys in one cluster slot.
 		for _, k := range []string{"", "{", "}", "{}", "}{", "a{b}c", "with space", "ünï/cøde", strings.Repeat("x", 1000)} {
-			if err := s.Set(ctx, "key:"+k, []byte(k), 0); err != nil {
+			if err := store.Set(ctx, s, "key:"+k, []byte(k), 0); err != nil {
 				t.Fatalf("Set %q: %v", k, err)
 			}
-			if got, ok, err := s.Get(ctx, "key:"+k); !ok || err != nil || string(got) != k {
+			if got, ok, err := store.Get(ctx, s, "key:"+k); !ok || err != nil || string(got) != k {
 				t.Errorf("Get %q = %q %v %v", k, got, ok, err)
 			}
-			if sum, err := s.WindowAdd(ctx, k, t0, 2, time.Minute); sum != 2 || err != nil {
+			if sum, err := store.WindowAdd(ctx, s, k, t0, 2, time.Minute); sum != 2 || err != nil {
 				t.Errorf("WindowAdd on key %q = %v, %v", k, sum, err)
 			}
-			s.Delete(ctx, k)
+			store.Delete(ctx, s, k)
 		}
 	})
 
 	sub("Batch", func(t *testing.T, s store.Store) {
-		s.Set(ctx, "batch:v", []byte("value"), 0)
-		s.Set(ctx, "batch:word", []byte("word"), 0)
+		store.Set(ctx, s, "batch:v", []byte("value"), 0)
+		store.Set(ctx, s, "batch:word", []byte("word"), 0)
 		ops := []*store.Op{
 			{Kind: store.OpGet, Key: "batch:v"},
 			{Kind: store.OpGet, Key: "batch:absent"},
@@ -306,7 +306,7 @@ func Run(t *testing.T, open Open) {
 			{Kind: store.OpSet, Key: "batch:set", Val: []byte("x")},
 			{Kind: store.OpDelete, Key: "batch:v"},
 		}
-		err := store.Do(ctx, s, ops...)
+		err := s.Do(ctx, ops...)
 		if err == nil || errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("Do returned %v, want the IncrBy-on-a-word error", err)
 		}
@@ -326,10 +326,10 @@ func Run(t *testing.T, open Open) {
 		check(8, ops[8].OK, "want new member")
 		check(10, ops[10].Err == nil, "want no error")
 		check(12, ops[12].Err == nil, "want no error")
-		if _, ok, _ := s.Get(ctx, "batch:v"); ok {
+		if _, ok, _ := store.Get(ctx, s, "batch:v"); ok {
 			t.Error("Delete in a batch did not delete")
 		}
-		if got, _, _ := s.Get(ctx, "batch:set"); string(got) != "x" {
+		if got, _, _ := store.Get(ctx, s, "batch:set"); string(got) != "x" {
 			t.Error("Set in a batch did not set")
 		}
 	})
@@ -343,12 +343,12 @@ func Run(t *testing.T, open Open) {
 			go func() {
 				defer wg.Done()
 				for j := 0; j < each; j++ {
-					if _, err := s.IncrBy(ctx, "conc:n", 1, time.Minute); err != nil {
+					if _, err := store.IncrBy(ctx, s, "conc:n", 1, time.Minute); err != nil {
 						t.Error(err)
 						return
 					}
 					op := &store.Op{Kind: store.OpWindowAddCapped, Key: "conc:w", At: t0, N: 1, TTL: time.Minute, Max: 100}
-					if err := store.Do(ctx, s, op); err != nil {
+					if err := s.Do(ctx, op); err != nil {
 						t.Error(err)
 						return
 					}
@@ -359,24 +359,24 @@ func Run(t *testing.T, open Open) {
 			}()
 		}
 		wg.Wait()
-		if n, _ := s.IncrBy(ctx, "conc:n", 0, 0); n != workers*each {
+		if n, _ := store.IncrBy(ctx, s, "conc:n", 0, 0); n != workers*each {
 			t.Errorf("concurrent IncrBy total %v, want %d", n, workers*each)
 		}
 		if added.Load() != 100 {
 			t.Errorf("%d capped adds passed a cap of 100", added.Load())
 		}
-		if sum, _ := s.WindowSum(ctx, "conc:w", t0, time.Minute); sum != 100 {
+		if sum, _ := store.WindowSum(ctx, s, "conc:w", t0, time.Minute); sum != 100 {
 			t.Errorf("window sum %v, want 100", sum)
 		}
 	})
 
 	sub("Closed", func(t *testing.T, s store.Store) {
 		s.Close()
-		_, _, err := s.Get(ctx, "closed:k")
+		_, _, err := store.Get(ctx, s, "closed:k")
 		if !errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("Get after Close: %v, want ErrUnavailable", err)
 		}
-		if err := s.Set(ctx, "closed:k", nil, 0); !errors.Is(err, store.ErrUnavailable) {
+		if err := store.Set(ctx, s, "closed:k", nil, 0); !errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("Set after Close: %v, want ErrUnavailable", err)
 		}
 	})
@@ -409,7 +409,7 @@ func Bench(b *testing.B, s store.Store) {
 					{Kind: store.OpWindowAddCapped, Key: fmt.Sprintf("bench:user:%d", i%500), At: now, N: 1, TTL: time.Hour, Max: 1e9},
 					{Kind: store.OpWindowSum, Key: fmt.Sprintf("bench:ip:%d", i%200), At: now, TTL: time.Hour},
 				}
-				if err := store.Do(ctx, s, ops...); err != nil {
+				if err := s.Do(ctx, ops...); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -424,7 +424,7 @@ func Bench(b *testing.B, s store.Store) {
 					{Kind: store.OpGet, Key: fmt.Sprintf("bench:client:%d", i%300)},
 					{Kind: store.OpGet, Key: fmt.Sprintf("bench:triplet:%d", i%5000)},
 				}
-				if err := store.Do(ctx, s, ops...); err != nil {
+				if err := s.Do(ctx, ops...); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -435,7 +435,7 @@ func Bench(b *testing.B, s store.Store) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := n.Add(1)
-				if err := s.Set(ctx, fmt.Sprintf("bench:set:%d", i%10000), []byte("value"), time.Hour); err != nil {
+				if err := store.Set(ctx, s, fmt.Sprintf("bench:set:%d", i%10000), []byte("value"), time.Hour); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,7 +1,8 @@
 // Package memstore is an in-memory store.Store for tests and benchmarks:
-// one process, no persistence. It counts round trips (a call, or a batch
-// through store.Do) so tests can hold a check to its budget, and it can
-// be switched to fail like an unreachable Redis.
+// one process, no persistence. It lives beside the test suite it passes
+// (storetest), not beside the backends. It counts round trips (batches)
+// so tests can hold a check to its budget, and it can be switched to fail
+// like an unreachable Redis.
 package memstore
 
 import (
@@ -39,10 +40,7 @@ type point struct {
 	weight float64
 }
 
-var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Batcher = (*Store)(nil)
-)
+var _ store.Store = (*Store)(nil)
 
 // New returns an empty store on the wall clock.
 func New() *Store { return NewAt(time.Now) }
@@ -103,66 +101,6 @@ func (s *Store) deadline(ttl time.Duration) time.Time {
 	return s.now().Add(ttl)
 }
 
-// Get implements store.Store.
-func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	if err := s.enter(ctx); err != nil {
-		return nil, false, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.getLocked(key)
-	return append([]byte(nil), v...), ok, nil
-}
-
-// Set implements store.Store.
-func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	if err := s.enter(ctx); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.vals[key] = entry{append([]byte(nil), val...), s.deadline(ttl)}
-	return nil
-}
-
-// SetNX implements store.Store.
-func (s *Store) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
-	if err := s.enter(ctx); err != nil {
-		return false, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.getLocked(key); ok {
-		return false, nil
-	}
-	s.vals[key] = entry{append([]byte(nil), val...), s.deadline(ttl)}
-	return true, nil
-}
-
-// Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := s.enter(ctx); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.vals, key)
-	delete(s.windows, key)
-	delete(s.sets, key)
-	delete(s.expiry, key)
-	return nil
-}
-
-// IncrBy implements store.Store.
-func (s *Store) IncrBy(ctx context.Context, key string, delta float64, ttl time.Duration) (float64, error) {
-	if err := s.enter(ctx); err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.incrLocked(key, delta, ttl)
-}
-
 func (s *Store) incrLocked(key string, delta float64, ttl time.Duration) (float64, error) {
 	cur := 0.0
 	var exp time.Time
@@ -203,70 +141,6 @@ func (s *Store) windowLocked(key string, at time.Time, window time.Duration) flo
 	return sum
 }
 
-// WindowAdd implements store.Store.
-func (s *Store) WindowAdd(ctx context.Context, key string, at time.Time, weight float64, window time.Duration) (float64, error) {
-	if err := s.enter(ctx); err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sum := s.windowLocked(key, at, window)
-	s.windows[key] = append(s.windows[key], point{at, weight})
-	s.expiry[key] = s.now().Add(window)
-	return sum + weight, nil
-}
-
-// WindowSum implements store.Store.
-func (s *Store) WindowSum(ctx context.Context, key string, at time.Time, window time.Duration) (float64, error) {
-	if err := s.enter(ctx); err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.windowLocked(key, at, window), nil
-}
-
-// SetAdd implements store.Store.
-func (s *Store) SetAdd(ctx context.Context, key, member string, ttl time.Duration) (bool, error) {
-	if err := s.enter(ctx); err != nil {
-		return false, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.liveLocked(key)
-	if s.sets[key] == nil {
-		s.sets[key] = map[string]bool{}
-	}
-	isNew := !s.sets[key][member]
-	s.sets[key][member] = true
-	if ttl > 0 {
-		s.expiry[key] = s.deadline(ttl)
-	}
-	return isNew, nil
-}
-
-// SetHas implements store.Store.
-func (s *Store) SetHas(ctx context.Context, key, member string) (bool, error) {
-	if err := s.enter(ctx); err != nil {
-		return false, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.liveLocked(key)
-	return s.sets[key][member], nil
-}
-
-// SetLen implements store.Store.
-func (s *Store) SetLen(ctx context.Context, key string) (int, error) {
-	if err := s.enter(ctx); err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.liveLocked(key)
-	return len(s.sets[key]), nil
-}
-
 // Close implements store.Store: every later call fails with
 // store.ErrUnavailable, as a closed backend's do.
 func (s *Store) Close() error {
@@ -274,8 +148,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Do implements store.Batcher: the whole batch is one round trip.
+// Do implements store.Store: the whole batch is one round trip.
 func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
 	if err := s.enter(ctx); err != nil {
 		for _, op := range ops {
 			op.Err = err
@@ -312,6 +189,7 @@ func (s *Store) doLocked(op *store.Op) error {
 		delete(s.vals, op.Key)
 		delete(s.windows, op.Key)
 		delete(s.sets, op.Key)
+		delete(s.expiry, op.Key)
 	case store.OpIncrBy:
 		op.Num, err = s.incrLocked(op.Key, op.N, op.TTL)
 	case store.OpWindowAdd:

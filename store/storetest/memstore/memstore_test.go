@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"chainmail/store"
-	"chainmail/store/memstore"
 	"chainmail/store/storetest"
+	"chainmail/store/storetest/memstore"
 )
 
 // The in-memory store passes the backends' conformance suite, so tests
