@@ -499,6 +499,9 @@ func (f *File) validate() error {
 	if f.Listen == "" {
 		return f.errAt("listen", "empty (want inet:HOST:PORT or unix:PATH)")
 	}
+	if key, err := f.Log.Check(); err != nil {
+		return f.errAt("log."+key, "%v", err)
+	}
 	if f.Milter.MaxConcurrent < 0 {
 		return f.errAt("milter.max_concurrent", "must be 0 (one per CPU core) or more")
 	}

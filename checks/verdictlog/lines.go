@@ -59,7 +59,7 @@ func unsafeRune(r rune) bool {
 
 // entry is one log line with what the JSON format says about it.
 type entry struct {
-	event   string
+	event   string // its name, which also gives its family (Family)
 	queueID string
 	line    string
 	err     bool // written with severity err instead of info
@@ -70,7 +70,13 @@ type entry struct {
 // the order Logger.Message writes them. It is pure: the same message and
 // verdict always give the same lines. A nil m or v counts as empty.
 func Lines(m *checks.Message, v *checks.Verdict) []string {
-	es := messageEntries(m, v)
+	return Config{}.Lines(m, v)
+}
+
+// Lines is the package's Lines with c's wording (Engine), for `chainmail
+// replay`, which prints what a Logger with c would write.
+func (c Config) Lines(m *checks.Message, v *checks.Verdict) []string {
+	es := messageEntries(m, v, c.engine())
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = e.line
@@ -80,7 +86,7 @@ func Lines(m *checks.Message, v *checks.Verdict) []string {
 
 // messageEntries builds the per-message lines (see the package doc for the
 // wording and the order).
-func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
+func messageEntries(m *checks.Message, v *checks.Verdict, engine string) []entry {
 	if m == nil {
 		m = &checks.Message{}
 	}
@@ -117,6 +123,12 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 		}
 	}
 
+	// A message deferred because a check could not answer (DNS, clamd, the
+	// state store down) was not judged: it is logged as not spam, without
+	// Spam Actions, and its delivery line is the deferral, so an outage does
+	// not count as a wave of spam. It is judged when the client retries.
+	spam := v.Spam && !outage(v)
+
 	// 2. The verdict line.
 	var b strings.Builder
 	b.WriteString("Message ")
@@ -127,7 +139,7 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	b.WriteString(from)
 	b.WriteString(") to ")
 	b.WriteString(orUnknown(strings.Join(domains, ",")))
-	if v.Spam {
+	if spam {
 		b.WriteString(" is spam, ")
 	} else {
 		b.WriteString(" is not spam, ")
@@ -136,7 +148,8 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 		b.WriteString(strings.Join(listed, ", "))
 		b.WriteString(", ")
 	}
-	b.WriteString("chainmail (not cached, score=")
+	b.WriteString(engine)
+	b.WriteString(" (not cached, score=")
 	b.WriteString(score(v.Score))
 	b.WriteString(", required ")
 	b.WriteString(score(v.Required))
@@ -152,7 +165,7 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	b.WriteByte(')')
 	mf := messageFacts{
 		ClientIP: ip, From: from, Rcpt: rcpts, RcptDomains: domains,
-		Spam: v.Spam, Action: v.Action.String(), Why: why,
+		Spam: spam, Action: v.Action.String(), Why: why,
 		Score: round2(v.Score), Required: round2(v.Required),
 		Symbols: syms, Listed: listed, Subject: subject,
 	}
@@ -162,7 +175,7 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	es = append(es, entry{event: "message", queueID: id, line: b.String(), facts: mf})
 
 	// 3. Spam actions, and what monitor mode held back.
-	if v.Spam {
+	if spam {
 		acts := spamActions(v)
 		es = append(es, entry{
 			event: "spam_actions", queueID: id,
@@ -179,10 +192,10 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	}
 
 	// 4. Delivery.
-	df := deliveryFacts{Spam: v.Spam, From: from, Rcpt: rcpts, Subject: subject}
+	df := deliveryFacts{Spam: spam, From: from, Rcpt: rcpts, Subject: subject}
 	tail := "message " + id + " from " + from + " to " + orUnknown(strings.Join(rcpts, ",")) + " with subject " + subject
 	kind := "nonspam"
-	if v.Spam {
+	if spam {
 		kind = "spam"
 	}
 	var line string
@@ -200,6 +213,32 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	es = append(es, entry{event: "delivery", queueID: id, line: line, facts: df})
 
 	// 5. Checks that did not give an answer.
+	return append(es, checkEntries(id, v)...)
+}
+
+// outage reports whether v defers the message because a check could not
+// answer: a tempfail (not in monitor mode) while a check failed, timed out
+// or met a temporary error.
+func outage(v *checks.Verdict) bool {
+	if v.Monitor || v.Action != checks.Tempfail {
+		return false
+	}
+	if strings.HasPrefix(v.Why, "error:") || strings.HasPrefix(v.Why, "timeout:") {
+		return true
+	}
+	for _, r := range v.Results {
+		switch r.Status {
+		case checks.StatusError, checks.StatusTimeout, checks.StatusTemperror:
+			return true
+		}
+	}
+	return false
+}
+
+// checkEntries are the "Check … on message …" lines of the checks that
+// did not give an answer.
+func checkEntries(id string, v *checks.Verdict) []entry {
+	var es []entry
 	for _, r := range v.Results {
 		if !diagnostic(r) {
 			continue
@@ -393,11 +432,14 @@ func FiletypeCheckLine(id, filename, logText string) string {
 }
 
 // WhalingLine is "Message <id> has been blocked as Whaling attack to
-// <Full Name> <addr>" with the address in angle brackets, e.g. "… to John
-// Doe <john@example.com>". Without a name the line ends "… to
-// <john@example.com>".
+// <Full Name> <addr>" with the bare address, as Libraesva writes it, e.g.
+// "… to John Doe john@example.com". Without a name the line ends "… to
+// john@example.com"; without an address, "… to <unknown>".
 func WhalingLine(id, fullName, addr string) string {
-	to := "<" + Sanitize(stripBrackets(addr)) + ">"
+	to := Sanitize(stripBrackets(addr))
+	if to == "" {
+		to = "<unknown>"
+	}
 	if n := strings.TrimSpace(Sanitize(fullName)); n != "" {
 		to = n + " " + to
 	}
@@ -458,7 +500,7 @@ func SDRVerdictLine(id string, v SDRVerdict) string {
 	f := sdrVerdictFacts(v)
 	age := "unknown"
 	if f.AgeDays != nil {
-		age = strconv.Itoa(*f.AgeDays) + " days"
+		age = DomainAge(*f.AgeDays)
 	}
 	return "MID " + queueID(id) + " SDR: Consolidated Sender Reputation: " + f.Verdict +
 		", Threat Category: " + orNA(f.ThreatCategory) +
@@ -482,6 +524,30 @@ func sdrVerdictFacts(v SDRVerdict) sdrVerdictJSON {
 		f.AgeDays = &n
 	}
 	return f
+}
+
+// DomainAge writes an age in days the way Cisco's SDR line does: years,
+// months and days, the zero parts left out, singular for one ("1 day",
+// "21 days", "6 months 29 days", "1 year 2 months"); a year is 365 days
+// and a month 30. Zero days is "0 days".
+func DomainAge(days int) string {
+	if days <= 0 {
+		return "0 days"
+	}
+	var parts []string
+	add := func(n int, unit string) {
+		if n == 0 {
+			return
+		}
+		if n != 1 {
+			unit += "s"
+		}
+		parts = append(parts, strconv.Itoa(n)+" "+unit)
+	}
+	add(days/365, "year")
+	add(days%365/30, "month")
+	add(days%365%30, "day")
+	return strings.Join(parts, " ")
 }
 
 func capitalise(s string) string {

@@ -293,9 +293,9 @@ func TestEventLines(t *testing.T) {
 		{FiletypeCheckLine("4XyZ", "doc.zip", "No executables allowed"),
 			"Filetype Checks: No executables allowed (4XyZ doc.zip)"},
 		{WhalingLine("4XyZ", "John Doe", "john@example.com"),
-			"Message 4XyZ has been blocked as Whaling attack to John Doe <john@example.com>"},
+			"Message 4XyZ has been blocked as Whaling attack to John Doe john@example.com"},
 		{WhalingLine("4XyZ", "", "<john@example.com>"),
-			"Message 4XyZ has been blocked as Whaling attack to <john@example.com>"},
+			"Message 4XyZ has been blocked as Whaling attack to john@example.com"},
 		{SDRDomainsLine("4XyZ", SDRDomains{HELO: "mx.sender.example", EnvFrom: "sender.example", HeaderFrom: "sender.example"}),
 			"MID 4XyZ SDR: Domains for which SDR is requested: reverse DNS host: Not Present, helo: mx.sender.example, env-from: sender.example, header-from: sender.example, reply-to: Not Present"},
 		{SDRDomainsLine("4XyZ", SDRDomains{ReverseDNS: "mail.sender.example", HELO: "mail.sender.example", EnvFrom: "sender.example", HeaderFrom: "brand.example", ReplyTo: "freemail.example"}),
@@ -335,5 +335,28 @@ func TestLinesIncludeCheckEvents(t *testing.T) {
 		got[2] != "Infected message Q9 came from 192.0.2.1" ||
 		!strings.HasPrefix(got[3], "Message Q9 from ") {
 		t.Fatalf("lines %q", got)
+	}
+}
+
+// The youngest domain's age is written in Cisco's own form.
+func TestDomainAge(t *testing.T) {
+	for days, want := range map[int]string{0: "0 days", 1: "1 day", 21: "21 days", 30: "1 month", 209: "6 months 29 days", 365: "1 year", 400: "1 year 1 month 5 days"} {
+		if got := DomainAge(days); got != want {
+			t.Errorf("DomainAge(%d) = %q, want %q", days, got, want)
+		}
+	}
+}
+
+// A message deferred because a check could not answer is logged as a
+// deferral, not as spam: no verdict line, no Spam Actions.
+func TestOutageLoggedAsDeferral(t *testing.T) {
+	m := &checks.Message{Envelope: checks.Envelope{QueueID: "Q1", MailFrom: "a@example.com", Rcpts: []string{"b@example.org"}}}
+	v := &checks.Verdict{Action: checks.Tempfail, Spam: true, Why: "rule:antivirus-unavailable",
+		Results: checks.Results{{Check: "antivirus", Status: checks.StatusTemperror, Reason: "clamd: connection refused"}}}
+	got := strings.Join(Lines(m, v), "\n")
+	want := "Message Q1 from unknown (a@example.com) to example.org is not spam, chainmail (not cached, score=0.00, required 0.00)\n" +
+		"Deferral of message: message Q1 from a@example.com to b@example.org with subject  (rule:antivirus-unavailable)"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }

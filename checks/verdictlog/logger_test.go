@@ -66,7 +66,7 @@ func TestEventMethods(t *testing.T) {
 		{"infected", func(l *Logger) { l.Infected("4XyZ", "192.0.2.7") }, "Infected message 4XyZ came from 192.0.2.7"},
 		{"filename", func(l *Logger) { l.FilenameCheck("4XyZ", "a.exe", "Windows executable") }, "Filename Checks: Windows executable (4XyZ a.exe)"},
 		{"filetype", func(l *Logger) { l.FiletypeCheck("4XyZ", "a.bin", "ELF executable") }, "Filetype Checks: ELF executable (4XyZ a.bin)"},
-		{"whaling", func(l *Logger) { l.Whaling("4XyZ", "John Doe", "john@example.com") }, "Message 4XyZ has been blocked as Whaling attack to John Doe <john@example.com>"},
+		{"whaling", func(l *Logger) { l.Whaling("4XyZ", "John Doe", "john@example.com") }, "Message 4XyZ has been blocked as Whaling attack to John Doe john@example.com"},
 		{"sdr domains", func(l *Logger) { l.SDRDomains("4XyZ", dom) },
 			"MID 4XyZ SDR: Domains for which SDR is requested: reverse DNS host: Not Present, helo: h.example, env-from: e.example, header-from: f.example, reply-to: Not Present"},
 		{"sdr verdict", func(l *Logger) { l.SDRVerdict("4XyZ", sdr) }, SDRVerdictLine("4XyZ", sdr)},
@@ -353,7 +353,7 @@ func TestFileSinkJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"time":"2024-03-05T09:07:03.123456789Z","host":"mx1","tag":"chainmail","pid":4242,"event":"whaling","queue_id":"W1","line":"Message W1 has been blocked as Whaling attack to Jane Roe <jane@example.com>","full_name":"Jane Roe","address":"jane@example.com"}` + "\n"
+	want := `{"time":"2024-03-05T09:07:03.123456789Z","host":"mx1","tag":"chainmail","pid":4242,"event":"whaling","queue_id":"W1","line":"Message W1 has been blocked as Whaling attack to Jane Roe jane@example.com","full_name":"Jane Roe","address":"jane@example.com"}` + "\n"
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}

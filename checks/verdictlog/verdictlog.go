@@ -77,6 +77,76 @@ type Config struct {
 	Format string `yaml:"format"`
 	// Sinks are where lines go; none means one stderr sink.
 	Sinks []SinkConfig `yaml:"sinks"`
+	// Engine is the scanner the verdict line names ("is spam, chainmail
+	// (not cached, …"), DefaultEngine when empty. Parsers written for
+	// MailScanner expect "SpamAssassin".
+	Engine string `yaml:"engine,omitempty"`
+	// Tags gives a family of events (Families) a syslog tag of its own,
+	// e.g. {quota: cbpolicyd} for parsers keyed on "cbpolicyd[PID]:".
+	Tags map[string]string `yaml:"tags,omitempty"`
+}
+
+// DefaultEngine is the scanner named in the verdict line when
+// Config.Engine is empty.
+const DefaultEngine = "chainmail"
+
+func (c Config) engine() string {
+	if c.Engine == "" {
+		return DefaultEngine
+	}
+	return c.Engine
+}
+
+// Families are the families of events a tag can be set for (Config.Tags),
+// each with its events: message (rbl, message, spam_actions, monitor,
+// delivery, check), dnsbl (rbl_fail, uribl_fail, helo_fail, the lists'
+// warnings), attachment (filename, filetype, attachment), antivirus
+// (infected), whaling, sdr (sdr_domains, sdr_verdict, sdr_evidence),
+// quota, greylist and log (operational lines).
+var Families = []string{"message", "dnsbl", "attachment", "antivirus", "whaling", "sdr", "quota", "greylist", "log"}
+
+// Family is the family of the event named event (see Families).
+func Family(event string) string {
+	switch event {
+	case "rbl", "message", "spam_actions", "monitor", "delivery", "check":
+		return "message"
+	case "filename", "filetype", "attachment":
+		return "attachment"
+	case "infected":
+		return "antivirus"
+	}
+	if strings.HasPrefix(event, "sdr_") {
+		return "sdr"
+	}
+	if strings.HasSuffix(event, "_fail") {
+		return "dnsbl"
+	}
+	return event
+}
+
+// Check validates the settings New does not need a system for: the
+// engine and the tags. key names the setting at fault ("engine",
+// "tags.quota").
+func (c Config) Check() (key string, err error) {
+	if c.Engine != "" {
+		for _, r := range c.Engine {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r)) {
+				return "engine", fmt.Errorf("%q: only letters, digits and - _ . are allowed", c.Engine)
+			}
+		}
+	}
+	for fam, tag := range c.Tags {
+		if !contains(Families, fam) {
+			return "tags." + fam, fmt.Errorf("unknown family of events %q (known: %s)", fam, strings.Join(Families, ", "))
+		}
+		if tag == "" {
+			return "tags." + fam, errors.New("empty tag")
+		}
+		if err := checkTag(tag); err != nil {
+			return "tags." + fam, err
+		}
+	}
+	return "", nil
 }
 
 // SinkConfig is one destination of the log.
@@ -115,6 +185,8 @@ func WithStderr(w io.Writer) Option { return func(l *Logger) { l.stderr = w } }
 // writes nothing, and Message still returns the lines.
 type Logger struct {
 	tag    string
+	tags   map[string]string // family → tag, from Config.Tags
+	engine string
 	json   bool
 	now    func() time.Time
 	host   string
@@ -141,6 +213,14 @@ func New(cfg Config, opts ...Option) (*Logger, error) {
 	}
 	if err := checkTag(l.tag); err != nil {
 		return nil, err
+	}
+	if key, err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("verdictlog: %s: %w", key, err)
+	}
+	l.engine = cfg.engine()
+	l.tags = make(map[string]string, len(cfg.Tags))
+	for fam, tag := range cfg.Tags {
+		l.tags[fam] = tag
 	}
 	switch strings.ToLower(cfg.Format) {
 	case "", "text":
@@ -296,11 +376,16 @@ func (l *Logger) emit(es ...entry) {
 		if e.err {
 			sev = sevErr
 		}
+		tag := l.tags[Family(e.event)]
 		msg := e.line
 		if l.json {
-			msg = string(encodeJSON(e, t, l.host, l.tag, l.pid))
+			jt := tag
+			if jt == "" {
+				jt = l.tag
+			}
+			msg = string(encodeJSON(e, t, l.host, jt, l.pid))
 		}
-		recs[i] = record{t: t, sev: sev, msg: msg}
+		recs[i] = record{t: t, sev: sev, msg: msg, tag: tag}
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -318,7 +403,11 @@ func (l *Logger) emit(es ...entry) {
 // Message writes the verdict lines of one message and returns them as
 // Lines does, so `chainmail replay` prints exactly what serve logs.
 func (l *Logger) Message(m *checks.Message, v *checks.Verdict) []string {
-	es := messageEntries(m, v)
+	engine := DefaultEngine
+	if l != nil {
+		engine = l.engine
+	}
+	es := messageEntries(m, v, engine)
 	l.emit(es...)
 	out := make([]string, len(es))
 	for i, e := range es {

@@ -22,7 +22,6 @@ import (
 
 	"chainmail/checks"
 	"chainmail/checks/config"
-	"chainmail/checks/verdictlog"
 	"chainmail/milter"
 )
 
@@ -145,7 +144,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "chainmail: %v\n", err)
 			return exitUsage
 		}
-		eng.Log = func(m *checks.Message, v *checks.Verdict) []string { return verdictlog.Lines(m, v) }
+		eng.Log = f.Log.Lines
 	}
 
 	files, err := collect(fl.Args())
