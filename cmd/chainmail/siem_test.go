@@ -140,7 +140,10 @@ checks:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := load(cfgPath, nil, nil, prometheus.NewRegistry(), t.Logf)
+	// Operational lines go to a buffer: the reputation writer may still
+	// report after the test (t.Logf would panic then).
+	var ops checktest.LockedBuffer
+	rs, err := load(cfgPath, nil, nil, prometheus.NewRegistry(), func(format string, args ...any) { fmt.Fprintf(&ops, format+"\n", args...) })
 	if err != nil {
 		t.Fatal(err)
 	}
