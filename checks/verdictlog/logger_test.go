@@ -372,3 +372,55 @@ func TestJSONNaNScore(t *testing.T) {
 		t.Errorf("line %q", lines[0])
 	}
 }
+
+// A family of events with a tag of its own (log.tags) goes out under it,
+// in text and JSON; the other lines keep the logger's tag. The verdict
+// line names log.engine.
+func TestFamilyTagsAndEngine(t *testing.T) {
+	q := QuotaCheckEvent(QuotaEvent{Host: "192.0.2.7", HELO: "laptop", From: "alice@example.com", To: "bob@example.org",
+		Policy: "p", Quota: "q", Limit: "l", Track: "SASLUsername:alice", Counter: "MessageCount", Current: 2, Max: 1})
+	m := &checks.Message{Envelope: checks.Envelope{QueueID: "Q1", MailFrom: "a@example.com", Rcpts: []string{"b@example.org"}}}
+	var buf bytes.Buffer
+	l := newTestLogger(t, Config{Tag: "MailScanner", Engine: "SpamAssassin", Tags: map[string]string{"quota": "cbpolicyd"}}, &buf)
+	l.Events("", []checks.Event{q})
+	l.Message(m, &checks.Verdict{Required: 5})
+	want := "Mar  5 09:07:03 mx1 cbpolicyd[4242]: " + q.Line + "\n" +
+		"Mar  5 09:07:03 mx1 MailScanner[4242]: Message Q1 from unknown (a@example.com) to example.org is not spam, SpamAssassin (not cached, score=0.00, required 5.00)\n" +
+		"Mar  5 09:07:03 mx1 MailScanner[4242]: Delivery of nonspam: message Q1 from a@example.com to b@example.org with subject \n"
+	if buf.String() != want {
+		t.Errorf("got\n%swant\n%s", buf.String(), want)
+	}
+
+	buf.Reset()
+	l = newTestLogger(t, Config{Format: "json", Tags: map[string]string{"quota": "cbpolicyd"}}, &buf)
+	l.Events("", []checks.Event{q})
+	l.Message(m, &checks.Verdict{Required: 5})
+	objs := decodeJSONLines(t, buf.Bytes())
+	if len(objs) != 3 || objs[0]["tag"] != "cbpolicyd" || objs[1]["tag"] != "chainmail" {
+		t.Errorf("JSON tags: %v", objs)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	for _, c := range []struct {
+		cfg Config
+		key string
+	}{
+		{Config{Engine: "Spam Assassin"}, "engine"},
+		{Config{Tags: map[string]string{"quotas": "x"}}, "tags.quotas"},
+		{Config{Tags: map[string]string{"quota": ""}}, "tags.quota"},
+		{Config{Tags: map[string]string{"quota": "a b"}}, "tags.quota"},
+	} {
+		if key, err := c.cfg.Check(); err == nil || key != c.key {
+			t.Errorf("%+v: key %q, err %v; want an error about %s", c.cfg, key, err, c.key)
+		}
+		if _, err := New(c.cfg); err == nil {
+			t.Errorf("New(%+v) accepted it", c.cfg)
+		}
+	}
+	for _, fam := range Families {
+		if key, err := (Config{Engine: "SpamAssassin", Tags: map[string]string{fam: "cbpolicyd"}}).Check(); err != nil {
+			t.Errorf("family %s: %s: %v", fam, key, err)
+		}
+	}
+}

@@ -44,7 +44,10 @@
 // infected, filename, filetype, whaling, sdr_domains, sdr_verdict, quota,
 // log), queue_id, the exact text line ("line"), and the event's facts as
 // fields; inside syslog the object is the message text. The tag defaults to "chainmail"; "MailScanner"
-// makes chainmail a drop-in for existing parsers.
+// makes chainmail a drop-in for existing parsers. Config.Tags gives a
+// family of events a tag of its own (quota lines as "cbpolicyd[PID]:"),
+// and Config.Engine names the scanner in the verdict line ("SpamAssassin"
+// for MailScanner parsers).
 //
 // A Logger is safe for concurrent use: the lines of one message are written
 // together and never interleave with another's. Writes never block mail for

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"chainmail/checks"
 	"chainmail/checks/checktest"
 	"chainmail/checks/dns/dnstest"
+	"chainmail/checks/dns/zoneserver"
 	"chainmail/milter/miltertest"
 	"chainmail/reputation/rdaptest"
 )
@@ -237,5 +239,58 @@ checks:
 		if !found {
 			t.Errorf("%s: no line with %q in the log:\n%s", p.event, sel, data)
 		}
+	}
+}
+
+// TestOutageLoggedAsDeferral: a message deferred because clamd is down or
+// because DNS failed (SERVFAIL for the DMARC record) is logged as a
+// deferral, never "is spam" with "Spam Actions: … defer", so an outage
+// does not count as spam in the parsers that read the log.
+func TestOutageLoggedAsDeferral(t *testing.T) {
+	zone := filepath.Join(t.TempDir(), "partner.zone")
+	if err := os.WriteFile(zone, []byte("$ORIGIN partner.test.\n$TTL 300\n@ IN SOA ns.partner.test. hostmaster.partner.test. 1 3600 600 86400 300\n@ IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dnsSrv := dnstest.Start(t, zone)
+	dnsSrv.Fault("_dmarc.partner.test", mdns.TypeTXT, zoneserver.ServFail())
+
+	tmp := t.TempDir()
+	logPath := filepath.Join(tmp, "mail.log")
+	cfg := fmt.Sprintf(`dns: {servers: [%q], timeout: 2s}
+log:
+  sinks:
+    - {type: file, path: %q}
+checks:
+  - name: spf
+  - name: dkim
+  - name: dmarc
+  - name: antivirus
+    enabled: true
+    options: {address: %q}
+`, dnsSrv.Addr(), logPath, "unix:"+filepath.Join(tmp, "no-clamd.sock"))
+	cfgPath := filepath.Join(tmp, "chainmail.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := load(cfgPath, nil, nil, prometheus.NewRegistry(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.log.Close() })
+	srv := miltertest.Start(t, rs.engine)
+
+	env := checks.Envelope{ClientIP: net.ParseIP("192.0.2.9"), HELO: "mail.partner.test", MailFrom: "alice@partner.test",
+		Rcpts: []string{"bob@example.org"}, QueueID: "4Outage1"}
+	out := srv.Send(t, env, "From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: minutes\r\nMessage-ID: <1@partner.test>\r\n\r\nhello\r\n")
+	if out.Action != "tempfail" {
+		t.Fatalf("clamd down and DMARC record SERVFAIL: %s %s, want tempfail", out.Action, out.Reply)
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(data)
+	if strings.Contains(log, " is spam, ") || strings.Contains(log, "Spam Actions:") || !strings.Contains(log, "Deferral of message: message 4Outage1 ") {
+		t.Errorf("an outage deferral must be logged as a deferral, not as spam:\n%s", log)
 	}
 }
