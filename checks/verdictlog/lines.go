@@ -416,26 +416,26 @@ func round2(f float64) float64 {
 	return r
 }
 
-// InfectedLine is "Infected message <id> came from <client-ip>".
-func InfectedLine(id, clientIP string) string {
+// infectedLine is "Infected message <id> came from <client-ip>".
+func infectedLine(id, clientIP string) string {
 	return "Infected message " + queueID(id) + " came from " + orUnknown(Sanitize(clientIP))
 }
 
-// FilenameCheckLine is "Filename Checks: <log text> (<id> <filename>)".
-func FilenameCheckLine(id, filename, logText string) string {
+// filenameCheckLine is "Filename Checks: <log text> (<id> <filename>)".
+func filenameCheckLine(id, filename, logText string) string {
 	return "Filename Checks: " + Sanitize(logText) + " (" + queueID(id) + " " + Sanitize(filename) + ")"
 }
 
-// FiletypeCheckLine is "Filetype Checks: <log text> (<id> <filename>)".
-func FiletypeCheckLine(id, filename, logText string) string {
+// filetypeCheckLine is "Filetype Checks: <log text> (<id> <filename>)".
+func filetypeCheckLine(id, filename, logText string) string {
 	return "Filetype Checks: " + Sanitize(logText) + " (" + queueID(id) + " " + Sanitize(filename) + ")"
 }
 
-// WhalingLine is "Message <id> has been blocked as Whaling attack to
+// whalingLine is "Message <id> has been blocked as Whaling attack to
 // <Full Name> <addr>" with the bare address, as Libraesva writes it, e.g.
 // "… to John Doe john@example.com". Without a name the line ends "… to
 // john@example.com"; without an address, "… to <unknown>".
-func WhalingLine(id, fullName, addr string) string {
+func whalingLine(id, fullName, addr string) string {
 	to := Sanitize(stripBrackets(addr))
 	if to == "" {
 		to = "<unknown>"
@@ -466,10 +466,10 @@ func (d SDRDomains) sanitized() SDRDomains {
 	}
 }
 
-// SDRDomainsLine is "MID <id> SDR: Domains for which SDR is requested:
+// sdrDomainsLine is "MID <id> SDR: Domains for which SDR is requested:
 // reverse DNS host: <h|Not Present>, helo: <h>, env-from: <d>,
 // header-from: <d>, reply-to: <d|Not Present>".
-func SDRDomainsLine(id string, d SDRDomains) string {
+func sdrDomainsLine(id string, d SDRDomains) string {
 	d = d.sanitized()
 	return "MID " + queueID(id) + " SDR: Domains for which SDR is requested: reverse DNS host: " +
 		orNotPresent(d.ReverseDNS) + ", helo: " + orNotPresent(d.HELO) +
@@ -491,13 +491,17 @@ type SDRVerdict struct {
 	YoungestDomain string
 	AgeDays        int
 	AgeKnown       bool
+	// Trust is the sender's trust score and Evidence what it was made of
+	// (the reputation check's evidence, as JSON facts).
+	Trust    float64
+	Evidence any
 }
 
-// SDRVerdictLine is "MID <id> SDR: Consolidated Sender Reputation:
+// sdrVerdictLine is "MID <id> SDR: Consolidated Sender Reputation:
 // <Verdict>, Threat Category: <cat|N/A>, Suspected Domain(s) : <d, d>.
 // Youngest Domain Age: <N days|unknown> for domain: <d>".
-func SDRVerdictLine(id string, v SDRVerdict) string {
-	f := sdrVerdictFacts(v)
+func sdrVerdictLine(id string, v SDRVerdict) string {
+	f := sdrVerdictShown(v)
 	age := "unknown"
 	if f.AgeDays != nil {
 		age = DomainAge(*f.AgeDays)
@@ -508,9 +512,9 @@ func SDRVerdictLine(id string, v SDRVerdict) string {
 		". Youngest Domain Age: " + age + " for domain: " + orNA(f.YoungestDomain)
 }
 
-// sdrVerdictFacts sanitises v into what both formats show.
-func sdrVerdictFacts(v SDRVerdict) sdrVerdictJSON {
-	f := sdrVerdictJSON{
+// sdrVerdictShown sanitises v into what the line shows.
+func sdrVerdictShown(v SDRVerdict) sdrShown {
+	f := sdrShown{
 		Verdict:          capitalise(Sanitize(strings.TrimSpace(v.Verdict))),
 		ThreatCategory:   Sanitize(v.ThreatCategory),
 		SuspectedDomains: uniqueSanitized(v.SuspectedDomains),
@@ -598,12 +602,12 @@ func (q QuotaEvent) sanitized() QuotaEvent {
 	return q
 }
 
-// QuotaLine is "module=Quotas, action=defer, host=<ip>, helo=<helo>,
+// quotaLine is "module=Quotas, action=defer, host=<ip>, helo=<helo>,
 // from=<sender>, to=<rcpt>, reason=quota_match, policy=<name>,
 // quota=<name>, limit=<n>, track=SASLUsername:<user>,
 // counter=MessageCount, quota=71.16/70 (101.7%)". With Max 0 the
 // percentage is logged as (n/a).
-func QuotaLine(q QuotaEvent) string {
+func quotaLine(q QuotaEvent) string {
 	q = q.sanitized()
 	pct := "n/a"
 	if q.Max > 0 {

@@ -1,5 +1,5 @@
 // Package verdictlog writes chainmail's verdict log: the lines a postmaster
-// greps and a SIEM parses, one method per event.
+// greps and a SIEM parses, one typed event per line.
 //
 // # The wording is a contract
 //
@@ -26,9 +26,10 @@
 // an empty recipient list is logged as "unknown". Scores have two
 // decimals; symbols keep the verdict's order. The "<LIST, LIST>, " part of
 // the verdict line is there only when the message was listed, as in
-// MailScanner. Single events have their own methods and pure builders
-// (InfectedLine, FilenameCheckLine, FiletypeCheckLine, WhalingLine,
-// SDRDomainsLine, SDRVerdictLine, QuotaLine), documented there.
+// MailScanner. The events checks report (Infected, Filename, Filetype,
+// Whaling, SDRDomains.Event, QuotaEvent.Event, …; events.go) are built
+// here too, each with its line and its JSON facts: a check hands over an
+// event, never a line of its own.
 //
 // Every value that comes from a message or the network goes through
 // Sanitize, so one event is always exactly one line.
@@ -429,53 +430,9 @@ func (l *Logger) Events(id string, evs []checks.Event) {
 	l.emit(es...)
 }
 
-// Infected logs "Infected message <id> came from <client-ip>".
-func (l *Logger) Infected(id, clientIP string) {
-	line := InfectedLine(id, clientIP)
-	l.emit(entry{event: "infected", queueID: queueID(id), line: line,
-		facts: infectedFacts{ClientIP: orUnknown(Sanitize(clientIP))}})
-}
-
-// FilenameCheck logs "Filename Checks: <log text> (<id> <filename>)".
-func (l *Logger) FilenameCheck(id, filename, logText string) {
-	l.emit(entry{event: "filename", queueID: queueID(id), line: FilenameCheckLine(id, filename, logText),
-		facts: fileFacts{Filename: Sanitize(filename), Text: Sanitize(logText)}})
-}
-
-// FiletypeCheck logs "Filetype Checks: <log text> (<id> <filename>)".
-func (l *Logger) FiletypeCheck(id, filename, logText string) {
-	l.emit(entry{event: "filetype", queueID: queueID(id), line: FiletypeCheckLine(id, filename, logText),
-		facts: fileFacts{Filename: Sanitize(filename), Text: Sanitize(logText)}})
-}
-
-// Whaling logs "Message <id> has been blocked as Whaling attack to
-// <Full Name> <addr>".
-func (l *Logger) Whaling(id, fullName, addr string) {
-	l.emit(entry{event: "whaling", queueID: queueID(id), line: WhalingLine(id, fullName, addr),
-		facts: whalingFacts{FullName: strings.TrimSpace(Sanitize(fullName)), Address: Sanitize(stripBrackets(addr))}})
-}
-
-// SDRDomains logs the domains a reputation query was made for (see
-// SDRDomainsLine).
-func (l *Logger) SDRDomains(id string, d SDRDomains) {
-	l.emit(entry{event: "sdr_domains", queueID: queueID(id), line: SDRDomainsLine(id, d), facts: d.sanitized()})
-}
-
-// SDRVerdict logs the consolidated sender reputation (see SDRVerdictLine).
-func (l *Logger) SDRVerdict(id string, v SDRVerdict) {
-	l.emit(entry{event: "sdr_verdict", queueID: queueID(id), line: SDRVerdictLine(id, v), facts: sdrVerdictFacts(v)})
-}
-
-// Quota logs a quota decision (see QuotaLine). Quota lines carry no queue
-// id: policyd logs them before there is one.
-func (l *Logger) Quota(q QuotaEvent) {
-	ev := QuotaCheckEvent(q)
-	l.emit(entry{event: ev.Name, line: ev.Line, facts: ev.Facts})
-}
-
-// QuotaCheckEvent is the quota line as a checks.Event, for a check that
-// reports it in its result; Facts is a QuotaFacts.
-func QuotaCheckEvent(q QuotaEvent) checks.Event {
+// Event is the quota line (see quotaLine); Facts is a QuotaFacts. Quota
+// lines carry no queue id: policyd logs them before there is one.
+func (q QuotaEvent) Event() checks.Event {
 	s := q.sanitized()
 	f := QuotaFacts{
 		Action: s.Action, Host: s.Host, HELO: s.HELO, From: s.From, To: s.To, Reason: s.Reason,
@@ -486,7 +443,7 @@ func QuotaCheckEvent(q QuotaEvent) checks.Event {
 		p := round1(s.Current / s.Max * 100)
 		f.Percent = &p
 	}
-	return checks.Event{Name: "quota", Line: QuotaLine(q), Facts: f}
+	return checks.Event{Name: "quota", Line: quotaLine(q), Facts: f}
 }
 
 // Printf logs an operational message (startup, reload, trouble) to the
