@@ -116,9 +116,14 @@ func messageEntries(m *checks.Message, v *checks.Verdict, engine string) []entry
 		})
 	}
 
-	// Events the checks reported (attachments, antivirus, reputation…).
+	// Events the checks reported (attachments, antivirus, reputation…);
+	// those that say the message was blocked only when it was.
+	blocked := !v.Monitor && (v.Action == checks.Quarantine || v.Action == checks.Discard || v.Action == checks.Reject)
 	for _, r := range v.Results {
 		for _, ev := range r.Events {
+			if ev.IfBlocked && !blocked {
+				continue
+			}
 			es = append(es, entry{event: ev.Name, queueID: id, line: Sanitize(ev.Line), facts: ev.Facts})
 		}
 	}
