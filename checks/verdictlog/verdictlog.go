@@ -66,6 +66,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"chainmail/checks"
 )
 
@@ -199,6 +201,8 @@ type Logger struct {
 
 	sinks   []sink
 	dropped atomic.Uint64
+	reg     prometheus.Registerer // WithRegisterer; nil: no metric
+	metric  prometheus.Counter    // DroppedMetric, nil without reg
 
 	mu     sync.RWMutex // guards closed against writes racing Close
 	closed bool
@@ -222,6 +226,13 @@ func New(cfg Config, opts ...Option) (*Logger, error) {
 		return nil, fmt.Errorf("verdictlog: %s: %w", key, err)
 	}
 	l.engine = cfg.engine()
+	if l.reg != nil {
+		c, err := droppedCounter(l.reg)
+		if err != nil {
+			return nil, err
+		}
+		l.metric = c
+	}
 	l.tags = make(map[string]string, len(cfg.Tags))
 	for fam, tag := range cfg.Tags {
 		l.tags[fam] = tag
@@ -360,7 +371,8 @@ func (l *Logger) Reopen() error {
 }
 
 // Dropped is the number of lines, summed over the sinks, that could not be
-// written.
+// written by this Logger (DroppedMetric, with WithRegisterer, counts them
+// across reloads).
 func (l *Logger) Dropped() uint64 {
 	if l == nil {
 		return 0
@@ -394,13 +406,21 @@ func (l *Logger) emit(es ...entry) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		l.dropped.Add(uint64(len(recs) * len(l.sinks)))
+		l.drop(len(recs) * len(l.sinks))
 		return
 	}
 	for _, s := range l.sinks {
 		if n := s.write(recs); n > 0 {
-			l.dropped.Add(uint64(n))
+			l.drop(n)
 		}
+	}
+}
+
+// drop counts n lines that could not be written.
+func (l *Logger) drop(n int) {
+	l.dropped.Add(uint64(n))
+	if l.metric != nil {
+		l.metric.Add(float64(n))
 	}
 }
 
