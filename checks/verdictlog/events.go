@@ -169,3 +169,25 @@ func (w ListWarning) Event() checks.Event {
 		Line:  Sanitize(w.Label) + " warning: list " + f.List + " (" + f.Zone + ") " + what + f.Value + ": " + f.Reason + "; not counted as a listing",
 		Facts: f}
 }
+
+// worded gives the engine's own RCPT-time events (checks.RcptError,
+// checks.RcptMonitor), which carry facts only, their lines.
+func worded(ev checks.Event) checks.Event {
+	switch f := ev.Facts.(type) {
+	case checks.RcptError:
+		msg := ""
+		if f.Err != nil {
+			msg = f.Err.Error()
+		}
+		ff := rcptErrorFacts{Check: Sanitize(f.Check), Rcpt: Sanitize(f.Rcpt), Error: Sanitize(msg)}
+		ev.Line, ev.Facts = "Check "+ff.Check+" on recipient "+ff.Rcpt+": "+ff.Error, ff
+	case checks.RcptMonitor:
+		ff := rcptMonitorFacts{Rcpt: Sanitize(f.Rcpt), Code: Sanitize(f.Code), Reply: Sanitize(f.Reply)}
+		ev.Line, ev.Facts = "Monitor: recipient "+ff.Rcpt+" would get "+ff.Code+" "+ff.Reply, ff
+	}
+	return ev
+}
+
+// Text is the line ev is logged as (sanitised), for callers that show
+// events outside a Logger.
+func Text(ev checks.Event) string { return Sanitize(worded(ev).Line) }

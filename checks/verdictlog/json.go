@@ -200,3 +200,15 @@ func encodeJSON(e entry, t time.Time, host, tag string, pid int) []byte {
 	out = append(out[:len(out)-1], ',')
 	return append(out, facts[1:]...)
 }
+
+type rcptErrorFacts struct {
+	Check string `json:"check"`
+	Rcpt  string `json:"rcpt"`
+	Error string `json:"error"`
+}
+
+type rcptMonitorFacts struct {
+	Rcpt  string `json:"rcpt"`
+	Code  string `json:"code"`
+	Reply string `json:"reply"`
+}

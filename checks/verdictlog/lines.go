@@ -124,6 +124,7 @@ func messageEntries(m *checks.Message, v *checks.Verdict, engine string) []entry
 			if ev.IfBlocked && !blocked {
 				continue
 			}
+			ev = worded(ev)
 			es = append(es, entry{event: ev.Name, queueID: id, line: Sanitize(ev.Line), facts: ev.Facts})
 		}
 	}

@@ -445,6 +445,7 @@ func (l *Logger) Message(m *checks.Message, v *checks.Verdict) []string {
 func (l *Logger) Events(id string, evs []checks.Event) {
 	es := make([]entry, 0, len(evs))
 	for _, ev := range evs {
+		ev = worded(ev)
 		es = append(es, entry{event: ev.Name, queueID: queueID(id), line: Sanitize(ev.Line), facts: ev.Facts})
 	}
 	l.emit(es...)
