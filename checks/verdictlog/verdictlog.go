@@ -42,8 +42,9 @@
 // them; syslog gets an RFC 3164 message over the local socket, UDP or TCP.
 // With Format "json" each line becomes one JSON object with time, host,
 // tag, pid, event (message, rbl, spam_actions, monitor, delivery, check,
-// infected, filename, filetype, whaling, sdr_domains, sdr_verdict, quota,
-// log), queue_id, the exact text line ("line"), and the event's facts as
+// infected, filename, filetype, attachment, whaling, sdr_domains,
+// sdr_verdict, sdr_evidence, rbl_fail, uribl_fail, quota, greylist, log),
+// queue_id, the exact text line ("line"), and the event's facts as
 // fields; inside syslog the object is the message text. The tag defaults to "chainmail"; "MailScanner"
 // makes chainmail a drop-in for existing parsers. Config.Tags gives a
 // family of events a tag of its own (quota lines as "cbpolicyd[PID]:"),
