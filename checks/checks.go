@@ -110,8 +110,8 @@ type Result struct {
 	// checks set one, the last in chain order wins.
 	NewBody Body `json:"-"`
 	// Events are extra verdict-log lines the check reports for this
-	// message (Filename Checks, Infected message, SDR, Whaling…), worded
-	// with the checks/verdictlog builders. They are written after the RBL
+	// message (Filename Checks, Infected message, SDR, Whaling…), built by
+	// the checks/verdictlog event constructors. They are written after the RBL
 	// line and before the verdict line.
 	Events   []Event       `json:"events,omitempty"`
 	Err      error         `json:"-"`
@@ -142,6 +142,7 @@ type Event struct {
 	// (quarantine, discard or reject, not in monitor mode): a check that
 	// finds an attack cannot know whether policy will stop it, and its
 	// line says it was ("… has been blocked as Whaling attack …").
+	// verdictlog, which knows the final action, does the filtering.
 	IfBlocked bool `json:"-"`
 }
 

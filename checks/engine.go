@@ -95,7 +95,7 @@ func (e *Engine) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Rcp
 		events = append(events, r.Events...)
 		if r.Err != nil {
 			if !loggedElsewhere(r.Err) {
-				events = append(events, Event{Name: "log", Line: "Check " + s.Check.Name() + " on recipient " + rcpt + ": " + r.Err.Error()})
+				events = append(events, Event{Name: "log", Facts: RcptError{Check: s.Check.Name(), Rcpt: rcpt, Err: r.Err}})
 			}
 			continue
 		}
@@ -114,7 +114,7 @@ func (e *Engine) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Rcp
 		out.Code, out.Reply = e.Policy.TempfailCode, e.Policy.TempfailReply
 	}
 	if e.Policy.Monitor && out.Action != Accept {
-		events = append(events, Event{Name: "monitor", Line: "Monitor: recipient " + rcpt + " would get " + out.Code + " " + out.Reply})
+		events = append(events, Event{Name: "monitor", Facts: RcptMonitor{Rcpt: rcpt, Code: out.Code, Reply: out.Reply}})
 		out = RcptResult{}
 	}
 	out.Events = nil

@@ -393,11 +393,7 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 		v.Monitor, v.Would = true, v.Action
 		v.Action, v.Code, v.Reply, v.QuarantineReason = Accept, "", "", ""
 		v.Headers = nil
-		v.Results = withoutBlockedEvents(v.Results)
 		return v
-	}
-	if v.Action != Quarantine && v.Action != Discard && v.Action != Reject {
-		v.Results = withoutBlockedEvents(v.Results)
 	}
 
 	if v.Action <= Quarantine {
@@ -414,35 +410,6 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 		}
 	}
 	return v
-}
-
-// withoutBlockedEvents drops the events that are only true of a blocked
-// message (Event.IfBlocked). The results are copied when one is dropped:
-// the chain's own stay as they were.
-func withoutBlockedEvents(rs Results) Results {
-	var out Results
-	for i, r := range rs {
-		var keep []Event
-		dropped := false
-		for _, e := range r.Events {
-			if e.IfBlocked {
-				dropped = true
-			} else {
-				keep = append(keep, e)
-			}
-		}
-		if !dropped {
-			continue
-		}
-		if out == nil {
-			out = append(Results(nil), rs...)
-		}
-		out[i].Events = keep
-	}
-	if out == nil {
-		return rs
-	}
-	return out
 }
 
 func quarantineReason(p *Policy, v *Verdict) string {

@@ -571,51 +571,6 @@ func TestPolicyAliases(t *testing.T) {
 	}
 }
 
-// An IfBlocked event is kept only when the message is blocked.
-func TestPolicyIfBlockedEvents(t *testing.T) {
-	mk := func() Results {
-		return Results{{Check: "whaling", Status: StatusFail, Events: []Event{
-			{Name: "note", Line: "always"},
-			{Name: "whaling", Line: "blocked", IfBlocked: true},
-		}}}
-	}
-	lines := func(v *Verdict) string {
-		var out []string
-		for _, r := range v.Results {
-			for _, e := range r.Events {
-				out = append(out, e.Line)
-			}
-		}
-		return strings.Join(out, ",")
-	}
-	for _, tc := range []struct {
-		action  Action
-		monitor bool
-		want    string
-	}{
-		{Quarantine, false, "always,blocked"},
-		{Reject, false, "always,blocked"},
-		{Tag, false, "always"},
-		{Accept, false, "always"},
-		{Tempfail, false, "always"},
-		{Quarantine, true, "always"},
-	} {
-		p := DefaultPolicy()
-		p.Monitor = tc.monitor
-		if tc.action != Accept {
-			p.Rules = []Rule{{Name: "r", If: `whaling.status == "fail"`, Action: tc.action}}
-		}
-		rs := mk()
-		v := p.Decide(policyMessage(), rs, []string{"whaling"})
-		if got := lines(v); got != tc.want {
-			t.Errorf("%v monitor=%v: events %q, want %q", tc.action, tc.monitor, got, tc.want)
-		}
-		if len(rs[0].Events) != 2 {
-			t.Errorf("the chain's results were changed: %v", rs[0].Events)
-		}
-	}
-}
-
 // learner is a fake check that records what it learnt.
 type learner struct {
 	fake

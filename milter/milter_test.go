@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 
 	"chainmail/checks"
+	"chainmail/checks/verdictlog"
 	"chainmail/milter"
 	"chainmail/milter/miltertest"
 )
@@ -557,7 +558,7 @@ func TestRcptTimeRefusal(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, e := range evs {
-			logged = append(logged, e.Line)
+			logged = append(logged, verdictlog.Text(e))
 		}
 	}
 	srv := miltertest.Start(t, eng)

@@ -162,14 +162,8 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 		Symbols: []checks.Symbol{{Name: Symbol, Score: c.cfg.Score, Detail: v.Signature}},
 		Reason:  "clamd: " + v.Signature + " FOUND",
 		Facts:   map[string]any{"virus": v.Signature, "unscannable": false},
-		Events: []checks.Event{{Name: "infected", Line: verdictlog.InfectedLine(m.QueueID, ip),
-			Facts: infectedFacts{Virus: v.Signature, Scanner: "clamd"}}},
+		Events:  []checks.Event{verdictlog.Infected(m.QueueID, ip, v.Signature, "clamd")},
 	}
-}
-
-type infectedFacts struct {
-	Virus   string `json:"virus"`
-	Scanner string `json:"scanner"`
 }
 
 // Scan streams r to clamd and returns its verdict.

@@ -314,9 +314,6 @@ func (c *Check) result(m *checks.Message, src interface {
 }, headerLen, size int64, rep *attachments.Report, hits []hit) checks.Result {
 	r := checks.Result{Status: checks.StatusClean, Facts: map[string]any{}}
 	var events []checks.Event
-	addEvent := func(name, line string, facts any) {
-		events = append(events, checks.Event{Name: name, Line: line, Facts: facts})
-	}
 	blocked, reasons := false, []string{}
 	var edits []attachments.Edit
 	var deleted, renamed []string
@@ -341,13 +338,12 @@ func (c *Check) result(m *checks.Message, src interface {
 			}
 			done[t] = true
 		}
-		line := verdictlog.FilenameCheckLine(m.QueueID, name, h.rule.LogText)
-		ev := "filename"
+		fh := verdictlog.FileHit{Filename: name, Path: h.file.Path, Action: h.rule.Action.String(), Text: h.rule.LogText, Rule: fmt.Sprintf("%s:%d", h.rule.File, h.rule.Line)}
 		if h.kind == "Filetype" {
-			line = verdictlog.FiletypeCheckLine(m.QueueID, name, h.rule.LogText)
-			ev = "filetype"
+			events = append(events, verdictlog.Filetype(m.QueueID, fh))
+		} else {
+			events = append(events, verdictlog.Filename(m.QueueID, fh))
 		}
-		addEvent(ev, line, hitFacts{File: name, Path: h.file.Path, Action: h.rule.Action.String(), Log: h.rule.LogText, Rule: fmt.Sprintf("%s:%d", h.rule.File, h.rule.Line)})
 		switch h.rule.Action {
 		case attachments.Deny, attachments.Redirect:
 			blocked = true
@@ -405,8 +401,7 @@ func (c *Check) result(m *checks.Message, src interface {
 		default:
 			file = "message"
 		}
-		line := "Attachment Checks: " + string(f.Category) + ": " + f.Detail + " (" + queueID(m.QueueID) + " " + file + ")"
-		addEvent("attachment", line, findingFacts{Category: string(f.Category), Kind: f.Kind.String(), Path: f.Path, File: f.File, Detail: f.Detail})
+		events = append(events, verdictlog.AttachmentFinding{Category: string(f.Category), Kind: f.Kind.String(), Path: f.Path, File: f.File, Shown: file, Detail: f.Detail}.Event(m.QueueID))
 	}
 	if blocked {
 		addSym(SymBlocked, 10, strings.Join(reasons, "; "))
@@ -465,7 +460,7 @@ func (c *Check) result(m *checks.Message, src interface {
 	}
 	if len(events) > c.cfg.MaxEvents {
 		more := len(events) - c.cfg.MaxEvents
-		events = append(events[:c.cfg.MaxEvents], checks.Event{Name: "attachment", Line: fmt.Sprintf("Attachment Checks: %d more findings not logged (%s)", more, queueID(m.QueueID))})
+		events = append(events[:c.cfg.MaxEvents], verdictlog.AttachmentOverflow(m.QueueID, more))
 	}
 	r.Events = events
 	return r
@@ -486,13 +481,6 @@ func orDash(s string) string {
 	return s
 }
 
-func queueID(id string) string {
-	if id == "" {
-		return verdictlog.NoQueueID
-	}
-	return id
-}
-
 func uniq(in []string) []string {
 	out := []string{}
 	seen := map[string]bool{}
@@ -503,22 +491,6 @@ func uniq(in []string) []string {
 		}
 	}
 	return out
-}
-
-type hitFacts struct {
-	File   string `json:"file"`
-	Path   string `json:"path"`
-	Action string `json:"action"`
-	Log    string `json:"log_text"`
-	Rule   string `json:"rule"`
-}
-
-type findingFacts struct {
-	Category string `json:"category"`
-	Kind     string `json:"kind"`
-	Path     string `json:"path"`
-	File     string `json:"file,omitempty"`
-	Detail   string `json:"detail"`
 }
 
 // Facts implements checks.Factual: the facts rules see, with the values

@@ -94,8 +94,8 @@ func TestDefaultRulesBlockExecutables(t *testing.T) {
 		t.Fatalf("%s %q", r.Status, r.Reason)
 	}
 	want := []string{
-		"Filename Checks: Executable hidden behind a document extension (4QueueID01 invoice.pdf.exe)",
-		"Filetype Checks: Windows program (4QueueID01 invoice.pdf.exe)",
+		"Filename Checks: File extension “double” not allowed (4QueueID01 invoice.pdf.exe)",
+		"Filetype Checks: File type “executable” not allowed (4QueueID01 invoice.pdf.exe)",
 	}
 	if strings.Join(lines(r), "\n") != strings.Join(want, "\n") {
 		t.Errorf("lines:\n%s", strings.Join(lines(r), "\n"))

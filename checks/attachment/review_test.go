@@ -183,7 +183,7 @@ func TestZipUnicodePathName(t *testing.T) {
 	}
 	c := newCheck(t, nil)
 	r := c.Check(context.Background(), msg(part{"files.zip", "application/zip", z}), nil)
-	if r.Status != checks.StatusBlocked || !strings.Contains(strings.Join(lines(r), "\n"), "Filename Checks: Windows program") {
+	if r.Status != checks.StatusBlocked || !strings.Contains(strings.Join(lines(r), "\n"), "Filename Checks: File extension “exe” not allowed") {
 		t.Errorf("status %s (%s), lines %q", r.Status, r.Reason, lines(r))
 	}
 	m := msg(part{"", "text/plain", []byte("see attached")}, part{"files.zip", "application/zip", z})

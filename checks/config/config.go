@@ -441,6 +441,9 @@ func (f *File) validate() error {
 	if f.DNS.Timeout < 0 {
 		return f.errAt("dns.timeout", "must not be negative (like 2s)")
 	}
+	if key, err := f.Log.Check(); err != nil {
+		return f.errAt("log."+key, "%v", err)
+	}
 	if f.Milter.MaxConcurrent < 0 {
 		return f.errAt("milter.max_concurrent", "must be 0 (one per CPU core) or more")
 	}

@@ -1,10 +1,10 @@
 package dnsbl
 
 import (
-	"fmt"
 	"strings"
 
 	"chainmail/checks"
+	"chainmail/checks/verdictlog"
 )
 
 // Summary is the findings of one Lookup, ready for a checks.Result.
@@ -24,14 +24,6 @@ type Summary struct {
 	// Queries is how many outcomes there were; Hits how many of them
 	// counted as listings (after allowlist overrides).
 	Queries, Hits int
-}
-
-// FailFacts are the JSON facts of a list warning event.
-type FailFacts struct {
-	List   string `json:"list"`
-	Zone   string `json:"zone"`
-	Value  string `json:"value"`
-	Reason string `json:"reason"`
 }
 
 // Summarize turns outcomes into symbols, listed names and warnings. label
@@ -88,15 +80,8 @@ func (s *Set) Summarize(outs []Outcome, label string) Summary {
 				if !failed {
 					failed = true
 					add(l.FailSymbol, 0, o.Reason)
-					what := "did not answer for " + o.Value
-					if o.State == Skipped {
-						what = "not queried for " + o.Value
-					}
-					sum.Events = append(sum.Events, checks.Event{
-						Name:  strings.ToLower(label) + "_fail",
-						Line:  fmt.Sprintf("%s warning: list %s (%s) %s: %s; not counted as a listing", label, l.Name, l.Zone, what, o.Reason),
-						Facts: FailFacts{List: l.Name, Zone: l.Zone, Value: o.Value, Reason: o.Reason},
-					})
+					sum.Events = append(sum.Events, verdictlog.ListWarning{Label: label, List: l.Name, Zone: l.Zone,
+						Value: o.Value, Queried: o.State != Skipped, Reason: o.Reason}.Event())
 				}
 			}
 		}

@@ -49,6 +49,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"chainmail/checks"
+	"chainmail/checks/verdictlog"
 	"chainmail/store"
 )
 
@@ -295,8 +296,8 @@ func (c *Check) CheckRcpt(ctx context.Context, env *checks.Envelope, rcpt string
 		}
 	}
 	line := func(action, reason string) checks.Event {
-		return checks.Event{Name: "greylist", Line: fmt.Sprintf("module=Greylist, action=%s, reason=%s, client_address=%s, client_net=%s, helo=%s, sender=%s, recipient=%s",
-			action, reason, ip, network, env.HELO, orNull(env.MailFrom), recipient)}
+		return verdictlog.Greylist{Action: action, Reason: reason, ClientAddress: ip.String(), ClientNet: network,
+			HELO: env.HELO, Sender: env.MailFrom, Recipient: recipient}.Event()
 	}
 	state, at := parseEntry(get.Out, get.OK)
 	switch state {
@@ -347,13 +348,6 @@ func (c *Check) deferral(left time.Duration, ev checks.Event) checks.RcptResult 
 	}
 	text := strings.Replace(c.text, "%s", strconv.Itoa(secs)+" seconds", 1)
 	return checks.RcptResult{Action: checks.Tempfail, Code: c.code, Reply: text, Events: []checks.Event{ev}}
-}
-
-func orNull(s string) string {
-	if s == "" {
-		return "<>"
-	}
-	return s
 }
 
 // entry is a triplet's stored value: state and unix time in milliseconds.

@@ -381,7 +381,7 @@ func (c *Check) alert(l *limit, env *checks.Envelope, current float64, now time.
 		Policy: l.q.Policy, Quota: l.q.Name, Limit: l.name, Track: l.track, Counter: l.counter,
 		Current: current, Max: l.max,
 	}
-	event := verdictlog.QuotaCheckEvent(ev)
+	event := ev.Event()
 	c.metrics.exceeded(l.q.Name, l.q.Action)
 	if c.hook != nil {
 		c.hook.notify(l.q.Name+"\x00"+l.track, payload{Event: "quota", Time: now.UTC().Format(time.RFC3339), Line: event.Line, QuotaFacts: event.Facts.(verdictlog.QuotaFacts)})

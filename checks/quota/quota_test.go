@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"chainmail/checks"
+	"chainmail/checks/verdictlog"
 	"chainmail/store"
 	"chainmail/store/bolt"
 	"chainmail/store/redis"
@@ -366,7 +367,7 @@ func TestStoreDown(t *testing.T) {
 	// Through the engine: accepted, the error logged as an event.
 	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: c}}}, Policy: checks.DefaultPolicy()}
 	out, evs := eng.CheckRcpt(context.Background(), env, "b@x.example")
-	if out.Action != checks.Accept || len(evs) != 1 || !strings.Contains(evs[0].Line, "store: unavailable") {
+	if out.Action != checks.Accept || len(evs) != 1 || !strings.Contains(verdictlog.Text(evs[0]), "store: unavailable") {
 		t.Errorf("engine: %+v %+v", out, evs)
 	}
 }

@@ -213,7 +213,7 @@ var symbolScores = map[rep.Verdict]float64{
 func result(id string, a *rep.Assessment, err error) checks.Result {
 	d := a.Domains
 	doms := verdictlog.SDRDomains{ReverseDNS: d.ReverseDNS, HELO: d.HELO, EnvFrom: d.EnvFrom, HeaderFrom: d.HeaderFrom, ReplyTo: d.ReplyTo}
-	events := []checks.Event{{Name: "sdr_domains", Line: verdictlog.SDRDomainsLine(id, doms), Facts: doms}}
+	events := []checks.Event{doms.Event(id)}
 	ageDays := -1
 	if a.AgeKnown {
 		ageDays = a.AgeDays
@@ -238,13 +238,13 @@ func result(id string, a *rep.Assessment, err error) checks.Result {
 	case err != nil:
 		r.Status, r.Err = checks.StatusTemperror, err
 		r.Reason = "state store: " + err.Error()
-		events = append(events, checks.Event{Name: "sdr_evidence", Line: evidenceLine(id, "state store unreachable, no verdict")})
+		events = append(events, verdictlog.SDREvidence(id, "state store unreachable, no verdict"))
 		r.Events = events
 		return r
 	case a.Excepted:
 		r.Status = checks.StatusNone
 		r.Reason = a.ExceptedBy + " is on the exception list"
-		events = append(events, checks.Event{Name: "sdr_evidence", Line: evidenceLine(id, a.ExceptedBy+" is on the exception list, verdict skipped")})
+		events = append(events, verdictlog.SDREvidence(id, a.ExceptedBy+" is on the exception list, verdict skipped"))
 		r.Events = events
 		return r
 	}
@@ -282,26 +282,14 @@ func result(id string, a *rep.Assessment, err error) checks.Result {
 	r.Reason = fmt.Sprintf("%s (%s)", capital(string(a.Verdict)), strconv.FormatFloat(a.Score, 'f', -1, 64))
 	v := verdictlog.SDRVerdict{
 		Verdict: string(a.Verdict), ThreatCategory: a.Threat, SuspectedDomains: a.Suspected,
-		YoungestDomain: a.Youngest, AgeDays: a.AgeDays, AgeKnown: a.AgeKnown,
+		YoungestDomain: a.Youngest, AgeDays: a.AgeDays, AgeKnown: a.AgeKnown, Trust: a.Score, Evidence: a.Evidence,
 	}
-	events = append(events, checks.Event{Name: "sdr_verdict", Line: verdictlog.SDRVerdictLine(id, v), Facts: map[string]any{
-		"verdict": string(a.Verdict), "threat": a.Threat, "suspected": nonNil(a.Suspected),
-		"youngest_domain": a.Youngest, "age_days": ageDays, "trust": a.Score, "evidence": a.Evidence,
-	}})
+	events = append(events, v.Event(id))
 	if len(evidence) > 0 {
-		events = append(events, checks.Event{Name: "sdr_evidence", Line: evidenceLine(id, strings.Join(evidence, "; "))})
+		events = append(events, verdictlog.SDREvidence(id, strings.Join(evidence, "; ")))
 	}
 	r.Events = events
 	return r
-}
-
-// evidenceLine is "MID <id> SDR: Evidence: <text>", the line that
-// explains the verdict line above it.
-func evidenceLine(id, text string) string {
-	if id == "" {
-		id = "NOQUEUE"
-	}
-	return "MID " + id + " SDR: Evidence: " + text
 }
 
 // evidenceText is "text (+2)" or, for an input that failed, "text".

@@ -77,7 +77,7 @@ func TestConcurrent(t *testing.T) {
 				lines := l.Message(m, v)
 				if i%5 == 0 {
 					// A single event between messages: never inside a group.
-					l.Infected(id, "192.0.2.1")
+					logEvent(l, id, Infected(id, "192.0.2.1", "", ""))
 				}
 				mu.Lock()
 				want[id] = lines

@@ -75,25 +75,74 @@ type checkFacts struct {
 
 type infectedFacts struct {
 	ClientIP string `json:"client_ip"`
+	Virus    string `json:"virus"`
+	Scanner  string `json:"scanner"`
 }
 
 type fileFacts struct {
-	Filename string `json:"filename"`
-	Text     string `json:"text"`
+	Filename string `json:"file"`
+	Path     string `json:"path"`
+	Action   string `json:"action"`
+	Text     string `json:"log_text"`
+	Rule     string `json:"rule"`
+}
+
+type findingFacts struct {
+	Category string `json:"category"`
+	Kind     string `json:"kind"`
+	Path     string `json:"path"`
+	File     string `json:"file,omitempty"`
+	Detail   string `json:"detail"`
+}
+
+type overflowFacts struct {
+	More int `json:"more"`
 }
 
 type whalingFacts struct {
-	FullName string `json:"full_name"`
-	Address  string `json:"address"`
+	Target        string `json:"target"`
+	TargetAddress string `json:"target_address"`
+	Match         string `json:"match"`
+	From          string `json:"from"`
 }
 
-type sdrVerdictJSON struct {
-	Verdict          string   `json:"verdict"`
-	ThreatCategory   string   `json:"threat_category"`
-	SuspectedDomains []string `json:"suspected_domains"`
-	YoungestDomain   string   `json:"youngest_domain"`
-	// AgeDays is null when the age is unknown.
-	AgeDays *int `json:"youngest_domain_age_days"`
+// sdrShown is what the SDR verdict line shows.
+type sdrShown struct {
+	Verdict          string
+	ThreatCategory   string
+	SuspectedDomains []string
+	YoungestDomain   string
+	// AgeDays is nil when the age is unknown.
+	AgeDays *int
+}
+
+type sdrVerdictFacts struct {
+	Verdict        string   `json:"verdict"`
+	Threat         string   `json:"threat"`
+	Suspected      []string `json:"suspected"`
+	YoungestDomain string   `json:"youngest_domain"`
+	// AgeDays is -1 when the age is unknown.
+	AgeDays  int     `json:"age_days"`
+	Trust    float64 `json:"trust"`
+	Evidence any     `json:"evidence"`
+}
+
+type greylistFacts struct {
+	Action        string `json:"action"`
+	Reason        string `json:"reason"`
+	ClientAddress string `json:"client_address"`
+	ClientNet     string `json:"client_net"`
+	HELO          string `json:"helo"`
+	Sender        string `json:"sender"`
+	Recipient     string `json:"recipient"`
+}
+
+// ListFailFacts are the JSON facts of a DNS list warning.
+type ListFailFacts struct {
+	List   string `json:"list"`
+	Zone   string `json:"zone"`
+	Value  string `json:"value"`
+	Reason string `json:"reason"`
 }
 
 // QuotaFacts are the JSON fields of a quota event.
@@ -150,4 +199,16 @@ func encodeJSON(e entry, t time.Time, host, tag string, pid int) []byte {
 	}
 	out = append(out[:len(out)-1], ',')
 	return append(out, facts[1:]...)
+}
+
+type rcptErrorFacts struct {
+	Check string `json:"check"`
+	Rcpt  string `json:"rcpt"`
+	Error string `json:"error"`
+}
+
+type rcptMonitorFacts struct {
+	Rcpt  string `json:"rcpt"`
+	Code  string `json:"code"`
+	Reply string `json:"reply"`
 }

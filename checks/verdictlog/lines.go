@@ -59,7 +59,7 @@ func unsafeRune(r rune) bool {
 
 // entry is one log line with what the JSON format says about it.
 type entry struct {
-	event   string
+	event   string // its name, which also gives its family (Family)
 	queueID string
 	line    string
 	err     bool // written with severity err instead of info
@@ -70,7 +70,13 @@ type entry struct {
 // the order Logger.Message writes them. It is pure: the same message and
 // verdict always give the same lines. A nil m or v counts as empty.
 func Lines(m *checks.Message, v *checks.Verdict) []string {
-	es := messageEntries(m, v)
+	return Config{}.Lines(m, v)
+}
+
+// Lines is the package's Lines with c's wording (Engine), for `chainmail
+// replay`, which prints what a Logger with c would write.
+func (c Config) Lines(m *checks.Message, v *checks.Verdict) []string {
+	es := messageEntries(m, v, c.engine())
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = e.line
@@ -80,7 +86,7 @@ func Lines(m *checks.Message, v *checks.Verdict) []string {
 
 // messageEntries builds the per-message lines (see the package doc for the
 // wording and the order).
-func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
+func messageEntries(m *checks.Message, v *checks.Verdict, engine string) []entry {
 	if m == nil {
 		m = &checks.Message{}
 	}
@@ -110,12 +116,24 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 		})
 	}
 
-	// Events the checks reported (attachments, antivirus, reputation…).
+	// Events the checks reported (attachments, antivirus, reputation…);
+	// those that say the message was blocked only when it was.
+	blocked := !v.Monitor && (v.Action == checks.Quarantine || v.Action == checks.Discard || v.Action == checks.Reject)
 	for _, r := range v.Results {
 		for _, ev := range r.Events {
+			if ev.IfBlocked && !blocked {
+				continue
+			}
+			ev = worded(ev)
 			es = append(es, entry{event: ev.Name, queueID: id, line: Sanitize(ev.Line), facts: ev.Facts})
 		}
 	}
+
+	// A message deferred because a check could not answer (DNS, clamd, the
+	// state store down) was not judged: it is logged as not spam, without
+	// Spam Actions, and its delivery line is the deferral, so an outage does
+	// not count as a wave of spam. It is judged when the client retries.
+	spam := v.Spam && !outage(v)
 
 	// 2. The verdict line.
 	var b strings.Builder
@@ -127,7 +145,7 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	b.WriteString(from)
 	b.WriteString(") to ")
 	b.WriteString(orUnknown(strings.Join(domains, ",")))
-	if v.Spam {
+	if spam {
 		b.WriteString(" is spam, ")
 	} else {
 		b.WriteString(" is not spam, ")
@@ -136,7 +154,8 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 		b.WriteString(strings.Join(listed, ", "))
 		b.WriteString(", ")
 	}
-	b.WriteString("chainmail (not cached, score=")
+	b.WriteString(engine)
+	b.WriteString(" (not cached, score=")
 	b.WriteString(score(v.Score))
 	b.WriteString(", required ")
 	b.WriteString(score(v.Required))
@@ -152,7 +171,7 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	b.WriteByte(')')
 	mf := messageFacts{
 		ClientIP: ip, From: from, Rcpt: rcpts, RcptDomains: domains,
-		Spam: v.Spam, Action: v.Action.String(), Why: why,
+		Spam: spam, Action: v.Action.String(), Why: why,
 		Score: round2(v.Score), Required: round2(v.Required),
 		Symbols: syms, Listed: listed, Subject: subject,
 	}
@@ -162,7 +181,7 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	es = append(es, entry{event: "message", queueID: id, line: b.String(), facts: mf})
 
 	// 3. Spam actions, and what monitor mode held back.
-	if v.Spam {
+	if spam {
 		acts := spamActions(v)
 		es = append(es, entry{
 			event: "spam_actions", queueID: id,
@@ -179,10 +198,10 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	}
 
 	// 4. Delivery.
-	df := deliveryFacts{Spam: v.Spam, From: from, Rcpt: rcpts, Subject: subject}
+	df := deliveryFacts{Spam: spam, From: from, Rcpt: rcpts, Subject: subject}
 	tail := "message " + id + " from " + from + " to " + orUnknown(strings.Join(rcpts, ",")) + " with subject " + subject
 	kind := "nonspam"
-	if v.Spam {
+	if spam {
 		kind = "spam"
 	}
 	var line string
@@ -200,6 +219,32 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	es = append(es, entry{event: "delivery", queueID: id, line: line, facts: df})
 
 	// 5. Checks that did not give an answer.
+	return append(es, checkEntries(id, v)...)
+}
+
+// outage reports whether v defers the message because a check could not
+// answer: a tempfail (not in monitor mode) while a check failed, timed out
+// or met a temporary error.
+func outage(v *checks.Verdict) bool {
+	if v.Monitor || v.Action != checks.Tempfail {
+		return false
+	}
+	if strings.HasPrefix(v.Why, "error:") || strings.HasPrefix(v.Why, "timeout:") {
+		return true
+	}
+	for _, r := range v.Results {
+		switch r.Status {
+		case checks.StatusError, checks.StatusTimeout, checks.StatusTemperror:
+			return true
+		}
+	}
+	return false
+}
+
+// checkEntries are the "Check … on message …" lines of the checks that
+// did not give an answer.
+func checkEntries(id string, v *checks.Verdict) []entry {
+	var es []entry
 	for _, r := range v.Results {
 		if !diagnostic(r) {
 			continue
@@ -377,27 +422,30 @@ func round2(f float64) float64 {
 	return r
 }
 
-// InfectedLine is "Infected message <id> came from <client-ip>".
-func InfectedLine(id, clientIP string) string {
+// infectedLine is "Infected message <id> came from <client-ip>".
+func infectedLine(id, clientIP string) string {
 	return "Infected message " + queueID(id) + " came from " + orUnknown(Sanitize(clientIP))
 }
 
-// FilenameCheckLine is "Filename Checks: <log text> (<id> <filename>)".
-func FilenameCheckLine(id, filename, logText string) string {
+// filenameCheckLine is "Filename Checks: <log text> (<id> <filename>)".
+func filenameCheckLine(id, filename, logText string) string {
 	return "Filename Checks: " + Sanitize(logText) + " (" + queueID(id) + " " + Sanitize(filename) + ")"
 }
 
-// FiletypeCheckLine is "Filetype Checks: <log text> (<id> <filename>)".
-func FiletypeCheckLine(id, filename, logText string) string {
+// filetypeCheckLine is "Filetype Checks: <log text> (<id> <filename>)".
+func filetypeCheckLine(id, filename, logText string) string {
 	return "Filetype Checks: " + Sanitize(logText) + " (" + queueID(id) + " " + Sanitize(filename) + ")"
 }
 
-// WhalingLine is "Message <id> has been blocked as Whaling attack to
-// <Full Name> <addr>" with the address in angle brackets, e.g. "… to John
-// Doe <john@example.com>". Without a name the line ends "… to
-// <john@example.com>".
-func WhalingLine(id, fullName, addr string) string {
-	to := "<" + Sanitize(stripBrackets(addr)) + ">"
+// whalingLine is "Message <id> has been blocked as Whaling attack to
+// <Full Name> <addr>" with the bare address, as Libraesva writes it, e.g.
+// "… to John Doe john@example.com". Without a name the line ends "… to
+// john@example.com"; without an address, "… to <unknown>".
+func whalingLine(id, fullName, addr string) string {
+	to := Sanitize(stripBrackets(addr))
+	if to == "" {
+		to = "<unknown>"
+	}
 	if n := strings.TrimSpace(Sanitize(fullName)); n != "" {
 		to = n + " " + to
 	}
@@ -424,10 +472,10 @@ func (d SDRDomains) sanitized() SDRDomains {
 	}
 }
 
-// SDRDomainsLine is "MID <id> SDR: Domains for which SDR is requested:
+// sdrDomainsLine is "MID <id> SDR: Domains for which SDR is requested:
 // reverse DNS host: <h|Not Present>, helo: <h>, env-from: <d>,
 // header-from: <d>, reply-to: <d|Not Present>".
-func SDRDomainsLine(id string, d SDRDomains) string {
+func sdrDomainsLine(id string, d SDRDomains) string {
 	d = d.sanitized()
 	return "MID " + queueID(id) + " SDR: Domains for which SDR is requested: reverse DNS host: " +
 		orNotPresent(d.ReverseDNS) + ", helo: " + orNotPresent(d.HELO) +
@@ -449,16 +497,20 @@ type SDRVerdict struct {
 	YoungestDomain string
 	AgeDays        int
 	AgeKnown       bool
+	// Trust is the sender's trust score and Evidence what it was made of
+	// (the reputation check's evidence, as JSON facts).
+	Trust    float64
+	Evidence any
 }
 
-// SDRVerdictLine is "MID <id> SDR: Consolidated Sender Reputation:
+// sdrVerdictLine is "MID <id> SDR: Consolidated Sender Reputation:
 // <Verdict>, Threat Category: <cat|N/A>, Suspected Domain(s) : <d, d>.
 // Youngest Domain Age: <N days|unknown> for domain: <d>".
-func SDRVerdictLine(id string, v SDRVerdict) string {
-	f := sdrVerdictFacts(v)
+func sdrVerdictLine(id string, v SDRVerdict) string {
+	f := sdrVerdictShown(v)
 	age := "unknown"
 	if f.AgeDays != nil {
-		age = strconv.Itoa(*f.AgeDays) + " days"
+		age = DomainAge(*f.AgeDays)
 	}
 	return "MID " + queueID(id) + " SDR: Consolidated Sender Reputation: " + f.Verdict +
 		", Threat Category: " + orNA(f.ThreatCategory) +
@@ -466,9 +518,9 @@ func SDRVerdictLine(id string, v SDRVerdict) string {
 		". Youngest Domain Age: " + age + " for domain: " + orNA(f.YoungestDomain)
 }
 
-// sdrVerdictFacts sanitises v into what both formats show.
-func sdrVerdictFacts(v SDRVerdict) sdrVerdictJSON {
-	f := sdrVerdictJSON{
+// sdrVerdictShown sanitises v into what the line shows.
+func sdrVerdictShown(v SDRVerdict) sdrShown {
+	f := sdrShown{
 		Verdict:          capitalise(Sanitize(strings.TrimSpace(v.Verdict))),
 		ThreatCategory:   Sanitize(v.ThreatCategory),
 		SuspectedDomains: uniqueSanitized(v.SuspectedDomains),
@@ -482,6 +534,30 @@ func sdrVerdictFacts(v SDRVerdict) sdrVerdictJSON {
 		f.AgeDays = &n
 	}
 	return f
+}
+
+// DomainAge writes an age in days the way Cisco's SDR line does: years,
+// months and days, the zero parts left out, singular for one ("1 day",
+// "21 days", "6 months 29 days", "1 year 2 months"); a year is 365 days
+// and a month 30. Zero days is "0 days".
+func DomainAge(days int) string {
+	if days <= 0 {
+		return "0 days"
+	}
+	var parts []string
+	add := func(n int, unit string) {
+		if n == 0 {
+			return
+		}
+		if n != 1 {
+			unit += "s"
+		}
+		parts = append(parts, strconv.Itoa(n)+" "+unit)
+	}
+	add(days/365, "year")
+	add(days%365/30, "month")
+	add(days%365%30, "day")
+	return strings.Join(parts, " ")
 }
 
 func capitalise(s string) string {
@@ -532,12 +608,12 @@ func (q QuotaEvent) sanitized() QuotaEvent {
 	return q
 }
 
-// QuotaLine is "module=Quotas, action=defer, host=<ip>, helo=<helo>,
+// quotaLine is "module=Quotas, action=defer, host=<ip>, helo=<helo>,
 // from=<sender>, to=<rcpt>, reason=quota_match, policy=<name>,
 // quota=<name>, limit=<n>, track=SASLUsername:<user>,
 // counter=MessageCount, quota=71.16/70 (101.7%)". With Max 0 the
 // percentage is logged as (n/a).
-func QuotaLine(q QuotaEvent) string {
+func quotaLine(q QuotaEvent) string {
 	q = q.sanitized()
 	pct := "n/a"
 	if q.Max > 0 {

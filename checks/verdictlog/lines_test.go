@@ -284,33 +284,33 @@ func TestSanitize(t *testing.T) {
 
 func TestEventLines(t *testing.T) {
 	cases := []struct{ got, want string }{
-		{InfectedLine("4XyZ", "192.0.2.7"), "Infected message 4XyZ came from 192.0.2.7"},
-		{InfectedLine("", ""), "Infected message NOQUEUE came from unknown"},
-		{FilenameCheckLine("4XyZ", "invoice.pdf.exe", "Attempt to hide real filename extension"),
+		{infectedLine("4XyZ", "192.0.2.7"), "Infected message 4XyZ came from 192.0.2.7"},
+		{infectedLine("", ""), "Infected message NOQUEUE came from unknown"},
+		{filenameCheckLine("4XyZ", "invoice.pdf.exe", "Attempt to hide real filename extension"),
 			"Filename Checks: Attempt to hide real filename extension (4XyZ invoice.pdf.exe)"},
-		{FilenameCheckLine("4XyZ", "a\nb.exe", "Windows executable\r\n"),
+		{filenameCheckLine("4XyZ", "a\nb.exe", "Windows executable\r\n"),
 			"Filename Checks: Windows executable   (4XyZ a b.exe)"},
-		{FiletypeCheckLine("4XyZ", "doc.zip", "No executables allowed"),
+		{filetypeCheckLine("4XyZ", "doc.zip", "No executables allowed"),
 			"Filetype Checks: No executables allowed (4XyZ doc.zip)"},
-		{WhalingLine("4XyZ", "John Doe", "john@example.com"),
-			"Message 4XyZ has been blocked as Whaling attack to John Doe <john@example.com>"},
-		{WhalingLine("4XyZ", "", "<john@example.com>"),
-			"Message 4XyZ has been blocked as Whaling attack to <john@example.com>"},
-		{SDRDomainsLine("4XyZ", SDRDomains{HELO: "mx.sender.example", EnvFrom: "sender.example", HeaderFrom: "sender.example"}),
+		{whalingLine("4XyZ", "John Doe", "john@example.com"),
+			"Message 4XyZ has been blocked as Whaling attack to John Doe john@example.com"},
+		{whalingLine("4XyZ", "", "<john@example.com>"),
+			"Message 4XyZ has been blocked as Whaling attack to john@example.com"},
+		{sdrDomainsLine("4XyZ", SDRDomains{HELO: "mx.sender.example", EnvFrom: "sender.example", HeaderFrom: "sender.example"}),
 			"MID 4XyZ SDR: Domains for which SDR is requested: reverse DNS host: Not Present, helo: mx.sender.example, env-from: sender.example, header-from: sender.example, reply-to: Not Present"},
-		{SDRDomainsLine("4XyZ", SDRDomains{ReverseDNS: "mail.sender.example", HELO: "mail.sender.example", EnvFrom: "sender.example", HeaderFrom: "brand.example", ReplyTo: "freemail.example"}),
+		{sdrDomainsLine("4XyZ", SDRDomains{ReverseDNS: "mail.sender.example", HELO: "mail.sender.example", EnvFrom: "sender.example", HeaderFrom: "brand.example", ReplyTo: "freemail.example"}),
 			"MID 4XyZ SDR: Domains for which SDR is requested: reverse DNS host: mail.sender.example, helo: mail.sender.example, env-from: sender.example, header-from: brand.example, reply-to: freemail.example"},
-		{SDRVerdictLine("4XyZ", SDRVerdict{Verdict: "awful", ThreatCategory: "Phishing", SuspectedDomains: []string{"brand-login.example", "cdn.example"}, YoungestDomain: "brand-login.example", AgeDays: 2, AgeKnown: true}),
+		{sdrVerdictLine("4XyZ", SDRVerdict{Verdict: "awful", ThreatCategory: "Phishing", SuspectedDomains: []string{"brand-login.example", "cdn.example"}, YoungestDomain: "brand-login.example", AgeDays: 2, AgeKnown: true}),
 			"MID 4XyZ SDR: Consolidated Sender Reputation: Awful, Threat Category: Phishing, Suspected Domain(s) : brand-login.example, cdn.example. Youngest Domain Age: 2 days for domain: brand-login.example"},
-		{SDRVerdictLine("4XyZ", SDRVerdict{Verdict: "Good", SuspectedDomains: []string{"sender.example"}, YoungestDomain: "sender.example"}),
+		{sdrVerdictLine("4XyZ", SDRVerdict{Verdict: "Good", SuspectedDomains: []string{"sender.example"}, YoungestDomain: "sender.example"}),
 			"MID 4XyZ SDR: Consolidated Sender Reputation: Good, Threat Category: N/A, Suspected Domain(s) : sender.example. Youngest Domain Age: unknown for domain: sender.example"},
-		{SDRVerdictLine("", SDRVerdict{AgeKnown: true}),
+		{sdrVerdictLine("", SDRVerdict{AgeKnown: true}),
 			"MID NOQUEUE SDR: Consolidated Sender Reputation: Unknown, Threat Category: N/A, Suspected Domain(s) : N/A. Youngest Domain Age: 0 days for domain: N/A"},
-		{QuotaLine(QuotaEvent{Host: "192.0.2.7", HELO: "laptop", From: "alice@example.com", To: "bob@example.org",
+		{quotaLine(QuotaEvent{Host: "192.0.2.7", HELO: "laptop", From: "alice@example.com", To: "bob@example.org",
 			Policy: "submission", Quota: "per-user-hour", Limit: "messages", Track: "SASLUsername:alice",
 			Counter: "MessageCount", Current: 71.16, Max: 70}),
 			"module=Quotas, action=defer, host=192.0.2.7, helo=laptop, from=alice@example.com, to=bob@example.org, reason=quota_match, policy=submission, quota=per-user-hour, limit=messages, track=SASLUsername:alice, counter=MessageCount, quota=71.16/70 (101.7%)"},
-		{QuotaLine(QuotaEvent{Action: "reject", Host: "192.0.2.7", HELO: "h", To: "bob@example.org",
+		{quotaLine(QuotaEvent{Action: "reject", Host: "192.0.2.7", HELO: "h", To: "bob@example.org",
 			Policy: "1", Quota: "2", Limit: "3", Track: "Sender:@example.com", Counter: "MessageCumulativeSize", Current: 5, Max: 0}),
 			"module=Quotas, action=reject, host=192.0.2.7, helo=h, from=<>, to=bob@example.org, reason=quota_match, policy=1, quota=2, limit=3, track=Sender:@example.com, counter=MessageCumulativeSize, quota=5.00/0 (n/a)"},
 	}
@@ -326,8 +326,8 @@ func TestEventLines(t *testing.T) {
 func TestLinesIncludeCheckEvents(t *testing.T) {
 	m := &checks.Message{Envelope: checks.Envelope{QueueID: "Q9", MailFrom: "a@example.net", Rcpts: []string{"b@example.org"}}}
 	v := &checks.Verdict{Listed: []string{"ZEN"}, Results: checks.Results{
-		{Check: "attachment", Events: []checks.Event{{Name: "filename", Line: FilenameCheckLine("Q9", "x.exe", "Windows executable")}}},
-		{Check: "antivirus", Events: []checks.Event{{Name: "infected", Line: InfectedLine("Q9", "192.0.2.1")}}},
+		{Check: "attachment", Events: []checks.Event{{Name: "filename", Line: filenameCheckLine("Q9", "x.exe", "Windows executable")}}},
+		{Check: "antivirus", Events: []checks.Event{{Name: "infected", Line: infectedLine("Q9", "192.0.2.1")}}},
 	}}
 	got := Lines(m, v)
 	if len(got) < 4 || got[0] != "RBL checks: Q9 found in ZEN" ||
@@ -335,5 +335,28 @@ func TestLinesIncludeCheckEvents(t *testing.T) {
 		got[2] != "Infected message Q9 came from 192.0.2.1" ||
 		!strings.HasPrefix(got[3], "Message Q9 from ") {
 		t.Fatalf("lines %q", got)
+	}
+}
+
+// The youngest domain's age is written in Cisco's own form.
+func TestDomainAge(t *testing.T) {
+	for days, want := range map[int]string{0: "0 days", 1: "1 day", 21: "21 days", 30: "1 month", 209: "6 months 29 days", 365: "1 year", 400: "1 year 1 month 5 days"} {
+		if got := DomainAge(days); got != want {
+			t.Errorf("DomainAge(%d) = %q, want %q", days, got, want)
+		}
+	}
+}
+
+// A message deferred because a check could not answer is logged as a
+// deferral, not as spam: no verdict line, no Spam Actions.
+func TestOutageLoggedAsDeferral(t *testing.T) {
+	m := &checks.Message{Envelope: checks.Envelope{QueueID: "Q1", MailFrom: "a@example.com", Rcpts: []string{"b@example.org"}}}
+	v := &checks.Verdict{Action: checks.Tempfail, Spam: true, Why: "rule:antivirus-unavailable",
+		Results: checks.Results{{Check: "antivirus", Status: checks.StatusTemperror, Reason: "clamd: connection refused"}}}
+	got := strings.Join(Lines(m, v), "\n")
+	want := "Message Q1 from unknown (a@example.com) to example.org is not spam, chainmail (not cached, score=0.00, required 0.00)\n" +
+		"Deferral of message: message Q1 from a@example.com to b@example.org with subject  (rule:antivirus-unavailable)"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }

@@ -63,14 +63,18 @@ func TestEventMethods(t *testing.T) {
 		call func(l *Logger)
 		want string
 	}{
-		{"infected", func(l *Logger) { l.Infected("4XyZ", "192.0.2.7") }, "Infected message 4XyZ came from 192.0.2.7"},
-		{"filename", func(l *Logger) { l.FilenameCheck("4XyZ", "a.exe", "Windows executable") }, "Filename Checks: Windows executable (4XyZ a.exe)"},
-		{"filetype", func(l *Logger) { l.FiletypeCheck("4XyZ", "a.bin", "ELF executable") }, "Filetype Checks: ELF executable (4XyZ a.bin)"},
-		{"whaling", func(l *Logger) { l.Whaling("4XyZ", "John Doe", "john@example.com") }, "Message 4XyZ has been blocked as Whaling attack to John Doe <john@example.com>"},
-		{"sdr domains", func(l *Logger) { l.SDRDomains("4XyZ", dom) },
+		{"infected", func(l *Logger) { logEvent(l, "4XyZ", Infected("4XyZ", "192.0.2.7", "", "")) }, "Infected message 4XyZ came from 192.0.2.7"},
+		{"filename", func(l *Logger) {
+			logEvent(l, "4XyZ", Filename("4XyZ", FileHit{Filename: "a.exe", Text: "Windows executable"}))
+		}, "Filename Checks: Windows executable (4XyZ a.exe)"},
+		{"filetype", func(l *Logger) {
+			logEvent(l, "4XyZ", Filetype("4XyZ", FileHit{Filename: "a.bin", Text: "ELF executable"}))
+		}, "Filetype Checks: ELF executable (4XyZ a.bin)"},
+		{"whaling", func(l *Logger) { logEvent(l, "4XyZ", Whaling("4XyZ", "John Doe", "john@example.com", "", "")) }, "Message 4XyZ has been blocked as Whaling attack to John Doe john@example.com"},
+		{"sdr domains", func(l *Logger) { logSDRDomains(l, "4XyZ", dom) },
 			"MID 4XyZ SDR: Domains for which SDR is requested: reverse DNS host: Not Present, helo: h.example, env-from: e.example, header-from: f.example, reply-to: Not Present"},
-		{"sdr verdict", func(l *Logger) { l.SDRVerdict("4XyZ", sdr) }, SDRVerdictLine("4XyZ", sdr)},
-		{"quota", func(l *Logger) { l.Quota(q) }, "module=Quotas, action=defer, host=192.0.2.7, helo=laptop, from=alice@example.com, to=bob@example.org, reason=quota_match, policy=p, quota=q, limit=l, track=SASLUsername:alice, counter=MessageCount, quota=71.16/70 (101.7%)"},
+		{"sdr verdict", func(l *Logger) { logSDRVerdict(l, "4XyZ", sdr) }, sdrVerdictLine("4XyZ", sdr)},
+		{"quota", func(l *Logger) { logQuota(l, q) }, "module=Quotas, action=defer, host=192.0.2.7, helo=laptop, from=alice@example.com, to=bob@example.org, reason=quota_match, policy=p, quota=q, limit=l, track=SASLUsername:alice, counter=MessageCount, quota=71.16/70 (101.7%)"},
 		{"printf", func(l *Logger) { l.Printf("listening on %s", "127.0.0.1:10025") }, "listening on 127.0.0.1:10025"},
 		{"errorf", func(l *Logger) { l.Errorf("config: %v", errors.New("bad\nvalue")) }, "config: bad value"},
 	}
@@ -187,15 +191,15 @@ func TestJSONMonitorAndEmptyLists(t *testing.T) {
 func TestJSONEvents(t *testing.T) {
 	var buf bytes.Buffer
 	l := newTestLogger(t, Config{Format: "json", Tag: "MailScanner"}, &buf)
-	l.Infected("I1", "192.0.2.9")
-	l.FilenameCheck("I2", "a.exe", "Executable")
-	l.FiletypeCheck("I3", "b.bin", "ELF")
-	l.Whaling("I4", " John Doe ", "<john@example.com>")
-	l.SDRDomains("I5", SDRDomains{HELO: "h.example", EnvFrom: "e.example"})
-	l.SDRVerdict("I6", SDRVerdict{Verdict: "tainted", SuspectedDomains: []string{"s.example"}})
-	l.SDRVerdict("I7", SDRVerdict{Verdict: "Good", AgeDays: 400, AgeKnown: true, YoungestDomain: "g.example"})
-	l.Quota(QuotaEvent{Host: "192.0.2.7", From: "a@b.example", Track: "SASLUsername:a", Counter: "MessageCount", Current: 71.16, Max: 70})
-	l.Quota(QuotaEvent{Current: 3})
+	logEvent(l, "I1", Infected("I1", "192.0.2.9", "", ""))
+	logEvent(l, "I2", Filename("I2", FileHit{Filename: "a.exe", Text: "Executable"}))
+	logEvent(l, "I3", Filetype("I3", FileHit{Filename: "b.bin", Text: "ELF"}))
+	logEvent(l, "I4", Whaling("I4", " John Doe ", "<john@example.com>", "", ""))
+	logSDRDomains(l, "I5", SDRDomains{HELO: "h.example", EnvFrom: "e.example"})
+	logSDRVerdict(l, "I6", SDRVerdict{Verdict: "tainted", SuspectedDomains: []string{"s.example"}})
+	logSDRVerdict(l, "I7", SDRVerdict{Verdict: "Good", AgeDays: 400, AgeKnown: true, YoungestDomain: "g.example"})
+	logQuota(l, QuotaEvent{Host: "192.0.2.7", From: "a@b.example", Track: "SASLUsername:a", Counter: "MessageCount", Current: 71.16, Max: 70})
+	logQuota(l, QuotaEvent{Current: 3})
 	l.Printf("started")
 	l.Errorf("broken")
 
@@ -205,14 +209,14 @@ func TestJSONEvents(t *testing.T) {
 		fields    map[string]any
 	}{
 		{"infected", "I1", map[string]any{"client_ip": "192.0.2.9"}},
-		{"filename", "I2", map[string]any{"filename": "a.exe", "text": "Executable"}},
-		{"filetype", "I3", map[string]any{"filename": "b.bin", "text": "ELF"}},
-		{"whaling", "I4", map[string]any{"full_name": "John Doe", "address": "john@example.com"}},
+		{"filename", "I2", map[string]any{"file": "a.exe", "log_text": "Executable"}},
+		{"filetype", "I3", map[string]any{"file": "b.bin", "log_text": "ELF"}},
+		{"whaling", "I4", map[string]any{"target": "John Doe", "target_address": "john@example.com"}},
 		{"sdr_domains", "I5", map[string]any{"reverse_dns": "", "helo": "h.example", "env_from": "e.example", "header_from": "", "reply_to": ""}},
-		{"sdr_verdict", "I6", map[string]any{"verdict": "Tainted", "threat_category": "", "suspected_domains": []string{"s.example"}, "youngest_domain_age_days": nil}},
-		{"sdr_verdict", "I7", map[string]any{"verdict": "Good", "youngest_domain": "g.example", "youngest_domain_age_days": 400}},
-		{"quota", "", map[string]any{"action": "defer", "host": "192.0.2.7", "from": "a@b.example", "reason": "quota_match", "track": "SASLUsername:a", "counter": "MessageCount", "current": 71.16, "max": 70, "percent": 101.7}},
-		{"quota", "", map[string]any{"host": "unknown", "from": "<>", "percent": nil}},
+		{"sdr_verdict", "I6", map[string]any{"verdict": "tainted", "threat": "", "suspected": []string{"s.example"}, "age_days": -1}},
+		{"sdr_verdict", "I7", map[string]any{"verdict": "Good", "youngest_domain": "g.example", "age_days": 400}},
+		{"quota", "NOQUEUE", map[string]any{"action": "defer", "host": "192.0.2.7", "from": "a@b.example", "reason": "quota_match", "track": "SASLUsername:a", "counter": "MessageCount", "current": 71.16, "max": 70, "percent": 101.7}},
+		{"quota", "NOQUEUE", map[string]any{"host": "unknown", "from": "<>", "percent": nil}},
 		{"log", "", map[string]any{"level": "info"}},
 		{"log", "", map[string]any{"level": "err"}},
 	}
@@ -235,8 +239,8 @@ func TestJSONEvents(t *testing.T) {
 		}
 	}
 	// The "line" fields are the text lines.
-	wantField(t, objs[0], "line", InfectedLine("I1", "192.0.2.9"))
-	wantField(t, objs[3], "line", WhalingLine("I4", " John Doe ", "<john@example.com>"))
+	wantField(t, objs[0], "line", infectedLine("I1", "192.0.2.9"))
+	wantField(t, objs[3], "line", whalingLine("I4", " John Doe ", "<john@example.com>"))
 	wantField(t, objs[9], "line", "started")
 }
 
@@ -246,7 +250,7 @@ func TestNilLogger(t *testing.T) {
 	v := &checks.Verdict{Required: 5}
 	checkLines(t, l.Message(m, v), Lines(m, v))
 	l.Printf("nothing")
-	l.Infected("Q", "192.0.2.1")
+	logEvent(l, "Q", Infected("Q", "192.0.2.1", "", ""))
 	if err := l.Reopen(); err != nil {
 		t.Error(err)
 	}
@@ -301,18 +305,18 @@ func TestFileSinkAppendAndReopen(t *testing.T) {
 	}
 	var stderr bytes.Buffer
 	l := newTestLogger(t, Config{Sinks: []SinkConfig{{Type: "file", Path: path}}}, &stderr)
-	l.Infected("A1", "192.0.2.1")
+	logEvent(l, "A1", Infected("A1", "192.0.2.1", "", ""))
 
 	// logrotate: rename, then SIGHUP.
 	rotated := path + ".1"
 	if err := os.Rename(path, rotated); err != nil {
 		t.Fatal(err)
 	}
-	l.Infected("A2", "192.0.2.2") // still goes to the renamed file
+	logEvent(l, "A2", Infected("A2", "192.0.2.2", "", "")) // still goes to the renamed file
 	if err := l.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	l.Infected("A3", "192.0.2.3")
+	logEvent(l, "A3", Infected("A3", "192.0.2.3", "", ""))
 
 	const p = "Mar  5 09:07:03 mx1 chainmail[4242]: "
 	readFile := func(name string) string {
@@ -336,7 +340,7 @@ func TestFileSinkAppendAndReopen(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l.Infected("A4", "192.0.2.4")
+	logEvent(l, "A4", Infected("A4", "192.0.2.4", "", ""))
 	if l.Dropped() != 1 {
 		t.Errorf("Dropped = %d after a write past Close, want 1", l.Dropped())
 	}
@@ -348,12 +352,12 @@ func TestFileSinkAppendAndReopen(t *testing.T) {
 func TestFileSinkJSON(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "verdicts.json")
 	l := newTestLogger(t, Config{Format: "json", Sinks: []SinkConfig{{Type: "file", Path: path}, {Type: "stderr"}}}, &bytes.Buffer{})
-	l.Whaling("W1", "Jane Roe", "jane@example.com")
+	logEvent(l, "W1", Whaling("W1", "Jane Roe", "jane@example.com", "", ""))
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"time":"2024-03-05T09:07:03.123456789Z","host":"mx1","tag":"chainmail","pid":4242,"event":"whaling","queue_id":"W1","line":"Message W1 has been blocked as Whaling attack to Jane Roe <jane@example.com>","full_name":"Jane Roe","address":"jane@example.com"}` + "\n"
+	want := `{"time":"2024-03-05T09:07:03.123456789Z","host":"mx1","tag":"chainmail","pid":4242,"event":"whaling","queue_id":"W1","line":"Message W1 has been blocked as Whaling attack to Jane Roe jane@example.com","target":"Jane Roe","target_address":"jane@example.com","match":"","from":""}` + "\n"
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}
@@ -372,3 +376,65 @@ func TestJSONNaNScore(t *testing.T) {
 		t.Errorf("line %q", lines[0])
 	}
 }
+
+// A family of events with a tag of its own (log.tags) goes out under it,
+// in text and JSON; the other lines keep the logger's tag. The verdict
+// line names log.engine.
+func TestFamilyTagsAndEngine(t *testing.T) {
+	q := QuotaEvent{Host: "192.0.2.7", HELO: "laptop", From: "alice@example.com", To: "bob@example.org",
+		Policy: "p", Quota: "q", Limit: "l", Track: "SASLUsername:alice", Counter: "MessageCount", Current: 2, Max: 1}.Event()
+	m := &checks.Message{Envelope: checks.Envelope{QueueID: "Q1", MailFrom: "a@example.com", Rcpts: []string{"b@example.org"}}}
+	var buf bytes.Buffer
+	l := newTestLogger(t, Config{Tag: "MailScanner", Engine: "SpamAssassin", Tags: map[string]string{"quota": "cbpolicyd"}}, &buf)
+	l.Events("", []checks.Event{q})
+	l.Message(m, &checks.Verdict{Required: 5})
+	want := "Mar  5 09:07:03 mx1 cbpolicyd[4242]: " + q.Line + "\n" +
+		"Mar  5 09:07:03 mx1 MailScanner[4242]: Message Q1 from unknown (a@example.com) to example.org is not spam, SpamAssassin (not cached, score=0.00, required 5.00)\n" +
+		"Mar  5 09:07:03 mx1 MailScanner[4242]: Delivery of nonspam: message Q1 from a@example.com to b@example.org with subject \n"
+	if buf.String() != want {
+		t.Errorf("got\n%swant\n%s", buf.String(), want)
+	}
+
+	buf.Reset()
+	l = newTestLogger(t, Config{Format: "json", Tags: map[string]string{"quota": "cbpolicyd"}}, &buf)
+	l.Events("", []checks.Event{q})
+	l.Message(m, &checks.Verdict{Required: 5})
+	objs := decodeJSONLines(t, buf.Bytes())
+	if len(objs) != 3 || objs[0]["tag"] != "cbpolicyd" || objs[1]["tag"] != "chainmail" {
+		t.Errorf("JSON tags: %v", objs)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	for _, c := range []struct {
+		cfg Config
+		key string
+	}{
+		{Config{Engine: "Spam Assassin"}, "engine"},
+		{Config{Tags: map[string]string{"quotas": "x"}}, "tags.quotas"},
+		{Config{Tags: map[string]string{"quota": ""}}, "tags.quota"},
+		{Config{Tags: map[string]string{"quota": "a b"}}, "tags.quota"},
+	} {
+		if key, err := c.cfg.Check(); err == nil || key != c.key {
+			t.Errorf("%+v: key %q, err %v; want an error about %s", c.cfg, key, err, c.key)
+		}
+		if _, err := New(c.cfg); err == nil {
+			t.Errorf("New(%+v) accepted it", c.cfg)
+		}
+	}
+	for _, fam := range Families {
+		if key, err := (Config{Engine: "SpamAssassin", Tags: map[string]string{fam: "cbpolicyd"}}).Check(); err != nil {
+			t.Errorf("family %s: %s: %v", fam, key, err)
+		}
+	}
+}
+
+// logEvent writes one event for the message with queue id id.
+func logEvent(l *Logger, id string, ev checks.Event) { l.Events(id, []checks.Event{ev}) }
+
+func logSDRDomains(l *Logger, id string, d SDRDomains) { logEvent(l, id, d.Event(id)) }
+
+func logSDRVerdict(l *Logger, id string, v SDRVerdict) { logEvent(l, id, v.Event(id)) }
+
+// logQuota writes a quota event; quota lines carry no queue id.
+func logQuota(l *Logger, q QuotaEvent) { logEvent(l, "", q.Event()) }

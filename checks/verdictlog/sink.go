@@ -43,6 +43,7 @@ type record struct {
 	t   time.Time
 	sev int
 	msg string
+	tag string // the event family's own tag (Config.Tags); "" for the sink's
 }
 
 // sink is one destination. write sends a batch of records (the lines of
@@ -70,7 +71,11 @@ func (f framer) appendLine(b []byte, r record) []byte {
 		b = append(b, ' ')
 		b = append(b, f.host...)
 		b = append(b, ' ')
-		b = append(b, f.tag...)
+		if r.tag != "" {
+			b = append(b, r.tag...)
+		} else {
+			b = append(b, f.tag...)
+		}
 		b = append(b, '[')
 		b = strconv.AppendInt(b, int64(f.pid), 10)
 		b = append(b, "]: "...)
@@ -247,7 +252,11 @@ func (s *syslogSink) frame(b []byte, r record) []byte {
 		b = append(b, s.host...)
 		b = append(b, ' ')
 	}
-	b = append(b, s.tag...)
+	if r.tag != "" {
+		b = append(b, r.tag...)
+	} else {
+		b = append(b, s.tag...)
+	}
 	b = append(b, '[')
 	b = strconv.AppendInt(b, int64(s.pid), 10)
 	b = append(b, "]: "...)

@@ -43,7 +43,7 @@ func TestSyslogUnixgram(t *testing.T) {
 	srv := listenUnixgram(t, sock)
 	l := syslogLogger(t, Config{Tag: "MailScanner", Sinks: []SinkConfig{{Type: "syslog", Address: "unix:" + sock}}})
 
-	l.Infected("4XyZ", "192.0.2.7")
+	logEvent(l, "4XyZ", Infected("4XyZ", "192.0.2.7", "", ""))
 	if got, want := readDatagram(t, srv), "<22>Mar  5 09:07:03 MailScanner[4242]: Infected message 4XyZ came from 192.0.2.7"; got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
@@ -76,8 +76,8 @@ func TestSyslogUnixStream(t *testing.T) {
 	got := make(chan string, 2)
 	go acceptLines(ln, got)
 	l := syslogLogger(t, Config{Sinks: []SinkConfig{{Type: "syslog", Address: "unix:" + sock}}})
-	l.Infected("S1", "192.0.2.1")
-	l.Infected("S2", "192.0.2.2")
+	logEvent(l, "S1", Infected("S1", "192.0.2.1", "", ""))
+	logEvent(l, "S2", Infected("S2", "192.0.2.2", "", ""))
 	for _, want := range []string{
 		"<22>Mar  5 09:07:03 chainmail[4242]: Infected message S1 came from 192.0.2.1",
 		"<22>Mar  5 09:07:03 chainmail[4242]: Infected message S2 came from 192.0.2.2",
@@ -95,7 +95,7 @@ func TestSyslogUDP(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Close() })
 	l := syslogLogger(t, Config{Sinks: []SinkConfig{{Type: "syslog", Address: "udp:" + srv.LocalAddr().String(), Facility: "mail"}}})
-	l.FilenameCheck("U1", "x.exe", "Executable")
+	logEvent(l, "U1", Filename("U1", FileHit{Filename: "x.exe", Text: "Executable"}))
 	if got, want := readDatagram(t, srv), "<22>Mar  5 09:07:03 mx1 chainmail[4242]: Filename Checks: Executable (U1 x.exe)"; got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}

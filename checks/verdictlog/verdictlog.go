@@ -1,5 +1,5 @@
 // Package verdictlog writes chainmail's verdict log: the lines a postmaster
-// greps and a SIEM parses, one method per event.
+// greps and a SIEM parses, one typed event per line.
 //
 // # The wording is a contract
 //
@@ -26,9 +26,10 @@
 // an empty recipient list is logged as "unknown". Scores have two
 // decimals; symbols keep the verdict's order. The "<LIST, LIST>, " part of
 // the verdict line is there only when the message was listed, as in
-// MailScanner. Single events have their own methods and pure builders
-// (InfectedLine, FilenameCheckLine, FiletypeCheckLine, WhalingLine,
-// SDRDomainsLine, SDRVerdictLine, QuotaLine), documented there.
+// MailScanner. The events checks report (Infected, Filename, Filetype,
+// Whaling, SDRDomains.Event, QuotaEvent.Event, …; events.go) are built
+// here too, each with its line and its JSON facts: a check hands over an
+// event, never a line of its own.
 //
 // Every value that comes from a message or the network goes through
 // Sanitize, so one event is always exactly one line.
@@ -41,10 +42,14 @@
 // them; syslog gets an RFC 3164 message over the local socket, UDP or TCP.
 // With Format "json" each line becomes one JSON object with time, host,
 // tag, pid, event (message, rbl, spam_actions, monitor, delivery, check,
-// infected, filename, filetype, whaling, sdr_domains, sdr_verdict, quota,
-// log), queue_id, the exact text line ("line"), and the event's facts as
+// infected, filename, filetype, attachment, whaling, sdr_domains,
+// sdr_verdict, sdr_evidence, rbl_fail, uribl_fail, quota, greylist, log),
+// queue_id, the exact text line ("line"), and the event's facts as
 // fields; inside syslog the object is the message text. The tag defaults to "chainmail"; "MailScanner"
-// makes chainmail a drop-in for existing parsers.
+// makes chainmail a drop-in for existing parsers. Config.Tags gives a
+// family of events a tag of its own (quota lines as "cbpolicyd[PID]:"),
+// and Config.Engine names the scanner in the verdict line ("SpamAssassin"
+// for MailScanner parsers).
 //
 // A Logger is safe for concurrent use: the lines of one message are written
 // together and never interleave with another's. Writes never block mail for
@@ -62,6 +67,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"chainmail/checks"
 )
 
@@ -77,6 +84,76 @@ type Config struct {
 	Format string `yaml:"format"`
 	// Sinks are where lines go; none means one stderr sink.
 	Sinks []SinkConfig `yaml:"sinks"`
+	// Engine is the scanner the verdict line names ("is spam, chainmail
+	// (not cached, …"), DefaultEngine when empty. Parsers written for
+	// MailScanner expect "SpamAssassin".
+	Engine string `yaml:"engine,omitempty"`
+	// Tags gives a family of events (Families) a syslog tag of its own,
+	// e.g. {quota: cbpolicyd} for parsers keyed on "cbpolicyd[PID]:".
+	Tags map[string]string `yaml:"tags,omitempty"`
+}
+
+// DefaultEngine is the scanner named in the verdict line when
+// Config.Engine is empty.
+const DefaultEngine = "chainmail"
+
+func (c Config) engine() string {
+	if c.Engine == "" {
+		return DefaultEngine
+	}
+	return c.Engine
+}
+
+// Families are the families of events a tag can be set for (Config.Tags),
+// each with its events: message (rbl, message, spam_actions, monitor,
+// delivery, check), dnsbl (rbl_fail, uribl_fail, helo_fail, the lists'
+// warnings), attachment (filename, filetype, attachment), antivirus
+// (infected), whaling, sdr (sdr_domains, sdr_verdict, sdr_evidence),
+// quota, greylist and log (operational lines).
+var Families = []string{"message", "dnsbl", "attachment", "antivirus", "whaling", "sdr", "quota", "greylist", "log"}
+
+// Family is the family of the event named event (see Families).
+func Family(event string) string {
+	switch event {
+	case "rbl", "message", "spam_actions", "monitor", "delivery", "check":
+		return "message"
+	case "filename", "filetype", "attachment":
+		return "attachment"
+	case "infected":
+		return "antivirus"
+	}
+	if strings.HasPrefix(event, "sdr_") {
+		return "sdr"
+	}
+	if strings.HasSuffix(event, "_fail") {
+		return "dnsbl"
+	}
+	return event
+}
+
+// Check validates the settings New does not need a system for: the
+// engine and the tags. key names the setting at fault ("engine",
+// "tags.quota").
+func (c Config) Check() (key string, err error) {
+	if c.Engine != "" {
+		for _, r := range c.Engine {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r)) {
+				return "engine", fmt.Errorf("%q: only letters, digits and - _ . are allowed", c.Engine)
+			}
+		}
+	}
+	for fam, tag := range c.Tags {
+		if !contains(Families, fam) {
+			return "tags." + fam, fmt.Errorf("unknown family of events %q (known: %s)", fam, strings.Join(Families, ", "))
+		}
+		if tag == "" {
+			return "tags." + fam, errors.New("empty tag")
+		}
+		if err := checkTag(tag); err != nil {
+			return "tags." + fam, err
+		}
+	}
+	return "", nil
 }
 
 // SinkConfig is one destination of the log.
@@ -115,6 +192,8 @@ func WithStderr(w io.Writer) Option { return func(l *Logger) { l.stderr = w } }
 // writes nothing, and Message still returns the lines.
 type Logger struct {
 	tag    string
+	tags   map[string]string // family → tag, from Config.Tags
+	engine string
 	json   bool
 	now    func() time.Time
 	host   string
@@ -123,6 +202,8 @@ type Logger struct {
 
 	sinks   []sink
 	dropped atomic.Uint64
+	reg     prometheus.Registerer // WithRegisterer; nil: no metric
+	metric  prometheus.Counter    // DroppedMetric, nil without reg
 
 	mu     sync.RWMutex // guards closed against writes racing Close
 	closed bool
@@ -141,6 +222,21 @@ func New(cfg Config, opts ...Option) (*Logger, error) {
 	}
 	if err := checkTag(l.tag); err != nil {
 		return nil, err
+	}
+	if key, err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("verdictlog: %s: %w", key, err)
+	}
+	l.engine = cfg.engine()
+	if l.reg != nil {
+		c, err := droppedCounter(l.reg)
+		if err != nil {
+			return nil, err
+		}
+		l.metric = c
+	}
+	l.tags = make(map[string]string, len(cfg.Tags))
+	for fam, tag := range cfg.Tags {
+		l.tags[fam] = tag
 	}
 	switch strings.ToLower(cfg.Format) {
 	case "", "text":
@@ -276,7 +372,8 @@ func (l *Logger) Reopen() error {
 }
 
 // Dropped is the number of lines, summed over the sinks, that could not be
-// written.
+// written by this Logger (DroppedMetric, with WithRegisterer, counts them
+// across reloads).
 func (l *Logger) Dropped() uint64 {
 	if l == nil {
 		return 0
@@ -296,29 +393,46 @@ func (l *Logger) emit(es ...entry) {
 		if e.err {
 			sev = sevErr
 		}
+		tag := l.tags[Family(e.event)]
 		msg := e.line
 		if l.json {
-			msg = string(encodeJSON(e, t, l.host, l.tag, l.pid))
+			jt := tag
+			if jt == "" {
+				jt = l.tag
+			}
+			msg = string(encodeJSON(e, t, l.host, jt, l.pid))
 		}
-		recs[i] = record{t: t, sev: sev, msg: msg}
+		recs[i] = record{t: t, sev: sev, msg: msg, tag: tag}
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		l.dropped.Add(uint64(len(recs) * len(l.sinks)))
+		l.drop(len(recs) * len(l.sinks))
 		return
 	}
 	for _, s := range l.sinks {
 		if n := s.write(recs); n > 0 {
-			l.dropped.Add(uint64(n))
+			l.drop(n)
 		}
+	}
+}
+
+// drop counts n lines that could not be written.
+func (l *Logger) drop(n int) {
+	l.dropped.Add(uint64(n))
+	if l.metric != nil {
+		l.metric.Add(float64(n))
 	}
 }
 
 // Message writes the verdict lines of one message and returns them as
 // Lines does, so `chainmail replay` prints exactly what serve logs.
 func (l *Logger) Message(m *checks.Message, v *checks.Verdict) []string {
-	es := messageEntries(m, v)
+	engine := DefaultEngine
+	if l != nil {
+		engine = l.engine
+	}
+	es := messageEntries(m, v, engine)
 	l.emit(es...)
 	out := make([]string, len(es))
 	for i, e := range es {
@@ -332,58 +446,15 @@ func (l *Logger) Message(m *checks.Message, v *checks.Verdict) []string {
 func (l *Logger) Events(id string, evs []checks.Event) {
 	es := make([]entry, 0, len(evs))
 	for _, ev := range evs {
+		ev = worded(ev)
 		es = append(es, entry{event: ev.Name, queueID: queueID(id), line: Sanitize(ev.Line), facts: ev.Facts})
 	}
 	l.emit(es...)
 }
 
-// Infected logs "Infected message <id> came from <client-ip>".
-func (l *Logger) Infected(id, clientIP string) {
-	line := InfectedLine(id, clientIP)
-	l.emit(entry{event: "infected", queueID: queueID(id), line: line,
-		facts: infectedFacts{ClientIP: orUnknown(Sanitize(clientIP))}})
-}
-
-// FilenameCheck logs "Filename Checks: <log text> (<id> <filename>)".
-func (l *Logger) FilenameCheck(id, filename, logText string) {
-	l.emit(entry{event: "filename", queueID: queueID(id), line: FilenameCheckLine(id, filename, logText),
-		facts: fileFacts{Filename: Sanitize(filename), Text: Sanitize(logText)}})
-}
-
-// FiletypeCheck logs "Filetype Checks: <log text> (<id> <filename>)".
-func (l *Logger) FiletypeCheck(id, filename, logText string) {
-	l.emit(entry{event: "filetype", queueID: queueID(id), line: FiletypeCheckLine(id, filename, logText),
-		facts: fileFacts{Filename: Sanitize(filename), Text: Sanitize(logText)}})
-}
-
-// Whaling logs "Message <id> has been blocked as Whaling attack to
-// <Full Name> <addr>".
-func (l *Logger) Whaling(id, fullName, addr string) {
-	l.emit(entry{event: "whaling", queueID: queueID(id), line: WhalingLine(id, fullName, addr),
-		facts: whalingFacts{FullName: strings.TrimSpace(Sanitize(fullName)), Address: Sanitize(stripBrackets(addr))}})
-}
-
-// SDRDomains logs the domains a reputation query was made for (see
-// SDRDomainsLine).
-func (l *Logger) SDRDomains(id string, d SDRDomains) {
-	l.emit(entry{event: "sdr_domains", queueID: queueID(id), line: SDRDomainsLine(id, d), facts: d.sanitized()})
-}
-
-// SDRVerdict logs the consolidated sender reputation (see SDRVerdictLine).
-func (l *Logger) SDRVerdict(id string, v SDRVerdict) {
-	l.emit(entry{event: "sdr_verdict", queueID: queueID(id), line: SDRVerdictLine(id, v), facts: sdrVerdictFacts(v)})
-}
-
-// Quota logs a quota decision (see QuotaLine). Quota lines carry no queue
-// id: policyd logs them before there is one.
-func (l *Logger) Quota(q QuotaEvent) {
-	ev := QuotaCheckEvent(q)
-	l.emit(entry{event: ev.Name, line: ev.Line, facts: ev.Facts})
-}
-
-// QuotaCheckEvent is the quota line as a checks.Event, for a check that
-// reports it in its result; Facts is a QuotaFacts.
-func QuotaCheckEvent(q QuotaEvent) checks.Event {
+// Event is the quota line (see quotaLine); Facts is a QuotaFacts. Quota
+// lines carry no queue id: policyd logs them before there is one.
+func (q QuotaEvent) Event() checks.Event {
 	s := q.sanitized()
 	f := QuotaFacts{
 		Action: s.Action, Host: s.Host, HELO: s.HELO, From: s.From, To: s.To, Reason: s.Reason,
@@ -394,7 +465,7 @@ func QuotaCheckEvent(q QuotaEvent) checks.Event {
 		p := round1(s.Current / s.Max * 100)
 		f.Percent = &p
 	}
-	return checks.Event{Name: "quota", Line: QuotaLine(q), Facts: f}
+	return checks.Event{Name: "quota", Line: quotaLine(q), Facts: f}
 }
 
 // Printf logs an operational message (startup, reload, trouble) to the

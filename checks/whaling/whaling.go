@@ -161,8 +161,7 @@ func (c *Check) Check(_ context.Context, m *checks.Message, _ checks.Results) ch
 		if len(p.Addresses) > 0 {
 			addr = p.Addresses[0]
 		}
-		r.Events = append(r.Events, checks.Event{Name: "whaling", Line: verdictlog.WhalingLine(m.QueueID, p.Name, addr),
-			Facts: map[string]any{"target": p.Name, "target_address": addr, "match": how, "from": f.Address}, IfBlocked: true})
+		r.Events = append(r.Events, verdictlog.Whaling(m.QueueID, p.Name, addr, how, f.Address))
 		break
 	}
 

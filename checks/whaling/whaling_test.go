@@ -156,7 +156,7 @@ checks:
 		e.Log = verdictlog.Lines
 		return e
 	}
-	want := "Message 4Whale01 has been blocked as Whaling attack to John Doe <john.doe@example.com>"
+	want := "Message 4Whale01 has been blocked as Whaling attack to John Doe john.doe@example.com"
 	v, lines := build("quarantine").Evaluate(context.Background(), msg(`"John Doe" <ceo@gmail.test>`))
 	if v.Action != checks.Quarantine || !contains(lines, want) {
 		t.Errorf("quarantine: %v\n%s", v.Action, strings.Join(lines, "\n"))

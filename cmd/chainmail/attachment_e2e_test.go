@@ -114,5 +114,5 @@ rules:
 		t.Errorf("delivered message has MIME problems: %v", tree.Problems)
 	}
 	d.waitLog(t, "Filename Checks: Program removed (", " setup.exe)")
-	d.waitLog(t, "Filename Checks: Windows Script Host script (", " run.vbs)")
+	d.waitLog(t, "Filename Checks: File extension “vbs” not allowed (", " run.vbs)")
 }

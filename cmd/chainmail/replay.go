@@ -141,7 +141,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		}
 		resolver = deps.Resolver
 		rec = &recorder{}
-		rec.hook(eng)
+		rec.hook(eng, f.Log.Lines)
 		logf := func(format string, args ...any) {
 			fmt.Fprintf(stderr, "chainmail replay: "+format+"\n", args...)
 		}

@@ -25,9 +25,9 @@ type recorder struct {
 }
 
 // hook makes eng log into r.
-func (r *recorder) hook(eng *checks.Engine) {
+func (r *recorder) hook(eng *checks.Engine, lines func(*checks.Message, *checks.Verdict) []string) {
 	eng.Log = func(m *checks.Message, v *checks.Verdict) []string {
-		lines := verdictlog.Lines(m, v)
+		lines := lines(m, v)
 		r.mu.Lock()
 		r.lines = append(r.lines, lines...)
 		r.v = v
@@ -38,7 +38,7 @@ func (r *recorder) hook(eng *checks.Engine) {
 		r.mu.Lock()
 		for _, ev := range evs {
 			// As verdictlog.Logger.Events words them.
-			r.lines = append(r.lines, verdictlog.Sanitize(ev.Line))
+			r.lines = append(r.lines, verdictlog.Text(ev))
 		}
 		r.mu.Unlock()
 	}

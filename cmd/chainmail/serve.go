@@ -73,7 +73,7 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState, reg promethe
 	var lg *verdictlog.Logger
 	if prev != nil && reflect.DeepEqual(prev.file.Log, f.Log) {
 		lg = prev.log
-	} else if lg, err = verdictlog.New(f.Log); err != nil {
+	} else if lg, err = verdictlog.New(f.Log, verdictlog.WithRegisterer(reg)); err != nil {
 		closeNew()
 		return nil, fmt.Errorf("%s: log: %v", nameOf(path), err)
 	}

@@ -43,7 +43,7 @@ checks:
 
 	waitFor(t, "one message in the hold queue", func() bool { return len(pf.HoldQueue(t)) == 1 })
 	held := pf.HoldQueue(t)[0]
-	line := d.waitLog(t, "Message "+held+" has been blocked as Whaling attack to John Doe <john.doe@example.org>")
+	line := d.waitLog(t, "Message "+held+" has been blocked as Whaling attack to John Doe john.doe@example.org")
 	if !strings.Contains(line, "chainmail") {
 		t.Errorf("line without the tag: %s", line)
 	}
