@@ -102,6 +102,9 @@ type Result struct {
 	// AuthResults are the RFC 8601 method results this check adds to the
 	// Authentication-Results header (DKIM: one per signature).
 	AuthResults []authres.Result `json:"-"`
+	// Auth is the typed result the checks after this one take (the
+	// checks/auth SPF and DKIM values); nil for most checks.
+	Auth any `json:"-"`
 	// Err carries the underlying error, if any. It is never panicked or
 	// returned separately.
 	// NewBody, when set, is the message body this check wants delivered
