@@ -288,10 +288,9 @@ type Verdict struct {
 	Subject string `json:"subject,omitempty"`
 	// NewBody, when set, replaces the body of the delivered message.
 	NewBody Body `json:"-"`
-	// Why names what decided the action: "score", "rule:<name>",
-	// "decisive:<check>", "error:<check>", "error:rule:<name>". In monitor
-	// mode it names what decided Would.
-	Why string `json:"why"`
+	// Why names what decided the action (in monitor mode, what decided
+	// Would); JSON and logs show it as "score", "rule:<name>", ….
+	Why Why `json:"why"`
 	// Monitor is set when the policy only logs: Would holds what would
 	// have happened and Action is Accept.
 	Monitor bool    `json:"monitor,omitempty"`

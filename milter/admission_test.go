@@ -80,7 +80,7 @@ func TestContentTimeoutTempfails(t *testing.T) {
 				Policy: checks.DefaultPolicy(),
 				Log: func(_ *checks.Message, v *checks.Verdict) []string {
 					mu.Lock()
-					whys = append(whys, v.Why)
+					whys = append(whys, v.Why.String())
 					mu.Unlock()
 					return nil
 				},

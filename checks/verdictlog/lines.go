@@ -97,7 +97,7 @@ func messageEntries(m *checks.Message, v *checks.Verdict) []entry {
 	domains := rcptDomains(rcpts)
 	listed := uniqueSanitized(v.Listed)
 	subject := Sanitize(m.Subject())
-	why := Sanitize(v.Why)
+	why := Sanitize(v.Why.String())
 
 	var es []entry
 
