@@ -135,6 +135,7 @@ func (c *Chain) Run(ctx context.Context, m *Message) Results {
 	if m.work == nil {
 		m.work = &work{}
 	}
+	m.prepareRaw()
 
 	for i := range c.Steps {
 		go func(i int) {
