@@ -511,10 +511,12 @@ func TestEngineEvaluate(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 			return res("", StatusFail, sym("A", 6))
 		})}}},
-		Policy:  DefaultPolicy(),
-		Known:   []string{"a"},
-		Log:     func(m *Message, v *Verdict) []string { return []string{m.QueueID + " " + v.Action.String()} },
-		Observe: func(v *Verdict, d time.Duration) { observed, took = v, d },
+		Policy: DefaultPolicy(),
+		Known:  []string{"a"},
+		Observer: funcObserver{verdict: func(m *Message, v *Verdict, d time.Duration) []string {
+			observed, took = v, d
+			return []string{m.QueueID + " " + v.Action.String()}
+		}},
 	}
 	v, lines := e.Evaluate(context.Background(), policyMessage())
 	if v.Action != Tag || len(lines) != 1 || lines[0] != "4Q1 tag" {
@@ -523,9 +525,9 @@ func TestEngineEvaluate(t *testing.T) {
 	if observed != v || took < 5*time.Millisecond {
 		t.Errorf("Observe got %p after %v, want the verdict %p after ≥ 5ms", observed, took, v)
 	}
-	e.Log, e.Observe = nil, nil
+	e.Observer = nil
 	if v, lines := e.Evaluate(context.Background(), policyMessage()); v.Action != Tag || lines != nil {
-		t.Errorf("without Log: %v %q", v.Action, lines)
+		t.Errorf("without an observer: %v %q", v.Action, lines)
 	}
 }
 
@@ -630,10 +632,10 @@ func TestEngineLearners(t *testing.T) {
 	e := &Engine{
 		Chain:  &Chain{Steps: []Step{{Check: l}, {Check: newFake("other", nil)}}},
 		Policy: DefaultPolicy(),
-		Log: func(*Message, *Verdict) []string {
+		Observer: funcObserver{verdict: func(*Message, *Verdict, time.Duration) []string {
 			logged = true
 			return nil
-		},
+		}},
 	}
 	e.Evaluate(context.Background(), policyMessage())
 	if len(l.got) != 1 || l.got[0] != Reject || !logged {

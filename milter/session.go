@@ -158,10 +158,7 @@ func (b *backend) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 	env := ss.envelope()
 	ctx, cancel := context.WithTimeout(store.WithBudget(context.Background(), ss.storeBudget), ss.srv.opts.Timeout)
 	defer cancel()
-	r, events := eng.CheckRcpt(ctx, &env, rcpt)
-	if len(events) > 0 && eng.LogEvents != nil {
-		eng.LogEvents(&env, events)
-	}
+	r, _ := eng.CheckRcpt(ctx, &env, rcpt)
 	if r.Action == checks.Reject || r.Action == checks.Tempfail {
 		// Only this recipient is refused (a reply code, which go-milter
 		// does not treat as the end of the message).

@@ -64,7 +64,7 @@ checks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Log = verdictlog.Lines
+	e.Observer = checks.VerdictFunc(verdictlog.Lines)
 	return e
 }
 

@@ -145,7 +145,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "chainmail: %v\n", err)
 			return exitUsage
 		}
-		eng.Log = func(m *checks.Message, v *checks.Verdict) []string { return verdictlog.Lines(m, v) }
+		eng.Observer = checks.VerdictFunc(verdictlog.Lines)
 	}
 
 	files, err := collect(fl.Args())

@@ -81,12 +81,11 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState, reg promethe
 		closeNew()
 		return nil, fmt.Errorf("%s: log: %v", nameOf(path), err)
 	}
-	eng.Log = lg.Message
-	eng.LogEvents = func(env *checks.Envelope, evs []checks.Event) { lg.Events(env.QueueID, evs) }
+	var m checks.Observer
 	if metrics != nil {
-		eng.Chain.Observe = metrics.ObserveCheck
-		eng.Observe = metrics.ObserveVerdict
+		m = metrics
 	}
+	eng.Observer = observer(lg, m)
 	next := &runtimeState{file: f, engine: eng, log: lg, state: state}
 	next.dns, _ = deps.Resolver.(*dns.Client)
 	useDNS(reg, prev, next)
