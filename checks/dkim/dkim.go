@@ -47,17 +47,18 @@
 //
 // # Results
 //
-// Per signature (Facts "results", type []Signature): pass, fail (the
+// Per signature (Result.Auth, an auth.DKIM with one Signature each; for
+// rules the Facts "results", statuses as strings): pass, fail (the
 // signature or body hash does not verify), policy (RFC 8301, l=),
 // temperror, permerror (malformed signature, missing or bad key, expired,
 // ...), neutral (not verified: over the cap). The Result.Status is pass
 // when any signature passed, else temperror when any signature's key was
 // unavailable (a retry may pass), else fail, else permerror (policy
 // counts as permerror), and none when the message carries no signature.
-// Facts "domains_pass" lists the d= of passing signatures (what DMARC
-// uses), "domains" every d=, "domains_temperror" the d= whose key lookup
-// failed temporarily (DMARC turns a fail into temperror when one of them
-// is aligned).
+// DMARC takes the auth.DKIM; for rules, Facts "domains_pass" lists the
+// d= of passing signatures, "domains" every d=, "domains_temperror" the
+// d= whose key lookup failed temporarily (DMARC turns a fail into
+// temperror when one of them is aligned).
 package dkim
 
 import (
