@@ -2,7 +2,8 @@
 // checks after them take it: the spf check's SPF, the dkim check's DKIM
 // with one Signature per DKIM-Signature field. The checks that build on
 // them (dmarc, lists, reputation) read these typed values from the prior
-// results (SPFOf, DKIMOf), never facts by name: a renamed field is a
+// results (SPFOf, DKIMOf, and DMARCOf for the dmarc check's verdict),
+// never facts by name: a renamed field is a
 // compile error, not a silently lost pass.
 //
 // The facts policy rules see (spf.domain, dkim.domains_pass, …) are
@@ -13,8 +14,9 @@ import "chainmail/checks"
 
 // Names of the checks whose results this package reads.
 const (
-	SPFCheck  = "spf"
-	DKIMCheck = "dkim"
+	SPFCheck   = "spf"
+	DKIMCheck  = "dkim"
+	DMARCCheck = "dmarc"
 )
 
 // Identity is the SPF identity checked (RFC 7208 §2.3, §2.4).
@@ -125,6 +127,29 @@ func DKIMOf(rs checks.Results) (d DKIM, ok bool) {
 		return DKIM{}, false
 	}
 	if v, typed := r.Auth.(DKIM); typed {
+		d = v
+	}
+	d.Status = r.Status
+	return d, true
+}
+
+// DMARC is the dmarc check's result.
+type DMARC struct {
+	// Status is the strictest outcome over the author domains, or
+	// timeout, error, skipped when the check did not finish.
+	Status checks.Status
+	// Domains are the author (From) domains evaluated, normalized.
+	Domains []string
+}
+
+// DMARCOf returns the dmarc result among rs; ok is false when there is
+// none. A result without a typed value gives its status alone.
+func DMARCOf(rs checks.Results) (d DMARC, ok bool) {
+	r, ok := rs.Get(DMARCCheck)
+	if !ok {
+		return DMARC{}, false
+	}
+	if v, typed := r.Auth.(DMARC); typed {
 		d = v
 	}
 	d.Status = r.Status

@@ -279,6 +279,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, prior checks.Resul
 	if best.published != "" {
 		pct = best.pct
 	}
+	res.Auth = auth.DMARC{Status: res.Status, Domains: author.Domains}
 	res.Facts = map[string]any{
 		"policy":                   string(best.policy),
 		"published_policy":         string(best.published),

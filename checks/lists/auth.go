@@ -44,8 +44,8 @@ func authenticated(m *checks.Message, prior checks.Results) []string {
 	// evil.example to DMARC), so an address whose domain DMARC did not
 	// see gets nothing from the pass.
 	dmarcPass := map[string]bool{}
-	if r, ok := prior.Get("dmarc"); ok && r.Status == checks.StatusPass {
-		for _, d := range r.StringsFact("domains") {
+	if r, ok := auth.DMARCOf(prior); ok && r.Status == checks.StatusPass {
+		for _, d := range r.Domains {
 			dmarcPass[normDomain(d)] = true
 		}
 	}

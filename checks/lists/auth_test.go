@@ -88,7 +88,7 @@ func TestAllowDMARCPassOnlyForItsDomains(t *testing.T) {
 	cfg.Allow = lists.List{Senders: []string{"boss@ok.example"}}
 	c := newCheck(t, cfg)
 	dmarc := func(domains ...string) checks.Result {
-		return checks.Result{Check: "dmarc", Status: checks.StatusPass, Facts: map[string]any{"domains": domains}}
+		return checks.Result{Check: "dmarc", Status: checks.StatusPass, Auth: auth.DMARC{Domains: domains}}
 	}
 	for _, tc := range []struct {
 		from    string
