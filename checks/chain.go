@@ -103,9 +103,6 @@ type Chain struct {
 	Steps []Step
 	// Deadline bounds the whole run; 0 means DefaultDeadline.
 	Deadline time.Duration
-	// Observe, when set, is called once per step with its result (for
-	// metrics).
-	Observe func(Result)
 }
 
 // ErrPanic wraps a panic recovered inside a check.
@@ -116,7 +113,10 @@ var ErrTimeout = errors.New("checks: check timed out")
 
 // Run runs the chain on m. It always returns one result per step, in step
 // order.
-func (c *Chain) Run(ctx context.Context, m *Message) Results {
+func (c *Chain) Run(ctx context.Context, m *Message) Results { return c.run(ctx, m, nil) }
+
+// run is Run telling step, when set, each step's result as it finishes.
+func (c *Chain) run(ctx context.Context, m *Message, step func(Result)) Results {
 	deadline := c.Deadline
 	if deadline <= 0 {
 		deadline = DefaultDeadline
@@ -135,14 +135,15 @@ func (c *Chain) Run(ctx context.Context, m *Message) Results {
 	if m.work == nil {
 		m.work = &work{}
 	}
+	m.prepareRaw()
 
 	for i := range c.Steps {
 		go func(i int) {
 			defer close(done[i])
 			r := c.runAt(ctx, m, i, size, waits[i], results, done)
 			results[i] = r
-			if c.Observe != nil {
-				c.Observe(r)
+			if step != nil {
+				step(r)
 			}
 		}(i)
 	}

@@ -499,12 +499,12 @@ func TestChainScoreOverrides(t *testing.T) {
 func TestChainObserveOncePerStep(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
+	obs := funcObserver{step: func(r Result) {
+		mu.Lock()
+		seen[r.Check+"="+string(r.Status)]++
+		mu.Unlock()
+	}}
 	c := &Chain{
-		Observe: func(r Result) {
-			mu.Lock()
-			seen[r.Check+"="+string(r.Status)]++
-			mu.Unlock()
-		},
 		Steps: []Step{
 			{Check: newFake("ok", nil)},
 			{Check: newFake("big", nil), MaxSize: 1},
@@ -519,7 +519,8 @@ func TestChainObserveOncePerStep(t *testing.T) {
 			{Check: newFake("skipped", nil)},
 		},
 	}
-	c.Run(context.Background(), testMessage())
+	e := &Engine{Chain: c, Policy: DefaultPolicy(), Observer: obs}
+	e.Evaluate(context.Background(), testMessage())
 	want := map[string]int{"ok=pass": 1, "big=skipped": 1, "boom=error": 1, "slow=timeout": 1, "decider=listed": 1, "skipped=skipped": 1}
 	if fmt.Sprint(seen) != fmt.Sprint(want) {
 		t.Errorf("observed %v, want %v", seen, want)

@@ -102,6 +102,9 @@ type Result struct {
 	// AuthResults are the RFC 8601 method results this check adds to the
 	// Authentication-Results header (DKIM: one per signature).
 	AuthResults []authres.Result `json:"-"`
+	// Auth is the typed result the checks after this one take (the
+	// checks/auth SPF and DKIM values); nil for most checks.
+	Auth any `json:"-"`
 	// Err carries the underlying error, if any. It is never panicked or
 	// returned separately.
 	// NewBody, when set, is the message body this check wants delivered
@@ -286,10 +289,9 @@ type Verdict struct {
 	Subject string `json:"subject,omitempty"`
 	// NewBody, when set, replaces the body of the delivered message.
 	NewBody Body `json:"-"`
-	// Why names what decided the action: "score", "rule:<name>",
-	// "decisive:<check>", "error:<check>", "error:rule:<name>". In monitor
-	// mode it names what decided Would.
-	Why string `json:"why"`
+	// Why names what decided the action (in monitor mode, what decided
+	// Would); JSON and logs show it as "score", "rule:<name>", ….
+	Why Why `json:"why"`
 	// Monitor is set when the policy only logs: Would holds what would
 	// have happened and Action is Accept.
 	Monitor bool    `json:"monitor,omitempty"`

@@ -15,27 +15,24 @@ type Engine struct {
 	Policy *Policy
 	// Known lists every check name rules may refer to.
 	Known []string
-	// Log, when set, writes the verdict log lines and returns them.
-	Log func(m *Message, v *Verdict) []string
-	// LogEvents, when set, writes events that happen outside a verdict
-	// (RCPT-time refusals and alerts).
-	LogEvents func(env *Envelope, events []Event)
-	// Observe, when set, is told the verdict and the chain's duration.
-	Observe func(v *Verdict, d time.Duration)
+	// Observer, when set, is told every step's result, every verdict
+	// and the RCPT-time events (the verdict log, the metrics).
+	Observer Observer
 }
 
 // Evaluate runs the chain and the policy on m, logs the verdict and tells
 // the checks that learn (Learner) what was decided.
 func (e *Engine) Evaluate(ctx context.Context, m *Message) (*Verdict, []string) {
 	start := time.Now()
-	rs := e.Chain.Run(ctx, m)
-	v := e.Policy.Decide(m, rs, e.Known)
-	if e.Observe != nil {
-		e.Observe(v, time.Since(start))
+	var step func(Result)
+	if e.Observer != nil {
+		step = e.Observer.Step
 	}
+	rs := e.Chain.run(ctx, m, step)
+	v := e.Policy.Decide(m, rs, e.Known)
 	var lines []string
-	if e.Log != nil {
-		lines = e.Log(m, v)
+	if e.Observer != nil {
+		lines = e.Observer.Verdict(m, v, time.Since(start))
 	}
 	for _, s := range e.Chain.Steps {
 		if l, ok := s.Check.(Learner); ok {
@@ -78,7 +75,8 @@ type RcptResult struct {
 
 // CheckRcpt asks every RCPT-time check about rcpt, in chain order, and
 // returns the first refusal. In monitor mode the answer is logged but
-// the recipient accepted.
+// the recipient accepted. The events it returns are already reported to
+// the Observer.
 func (e *Engine) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (RcptResult, []Event) {
 	var out RcptResult
 	var events []Event
@@ -118,6 +116,9 @@ func (e *Engine) CheckRcpt(ctx context.Context, env *Envelope, rcpt string) (Rcp
 		out = RcptResult{}
 	}
 	out.Events = nil
+	if len(events) > 0 && e.Observer != nil {
+		e.Observer.Events(env, events)
+	}
 	return out, events
 }
 

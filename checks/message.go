@@ -63,6 +63,11 @@ type Message struct {
 	// work follows the checks the chain started on the message; set by
 	// Chain.Run before its first check starts.
 	work *work
+	// raw is the header block built from rawOf, set by Chain.Run before
+	// its first check starts (prepareRaw) so that the checks running in
+	// parallel share one.
+	raw   []byte
+	rawOf []HeaderField
 }
 
 // work counts the check goroutines still running on one message.
@@ -110,11 +115,31 @@ func (m *Message) Size() int64 {
 	return n
 }
 
-// RawHeader rebuilds the header block, in received order with duplicates,
-// CRLF line ends and the terminating empty line.
+// RawHeader returns the header block, in received order with duplicates,
+// CRLF line ends and the terminating empty line. During a chain run it
+// is built once for the message and shared: callers must not modify it.
 func (m *Message) RawHeader() []byte {
+	if m.raw != nil && sameFields(m.rawOf, m.Header) {
+		return m.raw
+	}
+	return buildRawHeader(m.Header)
+}
+
+// prepareRaw builds the header block the checks of a chain run share.
+// It must run before they start: RawHeader only reads the fields.
+func (m *Message) prepareRaw() {
+	m.raw, m.rawOf = buildRawHeader(m.Header), m.Header
+}
+
+// sameFields reports whether a and b are the same slice (a header changed
+// by appending or reassigning is not).
+func sameFields(a, b []HeaderField) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+func buildRawHeader(header []HeaderField) []byte {
 	var b bytes.Buffer
-	for _, f := range m.Header {
+	for _, f := range header {
 		b.WriteString(f.Name)
 		b.WriteString(": ")
 		b.WriteString(toCRLF(f.Value))

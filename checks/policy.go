@@ -237,7 +237,7 @@ func (p *Policy) required() float64 {
 // result sets no threshold action and ignores failed checks (the message
 // was decided without them); rules still apply.
 func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
-	v := &Verdict{Required: p.required(), Results: rs, Why: "score"}
+	v := &Verdict{Required: p.required(), Results: rs}
 	for _, r := range rs {
 		v.Score += r.Score
 		v.Listed = append(v.Listed, r.Listed...)
@@ -246,7 +246,7 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 	v.Symbols = sortedSymbols(rs)
 
 	reply := func(code, text string) { v.Code, v.Reply = code, text }
-	raise := func(a Action, why string) bool {
+	raise := func(a Action, why Why) bool {
 		if a > v.Action {
 			v.Action, v.Why = a, why
 			return true
@@ -275,10 +275,10 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 	ham := decided != nil && decided.Class == ClassHam
 	switch {
 	case ham:
-		v.Why = "decisive:" + decided.Check
+		v.Why = Why{ByDecisive, decided.Check}
 	case decided != nil && decided.Class == ClassSpam:
 		v.Spam = true
-		raise(p.DecisiveSpam, "decisive:"+decided.Check)
+		raise(p.DecisiveSpam, Why{ByDecisive, decided.Check})
 	default:
 		for _, t := range []struct {
 			min float64
@@ -286,7 +286,7 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 		}{{p.Tag, Tag}, {p.Quarantine, Quarantine}, {p.Reject, Reject}} {
 			if t.min > 0 && v.Score >= t.min {
 				v.Spam = true
-				raise(t.a, "score")
+				raise(t.a, Why{By: ByScore})
 			}
 		}
 	}
@@ -296,7 +296,7 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 	// of the checks a ham decision does not switch off (always_run).
 	for _, r := range rs {
 		if r.Status == StatusError && (!ham || r.alwaysRun) {
-			if raise(p.OnError, "error:"+r.Check) || p.OnError == v.Action {
+			if raise(p.OnError, Why{ByError, r.Check}) || p.OnError == v.Action {
 				if p.OnError == Tempfail {
 					reply(p.ErrorCode, p.ErrorReply)
 				}
@@ -306,7 +306,7 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 	// A step that ran out of time with on_timeout tempfail did not check
 	// the message: it is deferred, whatever else was decided.
 	for _, r := range rs {
-		if r.timedOut && raise(Tempfail, "timeout:"+r.Check) {
+		if r.timedOut && raise(Tempfail, Why{ByTimeout, r.Check}) {
 			reply(p.ErrorCode, p.ErrorReply)
 		}
 	}
@@ -335,7 +335,7 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 			if err != nil {
 				// A rule that cannot be evaluated must not let mail through
 				// that it would have stopped: treat it like a check error.
-				if raise(p.OnError, "error:rule:"+r.Name) && p.OnError == Tempfail {
+				if raise(p.OnError, Why{ByRuleError, r.Name}) && p.OnError == Tempfail {
 					reply(p.ErrorCode, p.ErrorReply)
 				}
 				continue
@@ -350,9 +350,9 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 			// over a threshold, a decisive check or an error (it is the
 			// more specific), and the first matching rule over later ones.
 			take := r.Action > v.Action ||
-				(r.Action == v.Action && r.Action > Accept && !strings.HasPrefix(v.Why, "rule:"))
+				(r.Action == v.Action && r.Action > Accept && v.Why.By != ByRule)
 			if take {
-				v.Action, v.Why = r.Action, "rule:"+r.Name
+				v.Action, v.Why = r.Action, Why{ByRule, r.Name}
 				if r.Reply != "" {
 					reply(r.Code, r.Reply)
 				} else {
@@ -413,8 +413,8 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 }
 
 func quarantineReason(p *Policy, v *Verdict) string {
-	if strings.HasPrefix(v.Why, "rule:") {
-		return "chainmail: " + v.Why
+	if v.Why.By == ByRule {
+		return "chainmail: " + v.Why.String()
 	}
 	if p.QuarantineReason != "" {
 		return fmt.Sprintf("%s (score %.2f)", p.QuarantineReason, v.Score)

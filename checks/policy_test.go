@@ -71,7 +71,7 @@ func TestPolicyThresholds(t *testing.T) {
 		if v.Action != tc.want || v.Spam != tc.spam || v.Required != 5 {
 			t.Errorf("score %v: %v spam=%v required=%v, want %v spam=%v required=5", tc.score, v.Action, v.Spam, v.Required, tc.want, tc.spam)
 		}
-		if tc.want != Accept && v.Why != "score" {
+		if tc.want != Accept && v.Why.String() != "score" {
 			t.Errorf("score %v: why %q", tc.score, v.Why)
 		}
 	}
@@ -95,7 +95,7 @@ func TestPolicyThresholds(t *testing.T) {
 func TestPolicyDecisive(t *testing.T) {
 	p := DefaultPolicy()
 	v := p.Decide(nil, Results{decidedResult("lists", ClassSpam), res("gtube", StatusSkipped)}, knownChecks)
-	if v.Action != Reject || !v.Spam || v.Why != "decisive:lists" || v.SMTPReply() != "550 5.7.1 Message rejected as spam" {
+	if v.Action != Reject || !v.Spam || v.Why.String() != "decisive:lists" || v.SMTPReply() != "550 5.7.1 Message rejected as spam" {
 		t.Errorf("decisive spam: %v spam=%v why=%q reply=%q", v.Action, v.Spam, v.Why, v.SMTPReply())
 	}
 	p.DecisiveSpam = Quarantine
@@ -108,7 +108,7 @@ func TestPolicyDecisive(t *testing.T) {
 	p = DefaultPolicy()
 	rs := Results{res("rbl", StatusListed, sym("RBL", 50)), {Check: "broken", Status: StatusError, Err: ErrPanic}, decidedResult("lists", ClassHam)}
 	v = p.Decide(nil, rs, knownChecks)
-	if v.Action != Accept || v.Spam || v.Why != "decisive:lists" || v.Code != "" {
+	if v.Action != Accept || v.Spam || v.Why.String() != "decisive:lists" || v.Code != "" {
 		t.Errorf("decisive ham: %v spam=%v why=%q code=%q", v.Action, v.Spam, v.Why, v.Code)
 	}
 
@@ -128,7 +128,7 @@ func TestPolicyDecisiveThroughChain(t *testing.T) {
 	}}
 	rs := c.Run(context.Background(), policyMessage())
 	v := DefaultPolicy().Decide(policyMessage(), rs, knownChecks)
-	if v.Action != Reject || v.Why != "decisive:lists" || !v.Spam || v.Score != 100 {
+	if v.Action != Reject || v.Why.String() != "decisive:lists" || !v.Spam || v.Score != 100 {
 		t.Errorf("%v why=%q spam=%v score=%v", v.Action, v.Why, v.Spam, v.Score)
 	}
 }
@@ -138,7 +138,7 @@ func TestPolicyOnError(t *testing.T) {
 	p := DefaultPolicy()
 	p.ErrorCode, p.ErrorReply = "452", "4.3.0 try later"
 	v := p.Decide(nil, Results{res("a", StatusPass), broken}, knownChecks)
-	if v.Action != Tempfail || v.Why != "error:spf" || v.Code != "452" || v.Reply != "4.3.0 try later" {
+	if v.Action != Tempfail || v.Why.String() != "error:spf" || v.Code != "452" || v.Reply != "4.3.0 try later" {
 		t.Errorf("error: %v why=%q %q", v.Action, v.Why, v.SMTPReply())
 	}
 	if len(v.Headers) != 0 {
@@ -227,7 +227,7 @@ func TestPolicyRules(t *testing.T) {
 		p := DefaultPolicy()
 		p.Rules = []Rule{dmarcRule}
 		v := decide(t, p, Results{dmarcFail, res("rbl", StatusListed, sym("RBL", 6))})
-		if v.Action != Reject || v.Why != "rule:dmarc-reject" || v.SMTPReply() != "550 5.7.1 Email rejected per DMARC policy" || !v.Spam {
+		if v.Action != Reject || v.Why.String() != "rule:dmarc-reject" || v.SMTPReply() != "550 5.7.1 Email rejected per DMARC policy" || !v.Spam {
 			t.Errorf("%v why=%q reply=%q spam=%v", v.Action, v.Why, v.SMTPReply(), v.Spam)
 		}
 	})
@@ -239,7 +239,7 @@ func TestPolicyRules(t *testing.T) {
 			{{Check: "lists", Status: StatusListed, Symbols: []Symbol{sym("LISTS_DENY_SENDER", 100)}, Score: 100}},
 		} {
 			v := decide(t, p, rs)
-			if v.Action != Reject || v.Why != "rule:deny-list" || v.SMTPReply() != "550 5.7.1 Message rejected by local policy" {
+			if v.Action != Reject || v.Why.String() != "rule:deny-list" || v.SMTPReply() != "550 5.7.1 Message rejected by local policy" {
 				t.Errorf("%v why=%q reply=%q", v.Action, v.Why, v.SMTPReply())
 			}
 		}
@@ -248,7 +248,7 @@ func TestPolicyRules(t *testing.T) {
 		p := DefaultPolicy()
 		p.Rules = []Rule{dmarcRule, {Name: "skipped", If: `dmarc.status == "skipped"`, Action: Tag}}
 		v := decide(t, p, Results{res("spf", StatusPass)})
-		if v.Action != Tag || v.Why != "rule:skipped" {
+		if v.Action != Tag || v.Why.String() != "rule:skipped" {
 			t.Errorf("%v why=%q, want the skipped rule to fire and the DMARC one not", v.Action, v.Why)
 		}
 	})
@@ -259,11 +259,11 @@ func TestPolicyRules(t *testing.T) {
 			{Name: "t", If: `spf.status == "fail"`, Action: Tag},
 		}
 		v := decide(t, p, Results{res("spf", StatusFail, sym("R_SPF_FAIL", 6))})
-		if v.Action != Quarantine || v.Why != "rule:q" {
+		if v.Action != Quarantine || v.Why.String() != "rule:q" {
 			t.Errorf("rule quarantine over score tag: %v why=%q", v.Action, v.Why)
 		}
 		v = decide(t, p, Results{res("spf", StatusFail, sym("R_SPF_FAIL", 20))})
-		if v.Action != Reject || v.Why != "score" || v.SMTPReply() != "550 5.7.1 Message rejected as spam" {
+		if v.Action != Reject || v.Why.String() != "score" || v.SMTPReply() != "550 5.7.1 Message rejected as spam" {
 			t.Errorf("score reject over rule quarantine: %v why=%q %q", v.Action, v.Why, v.SMTPReply())
 		}
 		p.Rules = []Rule{
@@ -272,7 +272,7 @@ func TestPolicyRules(t *testing.T) {
 			{Name: "discard", If: `spf.status == "fail"`, Action: Discard},
 		}
 		v = decide(t, p, Results{res("spf", StatusFail)})
-		if v.Action != Reject || v.Why != "rule:first" || v.SMTPReply() != "550 5.7.1 first" {
+		if v.Action != Reject || v.Why.String() != "rule:first" || v.SMTPReply() != "550 5.7.1 first" {
 			t.Errorf("two reject rules: %v why=%q %q (the first wins, with the default code)", v.Action, v.Why, v.SMTPReply())
 		}
 	})
@@ -288,7 +288,7 @@ func TestPolicyRules(t *testing.T) {
 		p := DefaultPolicy()
 		p.Rules = []Rule{{Name: "ok", If: `true`, Action: Accept}}
 		v := decide(t, p, Results{res("spf", StatusPass)})
-		if v.Action != Accept || v.Spam || v.Why != "score" {
+		if v.Action != Accept || v.Spam || v.Why.String() != "score" {
 			t.Errorf("%v spam=%v why=%q", v.Action, v.Spam, v.Why)
 		}
 	})
@@ -298,7 +298,7 @@ func TestPolicyRules(t *testing.T) {
 		rbl := res("rbl", StatusListed, sym("RBL", 2))
 		rbl.Facts = map[string]any{"zone": "zen"}
 		v := decide(t, p, Results{rbl})
-		if v.Action != Quarantine || v.Why != "rule:env" {
+		if v.Action != Quarantine || v.Why.String() != "rule:env" {
 			t.Errorf("%v why=%q", v.Action, v.Why)
 		}
 	})
@@ -306,7 +306,7 @@ func TestPolicyRules(t *testing.T) {
 		p := DefaultPolicy()
 		p.Rules = []Rule{{Name: "sloppy", If: `lists.status == "listed" && lists.score`, Action: Reject}}
 		v := decide(t, p, Results{res("lists", StatusListed, sym("L", 1))})
-		if v.Action != Tempfail || v.Why != "error:rule:sloppy" || v.Code != "451" || v.Reply != DefaultPolicy().ErrorReply {
+		if v.Action != Tempfail || v.Why.String() != "error:rule:sloppy" || v.Code != "451" || v.Reply != DefaultPolicy().ErrorReply {
 			t.Errorf("%v why=%q %q", v.Action, v.Why, v.SMTPReply())
 		}
 	})
@@ -314,7 +314,7 @@ func TestPolicyRules(t *testing.T) {
 		p := DefaultPolicy()
 		p.Rules = []Rule{dmarcRule}
 		v := p.Decide(policyMessage(), Results{dmarcFail}, nil)
-		if v.Action != Reject || v.Why != "rule:dmarc-reject" {
+		if v.Action != Reject || v.Why.String() != "rule:dmarc-reject" {
 			t.Errorf("uncompiled rule: %v why=%q", v.Action, v.Why)
 		}
 	})
@@ -326,7 +326,7 @@ func TestPolicyRules(t *testing.T) {
 		}
 		// The caller passes no names and DMARC did not run.
 		v := p.Decide(policyMessage(), Results{res("spf", StatusPass)}, nil)
-		if v.Action != Accept || v.Why != "score" {
+		if v.Action != Accept || v.Why.String() != "score" {
 			t.Errorf("%v why=%q", v.Action, v.Why)
 		}
 	})
@@ -511,10 +511,12 @@ func TestEngineEvaluate(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 			return res("", StatusFail, sym("A", 6))
 		})}}},
-		Policy:  DefaultPolicy(),
-		Known:   []string{"a"},
-		Log:     func(m *Message, v *Verdict) []string { return []string{m.QueueID + " " + v.Action.String()} },
-		Observe: func(v *Verdict, d time.Duration) { observed, took = v, d },
+		Policy: DefaultPolicy(),
+		Known:  []string{"a"},
+		Observer: funcObserver{verdict: func(m *Message, v *Verdict, d time.Duration) []string {
+			observed, took = v, d
+			return []string{m.QueueID + " " + v.Action.String()}
+		}},
 	}
 	v, lines := e.Evaluate(context.Background(), policyMessage())
 	if v.Action != Tag || len(lines) != 1 || lines[0] != "4Q1 tag" {
@@ -523,9 +525,9 @@ func TestEngineEvaluate(t *testing.T) {
 	if observed != v || took < 5*time.Millisecond {
 		t.Errorf("Observe got %p after %v, want the verdict %p after ≥ 5ms", observed, took, v)
 	}
-	e.Log, e.Observe = nil, nil
+	e.Observer = nil
 	if v, lines := e.Evaluate(context.Background(), policyMessage()); v.Action != Tag || lines != nil {
-		t.Errorf("without Log: %v %q", v.Action, lines)
+		t.Errorf("without an observer: %v %q", v.Action, lines)
 	}
 }
 
@@ -585,10 +587,10 @@ func TestEngineLearners(t *testing.T) {
 	e := &Engine{
 		Chain:  &Chain{Steps: []Step{{Check: l}, {Check: newFake("other", nil)}}},
 		Policy: DefaultPolicy(),
-		Log: func(*Message, *Verdict) []string {
+		Observer: funcObserver{verdict: func(*Message, *Verdict, time.Duration) []string {
 			logged = true
 			return nil
-		},
+		}},
 	}
 	e.Evaluate(context.Background(), policyMessage())
 	if len(l.got) != 1 || l.got[0] != Reject || !logged {

@@ -53,7 +53,7 @@ func TestAlwaysRunAfterHam(t *testing.T) {
 		{Check: hamFake("lists"), Decisive: DecisiveBoth},
 		{Check: newFake("antivirus", func(context.Context, *Message, Results) Result { panic("boom") }), AlwaysRun: true},
 	}}
-	if v := DefaultPolicy().Decide(&Message{}, failing.Run(context.Background(), &Message{}), nil); v.Action != Tempfail || v.Why != "error:antivirus" {
+	if v := DefaultPolicy().Decide(&Message{}, failing.Run(context.Background(), &Message{}), nil); v.Action != Tempfail || v.Why.String() != "error:antivirus" {
 		t.Errorf("always-run error after ham: %s %s, want tempfail error:antivirus", v.Action, v.Why)
 	}
 }
@@ -79,7 +79,7 @@ func TestTimeoutBeforeStart(t *testing.T) {
 		if v.Action != tc.want {
 			t.Errorf("%s: %s (%s), want %s", tc.on, v.Action, v.Why, tc.want)
 		}
-		if tc.want == Tempfail && (v.Why != "timeout:whaling" || v.SMTPReply() != "451 4.7.1 Temporary failure while checking the message, try again later") {
+		if tc.want == Tempfail && (v.Why.String() != "timeout:whaling" || v.SMTPReply() != "451 4.7.1 Temporary failure while checking the message, try again later") {
 			t.Errorf("why %q reply %q", v.Why, v.SMTPReply())
 		}
 	}

@@ -78,12 +78,12 @@ func TestContentTimeoutTempfails(t *testing.T) {
 			eng := &checks.Engine{
 				Chain:  &checks.Chain{Steps: []checks.Step{tc.step}, Deadline: tc.deadline},
 				Policy: checks.DefaultPolicy(),
-				Log: func(_ *checks.Message, v *checks.Verdict) []string {
+				Observer: checks.VerdictFunc(func(_ *checks.Message, v *checks.Verdict) []string {
 					mu.Lock()
-					whys = append(whys, v.Why)
+					whys = append(whys, v.Why.String())
 					mu.Unlock()
 					return nil
-				},
+				}),
 			}
 			srv := miltertest.Start(t, eng)
 			out := srv.Send(t, pressureEnv, pressureMessage(1))

@@ -69,13 +69,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// ObserveCheck records one check result.
-func (m *Metrics) ObserveCheck(r checks.Result) {
+// Metrics observe the engine (checks.Observer).
+var _ checks.Observer = (*Metrics)(nil)
+
+// Step records one check result.
+func (m *Metrics) Step(r checks.Result) {
 	m.CheckStatus.WithLabelValues(r.Check, string(r.Status)).Inc()
 	m.CheckLatency.WithLabelValues(r.Check).Observe(r.Duration.Seconds())
 }
 
-// ObserveVerdict records one chain run.
-func (m *Metrics) ObserveVerdict(_ *checks.Verdict, d time.Duration) {
-	m.ChainLatency.Observe(d.Seconds())
+// Verdict records one chain run.
+func (m *Metrics) Verdict(_ *checks.Message, _ *checks.Verdict, took time.Duration) []string {
+	m.ChainLatency.Observe(took.Seconds())
+	return nil
 }
+
+// Events implements checks.Observer: RCPT-time events are not counted.
+func (m *Metrics) Events(*checks.Envelope, []checks.Event) {}

@@ -554,13 +554,13 @@ func TestRcptTimeRefusal(t *testing.T) {
 	eng.Chain.Steps = append(eng.Chain.Steps, checks.Step{Check: g})
 	var mu sync.Mutex
 	var logged []string
-	eng.LogEvents = func(env *checks.Envelope, evs []checks.Event) {
+	eng.Observer = eventsFunc(func(env *checks.Envelope, evs []checks.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, e := range evs {
 			logged = append(logged, verdictlog.Text(e))
 		}
-	}
+	})
 	srv := miltertest.Start(t, eng)
 	env := clientEnv
 	env.Rcpts = []string{"full@example.org", "bob@example.org", "gone@example.org", "broken@example.org"}
@@ -626,3 +626,12 @@ func shutdownInBackground(srv *miltertest.Server) <-chan struct{} {
 	}()
 	return shut
 }
+
+// eventsFunc observes the engine's RCPT-time events only.
+type eventsFunc func(*checks.Envelope, []checks.Event)
+
+func (eventsFunc) Step(checks.Result) {}
+
+func (eventsFunc) Verdict(*checks.Message, *checks.Verdict, time.Duration) []string { return nil }
+
+func (f eventsFunc) Events(env *checks.Envelope, evs []checks.Event) { f(env, evs) }

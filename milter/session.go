@@ -44,6 +44,9 @@ type session struct {
 	spoolErr    error
 	started     bool
 	storeBudget *store.Budget
+	// engine is the configuration the message was taken under, at MAIL:
+	// its recipients and its content are checked by the same one.
+	engine *checks.Engine
 }
 
 func (ss *session) resetMessage() {
@@ -60,6 +63,15 @@ func (ss *session) resetMessage() {
 	ss.spoolErr = nil
 	ss.started = false
 	ss.storeBudget = store.NewBudget() // one state-store time budget per message
+	ss.engine = nil
+}
+
+// messageEngine is the engine of the message in progress, taken once.
+func (ss *session) messageEngine() *checks.Engine {
+	if ss.engine == nil {
+		ss.engine = ss.srv.opts.Engine()
+	}
+	return ss.engine
 }
 
 // mergeMacros accumulates the macros of the latest packet: go-milter's
@@ -129,6 +141,7 @@ func (b *backend) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Res
 	}
 	// go-milter trims the angle brackets; ESMTP parameters are not passed.
 	ss.mailFrom = from
+	ss.messageEngine()
 	return gomilter.RespContinue, nil
 }
 
@@ -141,14 +154,11 @@ func (b *backend) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.mergeMacros(false, m.Macros)
-	eng := ss.srv.opts.Engine()
+	eng := ss.messageEngine()
 	env := ss.envelope()
 	ctx, cancel := context.WithTimeout(store.WithBudget(context.Background(), ss.storeBudget), ss.srv.opts.Timeout)
 	defer cancel()
-	r, events := eng.CheckRcpt(ctx, &env, rcpt)
-	if len(events) > 0 && eng.LogEvents != nil {
-		eng.LogEvents(&env, events)
-	}
+	r, _ := eng.CheckRcpt(ctx, &env, rcpt)
 	if r.Action == checks.Reject || r.Action == checks.Tempfail {
 		// Only this recipient is refused (a reply code, which go-milter
 		// does not treat as the end of the message).
@@ -238,7 +248,7 @@ func (b *backend) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 		return reply("552", "5.3.4 Message header too large"), nil
 	}
 	msg := ss.message()
-	eng := srv.opts.Engine()
+	eng := ss.messageEngine()
 	ctx, cancel := context.WithTimeout(store.WithBudget(context.Background(), ss.storeBudget), srv.opts.Timeout)
 	defer cancel()
 	release, ok := srv.admit.admit(ctx)

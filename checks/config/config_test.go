@@ -163,7 +163,7 @@ func TestDefault(t *testing.T) {
 		t.Errorf("clean mail: %v spam=%v why=%q", v.Action, v.Spam, v.Why)
 	}
 	v = evaluate(t, e, message(t, "a@example.com", "From: a@example.com\r\n\r\n"+gtube.String+"\r\n"))
-	if v.Action != checks.Reject || v.Why != "decisive:gtube" || v.SMTPReply() != "550 5.7.1 Message rejected as spam" {
+	if v.Action != checks.Reject || v.Why.String() != "decisive:gtube" || v.SMTPReply() != "550 5.7.1 Message rejected as spam" {
 		t.Errorf("GTUBE: %v why=%q %q", v.Action, v.Why, v.SMTPReply())
 	}
 }
@@ -182,12 +182,12 @@ checks:
 `)
 	e := build(t, f)
 	v := evaluate(t, e, message(t, "boss@spammer.example", "From: boss@spammer.example\r\n\r\nhi\r\n"))
-	if v.Action != checks.Reject || v.Why != "rule:deny-list" || v.SMTPReply() != "550 5.7.1 Message rejected by local policy" {
+	if v.Action != checks.Reject || v.Why.String() != "rule:deny-list" || v.SMTPReply() != "550 5.7.1 Message rejected by local policy" {
 		t.Errorf("denied sender: %v why=%q %q", v.Action, v.Why, v.SMTPReply())
 	}
 	// An allowed client is ham: gtube does not even run.
 	v = evaluate(t, e, message(t, "a@example.com", "From: a@example.com\r\n\r\n"+gtube.String+"\r\n"))
-	if v.Action != checks.Accept || v.Why != "decisive:lists" {
+	if v.Action != checks.Accept || v.Why.String() != "decisive:lists" {
 		t.Errorf("allowed client: %v why=%q", v.Action, v.Why)
 	}
 	if r, _ := v.Results.Get("gtube"); r.Status != checks.StatusSkipped || r.Reason != "decisive lists" {

@@ -85,7 +85,7 @@ checks:
 	}
 	// Clean mail to the recipient stays allowed.
 	v = evaluate(t, e, message(t, "a@example.net", "From: a@example.net\r\nSubject: s\r\n\r\nhello\r\n"))
-	if v.Action != checks.Accept || v.Why != "decisive:lists" {
+	if v.Action != checks.Accept || v.Why.String() != "decisive:lists" {
 		t.Errorf("clean mail to an allowed recipient: %s (%s), want accept decisive:lists", v.Action, v.Why)
 	}
 }

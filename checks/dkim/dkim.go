@@ -47,17 +47,18 @@
 //
 // # Results
 //
-// Per signature (Facts "results", type []Signature): pass, fail (the
+// Per signature (Result.Auth, an auth.DKIM with one Signature each; for
+// rules the Facts "results", statuses as strings): pass, fail (the
 // signature or body hash does not verify), policy (RFC 8301, l=),
 // temperror, permerror (malformed signature, missing or bad key, expired,
 // ...), neutral (not verified: over the cap). The Result.Status is pass
 // when any signature passed, else temperror when any signature's key was
 // unavailable (a retry may pass), else fail, else permerror (policy
 // counts as permerror), and none when the message carries no signature.
-// Facts "domains_pass" lists the d= of passing signatures (what DMARC
-// uses), "domains" every d=, "domains_temperror" the d= whose key lookup
-// failed temporarily (DMARC turns a fail into temperror when one of them
-// is aligned).
+// DMARC takes the auth.DKIM; for rules, Facts "domains_pass" lists the
+// d= of passing signatures, "domains" every d=, "domains_temperror" the
+// d= whose key lookup failed temporarily (DMARC turns a fail into
+// temperror when one of them is aligned).
 package dkim
 
 import (
@@ -71,6 +72,7 @@ import (
 	"sync"
 
 	"chainmail/checks"
+	"chainmail/checks/auth"
 	"chainmail/checks/dns"
 
 	"github.com/emersion/go-msgauth/authres"
@@ -94,7 +96,7 @@ const (
 // Per-signature statuses beyond the shared ones: RFC 8601 §2.7.1 "policy"
 // (signed, but the signature is not acceptable: RFC 8301 algorithms and
 // key sizes, l=).
-const StatusPolicy checks.Status = "policy"
+const StatusPolicy = auth.StatusPolicy
 
 // Errors carried in Result.Err.
 var (
@@ -224,21 +226,19 @@ func (c *Check) Name() string { return Name }
 
 // Signature is the outcome for one DKIM-Signature field, in header order.
 // Rules see it as dkim.results[i].domain etc.
-type Signature struct {
-	// Domain is d= (lower case), Selector s=, Algorithm a=, Identifier i=
-	// as written; empty when the field could not be parsed.
-	Domain     string `json:"domain" expr:"domain"`
-	Selector   string `json:"selector" expr:"selector"`
-	Algorithm  string `json:"algorithm,omitempty" expr:"algorithm"`
-	Identifier string `json:"identifier,omitempty" expr:"identifier"`
-	// Status is pass, fail, policy, neutral, temperror or permerror.
-	Status string `json:"status" expr:"status"`
-	Reason string `json:"reason,omitempty" expr:"reason"`
-	// KeyBits is the RSA key size when the key was fetched.
-	KeyBits int `json:"key_bits,omitempty" expr:"key_bits"`
-	// UnsignedBytes is how much of the canonicalized body an l= tag
-	// leaves unsigned.
-	UnsignedBytes int64 `json:"unsigned_bytes,omitempty" expr:"unsigned_bytes"`
+type Signature = auth.Signature
+
+// factSignature is a Signature as policy rules see it (dkim.results):
+// the status a plain string, which expr compares with string literals.
+type factSignature struct {
+	Domain        string `json:"domain" expr:"domain"`
+	Selector      string `json:"selector" expr:"selector"`
+	Algorithm     string `json:"algorithm,omitempty" expr:"algorithm"`
+	Identifier    string `json:"identifier,omitempty" expr:"identifier"`
+	Status        string `json:"status" expr:"status"`
+	Reason        string `json:"reason,omitempty" expr:"reason"`
+	KeyBits       int    `json:"key_bits,omitempty" expr:"key_bits"`
+	UnsignedBytes int64  `json:"unsigned_bytes,omitempty" expr:"unsigned_bytes"`
 }
 
 // Check verifies the signatures of m. prior is not used.
@@ -265,7 +265,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 	}
 	n := min(len(fields), c.cfg.MaxSignatures)
 	for i := n; i < len(fields); i++ {
-		sigs[i].Status = string(checks.StatusNeutral)
+		sigs[i].Status = checks.StatusNeutral
 		sigs[i].Reason = fmt.Sprintf("not verified: more than %d signatures", c.cfg.MaxSignatures)
 	}
 
@@ -275,6 +275,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 		res.Status = checks.StatusError
 		res.Err = err
 		res.Reason = err.Error()
+		res.Auth = auth.DKIM{Status: res.Status, Signatures: sigs}
 		res.Facts = facts(sigs)
 		return res
 	}
@@ -298,7 +299,7 @@ func (c *Check) verify(ctx context.Context, m *checks.Message, fields []*sigFiel
 	header, err := c.feedHeader(m, fields)
 	if err != nil {
 		for i := range sigs {
-			sigs[i].Status = string(checks.StatusPermerror)
+			sigs[i].Status = checks.StatusPermerror
 			sigs[i].Reason = err.Error()
 		}
 		return err
@@ -314,7 +315,7 @@ func (c *Check) verify(ctx context.Context, m *checks.Message, fields []*sigFiel
 			verr = body.err
 		}
 		for i := range sigs {
-			sigs[i].Status = string(checks.StatusTemperror)
+			sigs[i].Status = checks.StatusTemperror
 			sigs[i].Reason = "verification interrupted: " + verr.Error()
 		}
 		return verr
@@ -322,7 +323,7 @@ func (c *Check) verify(ctx context.Context, m *checks.Message, fields []*sigFiel
 	if len(verifs) != len(fields) {
 		// Cannot happen: we feed exactly these signatures first.
 		for i := range sigs {
-			sigs[i].Status = string(checks.StatusPermerror)
+			sigs[i].Status = checks.StatusPermerror
 			sigs[i].Reason = "internal: signature count mismatch"
 		}
 		return fmt.Errorf("dkim: verifier returned %d results for %d signatures", len(verifs), len(fields))
@@ -334,8 +335,8 @@ func (c *Check) verify(ctx context.Context, m *checks.Message, fields []*sigFiel
 		// The context ended or the spool failed while go-msgauth read the
 		// body: what it saw was truncated, so nothing but a pass is known.
 		for i := range sigs {
-			if sigs[i].Status != string(checks.StatusPass) {
-				sigs[i].Status = string(checks.StatusTemperror)
+			if sigs[i].Status != checks.StatusPass {
+				sigs[i].Status = checks.StatusTemperror
 				sigs[i].Reason = "verification interrupted: " + body.err.Error()
 			}
 		}
@@ -361,29 +362,29 @@ func (c *Check) classify(m *checks.Message, f *sigField, v *dkim.Verification, k
 		// Our reading of the field is stricter than go-msgauth's in a few
 		// places (tag names, d=/s= syntax): a field we cannot read is
 		// never a pass, whatever go-msgauth made of it.
-		s.Status, s.Reason = string(checks.StatusPermerror), trimPrefix(f.err.Error())
+		s.Status, s.Reason = checks.StatusPermerror, trimPrefix(f.err.Error())
 	case f.algorithm == "rsa-sha1":
-		s.Status, s.Reason = string(StatusPolicy), "rsa-sha1 is not accepted (RFC 8301 §3.1)"
+		s.Status, s.Reason = StatusPolicy, "rsa-sha1 is not accepted (RFC 8301 §3.1)"
 	case s.KeyBits > c.cfg.MaxRSABits:
-		s.Status, s.Reason = string(StatusPolicy), fmt.Sprintf("RSA key of %d bits is over %d (resource limit)", s.KeyBits, c.cfg.MaxRSABits)
+		s.Status, s.Reason = StatusPolicy, fmt.Sprintf("RSA key of %d bits is over %d (resource limit)", s.KeyBits, c.cfg.MaxRSABits)
 	case s.KeyBits > 0 && s.KeyBits < c.cfg.MinRSABits:
-		s.Status, s.Reason = string(StatusPolicy), fmt.Sprintf("RSA key of %d bits is under %d (RFC 8301 §3.2)", s.KeyBits, c.cfg.MinRSABits)
+		s.Status, s.Reason = StatusPolicy, fmt.Sprintf("RSA key of %d bits is under %d (RFC 8301 §3.2)", s.KeyBits, c.cfg.MinRSABits)
 	case verr == nil:
-		s.Status = string(checks.StatusPass)
+		s.Status = checks.StatusPass
 	case dkim.IsTempFail(verr):
-		s.Status, s.Reason = string(checks.StatusTemperror), trimPrefix(verr.Error())
+		s.Status, s.Reason = checks.StatusTemperror, trimPrefix(verr.Error())
 	case dkim.IsPermFail(verr):
-		s.Status, s.Reason = string(checks.StatusPermerror), trimPrefix(verr.Error())
+		s.Status, s.Reason = checks.StatusPermerror, trimPrefix(verr.Error())
 	case f.hasLength:
 		// go-msgauth refuses l= (before hashing) with its only non-perm,
 		// non-temp error: the signature was not verified at all.
-		s.Status = string(StatusPolicy)
+		s.Status = StatusPolicy
 		s.Reason = fmt.Sprintf("body length tag l=%d is not accepted", f.length)
 		if s.UnsignedBytes > 0 {
 			s.Reason += fmt.Sprintf("; %d body octets are unsigned", s.UnsignedBytes)
 		}
 	default:
-		s.Status, s.Reason = string(checks.StatusFail), trimPrefix(verr.Error())
+		s.Status, s.Reason = checks.StatusFail, trimPrefix(verr.Error())
 	}
 }
 
@@ -567,7 +568,6 @@ func (c *Check) lookupTXT(ctx context.Context, keys *keyLog, name string) ([]str
 // summarise sets the aggregate status, symbols, facts and A-R result.
 func (c *Check) summarise(res *checks.Result, sigs []Signature, tooMany bool) {
 	var pass, temp, fail, perm []string
-	var passDomains, tempDomains, domains []string
 	unsigned := []string{}
 	for _, s := range sigs {
 		label := s.Domain
@@ -577,18 +577,11 @@ func (c *Check) summarise(res *checks.Result, sigs []Signature, tooMany bool) {
 		if s.Selector != "" {
 			label += ":s=" + s.Selector
 		}
-		if s.Domain != "" {
-			domains = appendUnique(domains, s.Domain)
-		}
-		switch checks.Status(s.Status) {
+		switch s.Status {
 		case checks.StatusPass:
 			pass = append(pass, label)
-			passDomains = appendUnique(passDomains, s.Domain)
 		case checks.StatusTemperror:
 			temp = append(temp, label)
-			if s.Domain != "" {
-				tempDomains = appendUnique(tempDomains, s.Domain)
-			}
 		case checks.StatusFail:
 			fail = append(fail, label)
 		case checks.StatusPermerror, StatusPolicy:
@@ -621,10 +614,12 @@ func (c *Check) summarise(res *checks.Result, sigs []Signature, tooMany bool) {
 	}
 
 	res.Reason = reason(sigs)
+	d := auth.DKIM{Status: res.Status, Signatures: sigs}
+	res.Auth = d
 	res.Facts = facts(sigs)
-	res.Facts["domains_pass"] = nonNil(passDomains)
-	res.Facts["domains_temperror"] = nonNil(tempDomains)
-	res.Facts["domains"] = nonNil(domains)
+	res.Facts["domains_pass"] = d.Domains(checks.StatusPass)
+	res.Facts["domains_temperror"] = d.Domains(checks.StatusTemperror)
+	res.Facts["domains"] = d.Domains()
 	// One dkim= result per signature, in header order (RFC 8601 §2.7.1).
 	res.AuthResults = AuthResults(sigs)
 }
@@ -636,32 +631,18 @@ func (c *Check) addSymbol(res *checks.Result, name, detail string) {
 }
 
 func facts(sigs []Signature) map[string]any {
-	if sigs == nil {
-		sigs = []Signature{}
+	view := make([]factSignature, 0, len(sigs))
+	for _, s := range sigs {
+		view = append(view, factSignature{Domain: s.Domain, Selector: s.Selector, Algorithm: s.Algorithm, Identifier: s.Identifier,
+			Status: string(s.Status), Reason: s.Reason, KeyBits: s.KeyBits, UnsignedBytes: s.UnsignedBytes})
 	}
 	return map[string]any{
-		"results":           sigs,
+		"results":           view,
 		"signatures":        len(sigs),
 		"domains":           []string{},
 		"domains_pass":      []string{},
 		"domains_temperror": []string{},
 	}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func appendUnique(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }
 
 // reason is a one-line summary: each signature's domain and status, the
@@ -678,8 +659,8 @@ func reason(sigs []Signature) string {
 		if d == "" {
 			d = "?"
 		}
-		parts = append(parts, d+"="+s.Status)
-		if why == "" && s.Status != string(checks.StatusPass) && s.Reason != "" {
+		parts = append(parts, d+"="+string(s.Status))
+		if why == "" && s.Status != checks.StatusPass && s.Reason != "" {
 			why = s.Reason
 		}
 	}
@@ -698,7 +679,7 @@ func AuthResults(sigs []Signature) []authres.Result {
 	out := make([]authres.Result, 0, len(sigs))
 	for _, s := range sigs {
 		r := &authres.DKIMResult{Value: authres.ResultValue(s.Status), Domain: s.Domain, Identifier: s.Identifier}
-		if s.Status != string(checks.StatusPass) {
+		if s.Status != checks.StatusPass {
 			r.Reason = s.Reason
 		}
 		out = append(out, r)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"chainmail/checks"
+	"chainmail/checks/auth"
 
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/emersion/go-msgauth/dkim"
@@ -129,12 +130,16 @@ func symbols(r checks.Result) []string {
 	return out
 }
 
-func results(r checks.Result) []Signature { return r.Facts["results"].([]Signature) }
+// results returns the signatures r hands to the checks after dkim.
+func results(r checks.Result) []Signature {
+	d, _ := r.Auth.(auth.DKIM)
+	return d.Signatures
+}
 
 func statuses(r checks.Result) []string {
 	var out []string
 	for _, s := range results(r) {
-		out = append(out, s.Status)
+		out = append(out, string(s.Status))
 	}
 	return out
 }

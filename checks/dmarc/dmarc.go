@@ -79,6 +79,7 @@ import (
 	"strings"
 
 	"chainmail/checks"
+	"chainmail/checks/auth"
 	"chainmail/checks/dns"
 
 	"github.com/emersion/go-msgauth/authres"
@@ -280,6 +281,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, prior checks.Resul
 	if best.published != "" {
 		pct = best.pct
 	}
+	res.Auth = auth.DMARC{Status: res.Status, Domains: author.Domains}
 	res.Facts = map[string]any{
 		"policy":                   string(best.policy),
 		"published_policy":         string(best.published),
@@ -477,19 +479,17 @@ type inputs struct {
 	dkimWhy     string
 }
 
-// inputsFrom reads the spf and dkim results (Facts "domain", "identity";
-// "domains_pass", "domains_temperror").
+// inputsFrom reads the spf and dkim results (checks/auth values).
 func inputsFrom(m *checks.Message, prior checks.Results) inputs {
 	var in inputs
-	if r, ok := prior.Get("spf"); ok {
-		identity, _ := r.Facts["identity"].(string)
-		domain, _ := r.Facts["domain"].(string)
+	if r, ok := auth.SPFOf(prior); ok {
+		domain := r.Domain
 		if domain == "" {
 			domain = envelopeDomain(m)
 		}
 		// §4.1: the MAIL FROM identity; for a null reverse-path RFC 7208
 		// §2.4 makes that postmaster@HELO.
-		mailfrom := identity == "mailfrom" || (identity == "helo" && m.MailFrom == "")
+		mailfrom := r.Identity == auth.IdentityMailFrom || (r.Identity == auth.IdentityHELO && m.MailFrom == "")
 		if d, err := NormalizeDomain(domain); err == nil {
 			domain = d
 		}
@@ -504,13 +504,13 @@ func inputsFrom(m *checks.Message, prior checks.Results) inputs {
 			}
 		}
 	}
-	if r, ok := prior.Get("dkim"); ok {
+	if r, ok := auth.DKIMOf(prior); ok {
 		switch r.Status {
 		case checks.StatusTimeout, checks.StatusError:
 			in.dkimUnknown, in.dkimWhy = true, string(r.Status)
 		default:
-			in.dkimPass = domainsFact(r, "domains_pass")
-			in.dkimTemp = domainsFact(r, "domains_temperror")
+			in.dkimPass = normalized(r.Domains(checks.StatusPass))
+			in.dkimTemp = normalized(r.Domains(checks.StatusTemperror))
 		}
 	}
 	return in
@@ -529,10 +529,9 @@ func envelopeDomain(m *checks.Message) string {
 	return ""
 }
 
-func domainsFact(r checks.Result, name string) []string {
-	raw := r.StringsFact(name)
-	out := make([]string, 0, len(raw))
-	for _, d := range raw {
+func normalized(domains []string) []string {
+	out := make([]string, 0, len(domains))
+	for _, d := range domains {
 		if n, err := NormalizeDomain(d); err == nil {
 			out = append(out, n)
 		}

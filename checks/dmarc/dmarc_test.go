@@ -11,22 +11,24 @@ import (
 	"time"
 
 	"chainmail/checks"
+	"chainmail/checks/auth"
 
 	"github.com/emersion/go-msgauth/authres"
 )
 
 func spfResult(status checks.Status, identity, domain string) checks.Result {
-	return checks.Result{Check: "spf", Status: status, Facts: map[string]any{"identity": identity, "domain": domain}}
+	return checks.Result{Check: "spf", Status: status, Auth: auth.SPF{Identity: auth.Identity(identity), Domain: domain}}
 }
 
 func dkimResult(status checks.Status, pass []string, temp ...string) checks.Result {
-	if pass == nil {
-		pass = []string{}
+	var d auth.DKIM
+	for _, x := range pass {
+		d.Signatures = append(d.Signatures, auth.Signature{Domain: x, Status: checks.StatusPass})
 	}
-	if temp == nil {
-		temp = []string{}
+	for _, x := range temp {
+		d.Signatures = append(d.Signatures, auth.Signature{Domain: x, Status: checks.StatusTemperror})
 	}
-	return checks.Result{Check: "dkim", Status: status, Facts: map[string]any{"domains_pass": pass, "domains_temperror": temp}}
+	return checks.Result{Check: "dkim", Status: status, Auth: d}
 }
 
 func msg(from ...string) *checks.Message {

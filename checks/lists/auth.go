@@ -6,6 +6,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"chainmail/checks"
+	"chainmail/checks/auth"
 	"chainmail/checks/dns"
 )
 
@@ -30,15 +31,12 @@ func authenticated(m *checks.Message, prior checks.Results) []string {
 		return senderAddresses(m)
 	}
 	var spfDomain string
-	if r, ok := prior.Get("spf"); ok && r.Status == checks.StatusPass {
-		if id, _ := r.Facts["identity"].(string); id == "mailfrom" {
-			spfDomain, _ = r.Facts["domain"].(string)
-			spfDomain = normDomain(spfDomain)
-		}
+	if r, ok := auth.SPFOf(prior); ok && r.Status == checks.StatusPass && r.Identity == auth.IdentityMailFrom {
+		spfDomain = normDomain(r.Domain)
 	}
 	var dkimPass []string
-	if r, ok := prior.Get("dkim"); ok {
-		dkimPass = r.StringsFact("domains_pass")
+	if r, ok := auth.DKIMOf(prior); ok {
+		dkimPass = r.Domains(checks.StatusPass)
 	}
 	// A DMARC pass authenticates the author domains the dmarc check
 	// evaluated, and only those: its From parser and ours may read a
@@ -46,8 +44,8 @@ func authenticated(m *checks.Message, prior checks.Results) []string {
 	// evil.example to DMARC), so an address whose domain DMARC did not
 	// see gets nothing from the pass.
 	dmarcPass := map[string]bool{}
-	if r, ok := prior.Get("dmarc"); ok && r.Status == checks.StatusPass {
-		for _, d := range r.StringsFact("domains") {
+	if r, ok := auth.DMARCOf(prior); ok && r.Status == checks.StatusPass {
+		for _, d := range r.Domains {
 			dmarcPass[normDomain(d)] = true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"chainmail/checks"
+	"chainmail/checks/auth"
 	"chainmail/checks/lists"
 )
 
@@ -21,10 +22,14 @@ func TestAllowSendersNeedAuth(t *testing.T) {
 		t.Errorf("DependsOn %v, want spf dkim dmarc", got)
 	}
 	spf := func(st checks.Status, domain string) checks.Result {
-		return checks.Result{Check: "spf", Status: st, Facts: map[string]any{"identity": "mailfrom", "domain": domain}}
+		return checks.Result{Check: "spf", Status: st, Auth: auth.SPF{Identity: auth.IdentityMailFrom, Domain: domain}}
 	}
 	dkim := func(domains ...string) checks.Result {
-		return checks.Result{Check: "dkim", Status: checks.StatusPass, Facts: map[string]any{"domains_pass": domains}}
+		d := auth.DKIM{}
+		for _, x := range domains {
+			d.Signatures = append(d.Signatures, auth.Signature{Domain: x, Status: checks.StatusPass})
+		}
+		return checks.Result{Check: "dkim", Status: checks.StatusPass, Auth: d}
 	}
 	dmarc := func(st checks.Status) checks.Result { return checks.Result{Check: "dmarc", Status: st} }
 
@@ -83,7 +88,7 @@ func TestAllowDMARCPassOnlyForItsDomains(t *testing.T) {
 	cfg.Allow = lists.List{Senders: []string{"boss@ok.example"}}
 	c := newCheck(t, cfg)
 	dmarc := func(domains ...string) checks.Result {
-		return checks.Result{Check: "dmarc", Status: checks.StatusPass, Facts: map[string]any{"domains": domains}}
+		return checks.Result{Check: "dmarc", Status: checks.StatusPass, Auth: auth.DMARC{Domains: domains}}
 	}
 	for _, tc := range []struct {
 		from    string

@@ -26,21 +26,16 @@ func TestPausedRedisLogsOnce(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	c := newCheck(t, st, newClock(), Quota{Name: "u", Track: TrackSASLUser, Period: time.Hour, Recipients: 1000})
 	eng := &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: c}}}, Policy: checks.DefaultPolicy()}
-	eng.LogEvents = func(_ *checks.Envelope, evs []checks.Event) {
-		for _, e := range evs {
-			log.Logf("%s", e.Line)
-		}
-	}
+	eng.Observer = eventLog{&log}
 	env := envelope("u", "u@example.com", "192.0.2.1")
 	srv.Pause()
 	defer srv.Resume()
 	const n = 20
 	for i := 0; i < n; i++ {
-		out, evs := eng.CheckRcpt(context.Background(), env, fmt.Sprintf("r%d@x.example", i))
+		out, _ := eng.CheckRcpt(context.Background(), env, fmt.Sprintf("r%d@x.example", i))
 		if out.Action != checks.Accept {
 			t.Fatalf("recipient %d with Redis paused: %+v, want accepted", i, out)
 		}
-		eng.LogEvents(env, evs)
 	}
 	r := c.CheckRcpt(context.Background(), env, "last@x.example")
 	if !errors.Is(r.Err, store.ErrUnavailable) {
@@ -48,5 +43,18 @@ func TestPausedRedisLogsOnce(t *testing.T) {
 	}
 	if lines := log.Lines(); len(lines) != 1 {
 		t.Errorf("%d log lines for %d recipients with Redis paused, want 1:\n%q", len(lines), n, lines)
+	}
+}
+
+// eventLog writes the engine's RCPT-time events to a log.
+type eventLog struct{ log *storetest.Log }
+
+func (eventLog) Step(checks.Result) {}
+
+func (eventLog) Verdict(*checks.Message, *checks.Verdict, time.Duration) []string { return nil }
+
+func (l eventLog) Events(_ *checks.Envelope, evs []checks.Event) {
+	for _, e := range evs {
+		l.log.Logf("%s", e.Line)
 	}
 }

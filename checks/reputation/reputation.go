@@ -47,6 +47,7 @@ import (
 
 	"chainmail/address"
 	"chainmail/checks"
+	"chainmail/checks/auth"
 	"chainmail/checks/verdictlog"
 	rep "chainmail/reputation"
 	"chainmail/store"
@@ -187,13 +188,16 @@ func Subject(m *checks.Message, results checks.Results) rep.Subject {
 		HeaderFrom: address.FirstMailbox(checks.Unfold(m.Get("From"))).Address,
 		ReplyTo:    address.FirstMailbox(checks.Unfold(m.Get("Reply-To"))).Address,
 	}
-	status := func(name string) string {
-		if r, ok := results.Get(name); ok && r.Status != checks.StatusSkipped {
-			return string(r.Status)
+	status := func(st checks.Status, ok bool) string {
+		if ok && st != checks.StatusSkipped {
+			return string(st)
 		}
 		return ""
 	}
-	s.Auth = rep.Auth{DMARC: status("dmarc"), SPF: status("spf"), DKIM: status("dkim")}
+	spf, spfOK := auth.SPFOf(results)
+	dkim, dkimOK := auth.DKIMOf(results)
+	dmarc, dmarcOK := results.Get("dmarc")
+	s.Auth = rep.Auth{DMARC: status(dmarc.Status, dmarcOK), SPF: status(spf.Status, spfOK), DKIM: status(dkim.Status, dkimOK)}
 	return s
 }
 

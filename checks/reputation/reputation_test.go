@@ -64,7 +64,7 @@ checks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Log = verdictlog.Lines
+	e.Observer = checks.VerdictFunc(verdictlog.Lines)
 	return e
 }
 
@@ -190,7 +190,7 @@ func TestCheckExceptionLists(t *testing.T) {
 		t.Errorf("excepted lines:\n%s", got)
 	}
 	v, _ = e.Evaluate(context.Background(), message("4RepD02", "billing@vendor.test", "", "192.0.2.51"))
-	if v.Why != "rule:sdr-reject" {
+	if v.Why.String() != "rule:sdr-reject" {
 		t.Errorf("vendor: %v %s (the global rule still applies)", v.Action, v.Why)
 	}
 	r, _ := v.Results.Get("reputation")

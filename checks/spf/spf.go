@@ -28,6 +28,7 @@ import (
 	"strings"
 
 	"chainmail/checks"
+	"chainmail/checks/auth"
 	"chainmail/checks/dns"
 
 	libspf "blitiri.com.ar/go/spf"
@@ -50,8 +51,8 @@ const (
 
 // Identities, the value of the "identity" fact.
 const (
-	IdentityMailFrom = "mailfrom"
-	IdentityHELO     = "helo"
+	IdentityMailFrom = string(auth.IdentityMailFrom)
+	IdentityHELO     = string(auth.IdentityHELO)
 )
 
 // Scores gives the score of each result's symbol.
@@ -251,6 +252,7 @@ func (c *Check) report(o outcome, heloOut *outcome, mailFrom string) checks.Resu
 			"identity": o.identity,
 		},
 	}
+	res.Auth = auth.SPF{Status: status, Identity: auth.Identity(o.identity), Domain: o.domain}
 	if o.explanation != "" {
 		res.Facts["explanation"] = o.explanation
 	}

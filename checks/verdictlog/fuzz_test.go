@@ -41,7 +41,7 @@ func FuzzSanitize(f *testing.F) {
 		}
 
 		m := msg(s, "192.0.2.1", s, []string{s, "x@" + s}, s)
-		v := &checks.Verdict{Spam: true, Action: checks.Tempfail, Why: s, Listed: []string{s},
+		v := &checks.Verdict{Spam: true, Action: checks.Tempfail, Why: checks.Why{By: checks.ByRule, Name: s}, Listed: []string{s},
 			Symbols: []checks.Symbol{{Name: s, Score: 1}},
 			Results: checks.Results{{Check: s, Status: checks.StatusError, Reason: s}}}
 		for _, line := range Lines(m, v) {

@@ -103,7 +103,7 @@ func messageEntries(m *checks.Message, v *checks.Verdict, engine string) []entry
 	domains := rcptDomains(rcpts)
 	listed := uniqueSanitized(v.Listed)
 	subject := Sanitize(m.Subject())
-	why := Sanitize(v.Why)
+	why := Sanitize(v.Why.String())
 
 	var es []entry
 
@@ -229,7 +229,8 @@ func outage(v *checks.Verdict) bool {
 	if v.Monitor || v.Action != checks.Tempfail {
 		return false
 	}
-	if strings.HasPrefix(v.Why, "error:") || strings.HasPrefix(v.Why, "timeout:") {
+	switch v.Why.By {
+	case checks.ByError, checks.ByRuleError, checks.ByTimeout:
 		return true
 	}
 	for _, r := range v.Results {

@@ -57,7 +57,7 @@ func TestLines(t *testing.T) {
 		{
 			name: "spam with lists",
 			m:    base,
-			v: &checks.Verdict{Action: checks.Tag, Score: 12.4, Required: 5, Spam: true, Why: "score",
+			v: &checks.Verdict{Action: checks.Tag, Score: 12.4, Required: 5, Spam: true, Why: checks.Why{By: checks.ByScore},
 				Symbols: []checks.Symbol{spf, zen}, Listed: []string{"spamhaus-ZEN", "SpamCop", "spamhaus-ZEN"}},
 			want: []string{
 				"RBL checks: 4XyZ1k2L3m found in spamhaus-ZEN, SpamCop",
@@ -69,7 +69,7 @@ func TestLines(t *testing.T) {
 		{
 			name: "spam without lists",
 			m:    base,
-			v: &checks.Verdict{Action: checks.Quarantine, Score: 10.5, Required: 5, Spam: true, Why: "score",
+			v: &checks.Verdict{Action: checks.Quarantine, Score: 10.5, Required: 5, Spam: true, Why: checks.Why{By: checks.ByScore},
 				Symbols: []checks.Symbol{{Name: "BAYES_99", Score: 9.5}, spf}},
 			want: []string{
 				"Message 4XyZ1k2L3m from 192.0.2.7 (bob@sender.example) to example.com is spam, chainmail (not cached, score=10.50, required 5.00, BAYES_99 9.50, R_SPF_FAIL 1.00)",
@@ -80,7 +80,7 @@ func TestLines(t *testing.T) {
 		{
 			name: "not spam, no symbols",
 			m:    base,
-			v:    &checks.Verdict{Action: checks.Accept, Required: 5, Why: "score"},
+			v:    &checks.Verdict{Action: checks.Accept, Required: 5, Why: checks.Why{By: checks.ByScore}},
 			want: []string{
 				"Message 4XyZ1k2L3m from 192.0.2.7 (bob@sender.example) to example.com is not spam, chainmail (not cached, score=0.00, required 5.00)",
 				"Delivery of nonspam: message 4XyZ1k2L3m from bob@sender.example to alice@example.com with subject Hello there",
@@ -89,7 +89,7 @@ func TestLines(t *testing.T) {
 		{
 			name: "not spam, negative symbol",
 			m:    base,
-			v: &checks.Verdict{Action: checks.Accept, Score: 0.3, Required: 5, Why: "score",
+			v: &checks.Verdict{Action: checks.Accept, Score: 0.3, Required: 5, Why: checks.Why{By: checks.ByScore},
 				Symbols: []checks.Symbol{{Name: "MIME_HTML_ONLY", Score: 0.5}, {Name: "DKIM_ALLOW", Score: -0.2}}},
 			want: []string{
 				"Message 4XyZ1k2L3m from 192.0.2.7 (bob@sender.example) to example.com is not spam, chainmail (not cached, score=0.30, required 5.00, MIME_HTML_ONLY 0.50, DKIM_ALLOW -0.20)",
@@ -128,7 +128,7 @@ func TestLines(t *testing.T) {
 			name: "monitor, spam",
 			m:    base,
 			v: &checks.Verdict{Action: checks.Accept, Monitor: true, Would: checks.Reject, Score: 16, Required: 5,
-				Spam: true, Why: "score", Symbols: []checks.Symbol{{Name: "BAYES_99", Score: 16}}},
+				Spam: true, Why: checks.Why{By: checks.ByScore}, Symbols: []checks.Symbol{{Name: "BAYES_99", Score: 16}}},
 			want: []string{
 				"Message 4XyZ1k2L3m from 192.0.2.7 (bob@sender.example) to example.com is spam, chainmail (not cached, score=16.00, required 5.00, BAYES_99 16.00)",
 				"Spam Actions: message 4XyZ1k2L3m actions are deliver",
@@ -139,7 +139,7 @@ func TestLines(t *testing.T) {
 		{
 			name: "monitor, not spam but held back",
 			m:    base,
-			v: &checks.Verdict{Action: checks.Accept, Monitor: true, Would: checks.Tempfail, Required: 5, Why: "error:spf",
+			v: &checks.Verdict{Action: checks.Accept, Monitor: true, Would: checks.Tempfail, Required: 5, Why: checks.Why{By: checks.ByError, Name: "spf"},
 				Results: checks.Results{{Check: "spf", Status: checks.StatusError, Reason: "panic: boom"}}},
 			want: []string{
 				"Message 4XyZ1k2L3m from 192.0.2.7 (bob@sender.example) to example.com is not spam, chainmail (not cached, score=0.00, required 5.00)",
@@ -151,7 +151,7 @@ func TestLines(t *testing.T) {
 		{
 			name: "monitor, nothing held back",
 			m:    base,
-			v:    &checks.Verdict{Action: checks.Accept, Monitor: true, Would: checks.Accept, Required: 5, Why: "score"},
+			v:    &checks.Verdict{Action: checks.Accept, Monitor: true, Would: checks.Accept, Required: 5, Why: checks.Why{By: checks.ByScore}},
 			want: []string{
 				"Message 4XyZ1k2L3m from 192.0.2.7 (bob@sender.example) to example.com is not spam, chainmail (not cached, score=0.00, required 5.00)",
 				"Delivery of nonspam: message 4XyZ1k2L3m from bob@sender.example to alice@example.com with subject Hello there",
@@ -160,7 +160,7 @@ func TestLines(t *testing.T) {
 		{
 			name: "tempfail on a check error, with diagnostics",
 			m:    base,
-			v: &checks.Verdict{Action: checks.Tempfail, Required: 5, Why: "error:dkim", Results: checks.Results{
+			v: &checks.Verdict{Action: checks.Tempfail, Required: 5, Why: checks.Why{By: checks.ByError, Name: "dkim"}, Results: checks.Results{
 				{Check: "spf", Status: checks.StatusPass},
 				{Check: "dkim", Status: checks.StatusError, Reason: "panic: index out of range"},
 				{Check: "rbl", Status: checks.StatusTimeout, Reason: "no answer within 10s"},
@@ -182,7 +182,7 @@ func TestLines(t *testing.T) {
 		{
 			name: "rejected although not spam",
 			m:    base,
-			v:    &checks.Verdict{Action: checks.Reject, Required: 5, Why: "error:spf"},
+			v:    &checks.Verdict{Action: checks.Reject, Required: 5, Why: checks.Why{By: checks.ByError, Name: "spf"}},
 			want: []string{
 				"Message 4XyZ1k2L3m from 192.0.2.7 (bob@sender.example) to example.com is not spam, chainmail (not cached, score=0.00, required 5.00)",
 				"Non-delivery of nonspam: message 4XyZ1k2L3m from bob@sender.example to alice@example.com with subject Hello there",
@@ -221,7 +221,7 @@ func TestActions(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.action.String(), func(t *testing.T) {
-			v := &checks.Verdict{Action: c.action, Spam: true, Score: 7, Required: 5, Why: "rule:dmarc-temp"}
+			v := &checks.Verdict{Action: c.action, Spam: true, Score: 7, Required: 5, Why: checks.Why{By: checks.ByRule, Name: "dmarc-temp"}}
 			checkLines(t, Lines(m, v), []string{
 				"Message Q1 from 198.51.100.9 (s@a.example) to b.example is spam, chainmail (not cached, score=7.00, required 5.00)",
 				"Spam Actions: message Q1 actions are " + c.acts,
@@ -237,7 +237,7 @@ func TestInjection(t *testing.T) {
 	m := msg("Q2", "192.0.2.1", "evil@x.example\nMessage Q3 from 1.2.3.4",
 		[]string{"a@example.com\r\nDelivery of nonspam: x"},
 		"=?utf-8?q?Hi=0D=0AMessage_Q9_from_10.0.0.1_is_not_spam?= \x1b[31mred\x7f tab\there")
-	v := &checks.Verdict{Required: 5, Why: "score\nfake", Action: checks.Tempfail,
+	v := &checks.Verdict{Required: 5, Why: checks.Why{By: checks.ByRule, Name: "x\nfake"}, Action: checks.Tempfail,
 		Listed:  []string{"BAD\nLIST"},
 		Symbols: []checks.Symbol{{Name: "SYM\r\nX", Score: 1}},
 		Results: checks.Results{{Check: "av", Status: checks.StatusError, Reason: "clamd: \"line1\nline2\""}}}
@@ -245,7 +245,7 @@ func TestInjection(t *testing.T) {
 	checkLines(t, got, []string{
 		"RBL checks: Q2 found in BAD LIST",
 		"Message Q2 from 192.0.2.1 (evil@x.example Message Q3 from 1.2.3.4) to example.com  delivery of nonspam: x is not spam, BAD LIST, chainmail (not cached, score=0.00, required 5.00, SYM  X 1.00)",
-		"Deferral of message: message Q2 from evil@x.example Message Q3 from 1.2.3.4 to a@example.com  Delivery of nonspam: x with subject Hi  Message Q9 from 10.0.0.1 is not spam  [31mred  tab here (score fake)",
+		"Deferral of message: message Q2 from evil@x.example Message Q3 from 1.2.3.4 to a@example.com  Delivery of nonspam: x with subject Hi  Message Q9 from 10.0.0.1 is not spam  [31mred  tab here (rule:x fake)",
 		"Check av on message Q2: error (clamd: \"line1 line2\")",
 	})
 	for _, l := range got {
@@ -351,7 +351,7 @@ func TestDomainAge(t *testing.T) {
 // deferral, not as spam: no verdict line, no Spam Actions.
 func TestOutageLoggedAsDeferral(t *testing.T) {
 	m := &checks.Message{Envelope: checks.Envelope{QueueID: "Q1", MailFrom: "a@example.com", Rcpts: []string{"b@example.org"}}}
-	v := &checks.Verdict{Action: checks.Tempfail, Spam: true, Why: "rule:antivirus-unavailable",
+	v := &checks.Verdict{Action: checks.Tempfail, Spam: true, Why: checks.Why{By: checks.ByRule, Name: "antivirus-unavailable"},
 		Results: checks.Results{{Check: "antivirus", Status: checks.StatusTemperror, Reason: "clamd: connection refused"}}}
 	got := strings.Join(Lines(m, v), "\n")
 	want := "Message Q1 from unknown (a@example.com) to example.org is not spam, chainmail (not cached, score=0.00, required 0.00)\n" +

@@ -117,7 +117,7 @@ func TestJSONMessage(t *testing.T) {
 	var buf bytes.Buffer
 	l := newTestLogger(t, Config{Format: "json"}, &buf)
 	m := msg("4XyZ", "192.0.2.7", "", []string{"a@Example.com", "b@example.com"}, "Cheap <pills> & \"more\"\r\n")
-	v := &checks.Verdict{Action: checks.Tag, Spam: true, Score: 12.4, Required: 5, Why: "score",
+	v := &checks.Verdict{Action: checks.Tag, Spam: true, Score: 12.4, Required: 5, Why: checks.Why{By: checks.ByScore},
 		Symbols: []checks.Symbol{{Name: "R_SPF_FAIL", Score: 1}, {Name: "RBL_SPAMHAUS", Score: 4, Detail: "127.0.0.2"}},
 		Listed:  []string{"ZEN"},
 		Results: checks.Results{{Check: "rbl", Status: checks.StatusTimeout, Reason: "no answer within 2s"}}}
@@ -170,7 +170,7 @@ func TestJSONMessage(t *testing.T) {
 func TestJSONMonitorAndEmptyLists(t *testing.T) {
 	var buf bytes.Buffer
 	l := newTestLogger(t, Config{Format: "JSON"}, &buf)
-	v := &checks.Verdict{Monitor: true, Would: checks.Tempfail, Required: 5, Why: "error:spf", Action: checks.Accept}
+	v := &checks.Verdict{Monitor: true, Would: checks.Tempfail, Required: 5, Why: checks.Why{By: checks.ByError, Name: "spf"}, Action: checks.Accept}
 	l.Message(msg("Q", "", "a@b.example", nil, ""), v)
 	objs := decodeJSONLines(t, buf.Bytes())
 	if len(objs) != 3 {

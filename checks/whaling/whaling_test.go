@@ -153,7 +153,7 @@ checks:
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.Log = verdictlog.Lines
+		e.Observer = checks.VerdictFunc(verdictlog.Lines)
 		return e
 	}
 	want := "Message 4Whale01 has been blocked as Whaling attack to John Doe john.doe@example.com"

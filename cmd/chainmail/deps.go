@@ -32,6 +32,33 @@ func dependencies(f *config.File, servers []string) (config.Deps, error) {
 	return config.Deps{Resolver: r}, nil
 }
 
+// serveDependencies is dependencies for serve: the DNS client of prev
+// stays while the dns settings are the same, so a reload keeps its cache
+// (and its counters). The metrics of a new client are registered once
+// the configuration is taken (useDNS).
+func serveDependencies(f *config.File, prev *runtimeState) (config.Deps, error) {
+	if prev != nil && prev.dns != nil && reflect.DeepEqual(prev.file.DNS, f.DNS) {
+		return config.Deps{Resolver: prev.dns}, nil
+	}
+	return dependencies(f, nil)
+}
+
+// useDNS puts the metrics of next's DNS client on reg in place of
+// prev's, when next has a client of its own.
+func useDNS(reg prometheus.Registerer, prev, next *runtimeState) {
+	if reg == nil || next.dns == nil || (prev != nil && prev.dns == next.dns) {
+		return
+	}
+	if prev != nil && prev.dns != nil {
+		for _, c := range prev.dns.Collectors() {
+			reg.Unregister(c)
+		}
+	}
+	for _, c := range next.dns.Collectors() {
+		_ = reg.Register(c)
+	}
+}
+
 // replayDependencies is dependencies for replay: --zone starts an
 // in-process DNS server on 127.0.0.1 serving the zone files and makes it
 // the only resolver; --dns names one.

@@ -15,33 +15,43 @@ import (
 	"chainmail/milter"
 )
 
-// recorder keeps what the engine logged for the message being replayed:
-// the RCPT-stage events and the verdict lines, in the order serve writes
-// them, and the verdict.
+// recorder is the engine's observer in replay: it keeps what the engine
+// logged for the message being replayed, the RCPT-stage events and the
+// verdict lines in the order serve writes them, and the verdict.
 type recorder struct {
 	mu    sync.Mutex
+	words func(*checks.Message, *checks.Verdict) []string // the verdict lines, as the log config words them
 	lines []string
 	v     *checks.Verdict
 }
 
-// hook makes eng log into r.
-func (r *recorder) hook(eng *checks.Engine, lines func(*checks.Message, *checks.Verdict) []string) {
-	eng.Log = func(m *checks.Message, v *checks.Verdict) []string {
-		lines := lines(m, v)
-		r.mu.Lock()
-		r.lines = append(r.lines, lines...)
-		r.v = v
-		r.mu.Unlock()
-		return lines
+// hook makes eng log into r, wording verdicts with words.
+func (r *recorder) hook(eng *checks.Engine, words func(*checks.Message, *checks.Verdict) []string) {
+	r.words = words
+	eng.Observer = r
+}
+
+// Step implements checks.Observer.
+func (r *recorder) Step(checks.Result) {}
+
+// Verdict implements checks.Observer.
+func (r *recorder) Verdict(m *checks.Message, v *checks.Verdict, _ time.Duration) []string {
+	lines := r.words(m, v)
+	r.mu.Lock()
+	r.lines = append(r.lines, lines...)
+	r.v = v
+	r.mu.Unlock()
+	return lines
+}
+
+// Events implements checks.Observer.
+func (r *recorder) Events(_ *checks.Envelope, evs []checks.Event) {
+	r.mu.Lock()
+	for _, ev := range evs {
+		// As verdictlog.Logger.Events words them.
+		r.lines = append(r.lines, verdictlog.Text(ev))
 	}
-	eng.LogEvents = func(_ *checks.Envelope, evs []checks.Event) {
-		r.mu.Lock()
-		for _, ev := range evs {
-			// As verdictlog.Logger.Events words them.
-			r.lines = append(r.lines, verdictlog.Text(ev))
-		}
-		r.mu.Unlock()
-	}
+	r.mu.Unlock()
 }
 
 func (r *recorder) reset() {

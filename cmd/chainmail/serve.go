@@ -22,6 +22,7 @@ import (
 
 	"chainmail/checks"
 	"chainmail/checks/config"
+	"chainmail/checks/dns"
 	"chainmail/checks/verdictlog"
 	"chainmail/milter"
 	"chainmail/store"
@@ -34,6 +35,9 @@ type runtimeState struct {
 	log    *verdictlog.Logger
 	// state is the open state store; nil when no check needs one.
 	state *stateStore
+	// dns is the DNS client, shared by the next configuration when its
+	// dns settings are the same.
+	dns *dns.Client
 }
 
 // load reads and builds a configuration; it never leaves anything open on
@@ -44,7 +48,7 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	deps, err := dependencies(f, nil)
+	deps, err := serveDependencies(f, prev)
 	if err != nil {
 		return nil, err
 	}
@@ -77,13 +81,15 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState, reg promethe
 		closeNew()
 		return nil, fmt.Errorf("%s: log: %v", nameOf(path), err)
 	}
-	eng.Log = lg.Message
-	eng.LogEvents = func(env *checks.Envelope, evs []checks.Event) { lg.Events(env.QueueID, evs) }
+	var m checks.Observer
 	if metrics != nil {
-		eng.Chain.Observe = metrics.ObserveCheck
-		eng.Observe = metrics.ObserveVerdict
+		m = metrics
 	}
-	return &runtimeState{file: f, engine: eng, log: lg, state: state}, nil
+	eng.Observer = observer(lg, m)
+	next := &runtimeState{file: f, engine: eng, log: lg, state: state}
+	next.dns, _ = deps.Resolver.(*dns.Client)
+	useDNS(reg, prev, next)
+	return next, nil
 }
 
 func nameOf(path string) string {

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"time"
+
+	"chainmail/checks"
+	"chainmail/checks/verdictlog"
+)
+
+// logObserver writes the verdict log of an engine.
+type logObserver struct{ log *verdictlog.Logger }
+
+func (logObserver) Step(checks.Result) {}
+
+func (o logObserver) Verdict(m *checks.Message, v *checks.Verdict, _ time.Duration) []string {
+	return o.log.Message(m, v)
+}
+
+func (o logObserver) Events(env *checks.Envelope, evs []checks.Event) {
+	o.log.Events(env.QueueID, evs)
+}
+
+// observer is what serve tells of each message: the metrics, when there
+// are any, then the verdict log.
+func observer(lg *verdictlog.Logger, metrics checks.Observer) checks.Observer {
+	if metrics == nil {
+		return logObserver{lg}
+	}
+	return checks.Observers{metrics, logObserver{lg}}
+}
