@@ -85,6 +85,9 @@ func Spend(ctx context.Context, limit time.Duration) (context.Context, func(), e
 }
 
 // Grace divides a backend's limit into the part of each call that is not
-// charged to the budget: 1/20 (25ms of Redis's 500ms), far above the
-// time of an answer from a healthy store, even a loaded one.
-const Grace = 20
+// charged to the budget: half (250ms of Redis's 500ms). A healthy store
+// answers far faster, even on a machine whose CPU is saturated (which a
+// sender can bring about); a hung one spends the budget in two calls. A
+// smaller share let load alone spend budgets: past it, recipients went
+// unchecked and their quotas uncounted.
+const Grace = 2
