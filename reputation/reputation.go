@@ -45,7 +45,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"chainmail/address"
+	"chainmail/checks/address"
 	"chainmail/store"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"chainmail/address"
+	"chainmail/checks/address"
 	"chainmail/reputation/rdaptest"
 	"chainmail/store"
 	"chainmail/store/storetest"

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"chainmail/address"
+	"chainmail/checks/address"
 )
 
 // Subject is what a verdict is asked about: the senders of one message.

@@ -45,8 +45,8 @@ import (
 	"strings"
 	"time"
 
-	"chainmail/address"
 	"chainmail/checks"
+	"chainmail/checks/address"
 	"chainmail/checks/auth"
 	"chainmail/checks/verdictlog"
 	rep "chainmail/reputation"

@@ -34,8 +34,8 @@ import (
 	"fmt"
 	"strings"
 
-	"chainmail/address"
 	"chainmail/checks"
+	"chainmail/checks/address"
 	"chainmail/checks/verdictlog"
 	"chainmail/reputation/lookalike"
 )
