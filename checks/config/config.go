@@ -24,6 +24,7 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/dns"
 	"chainmail/checks/verdictlog"
+	"chainmail/store/redis"
 )
 
 //go:embed default.yaml
@@ -115,22 +116,8 @@ type State struct {
 	Redis     RedisState `yaml:"redis"`
 }
 
-// RedisState says where Redis is.
-type RedisState struct {
-	// Addrs: one server; the Sentinels with sentinel_master; seed nodes
-	// with cluster.
-	Addrs            []string      `yaml:"addrs"`
-	SentinelMaster   string        `yaml:"sentinel_master"`
-	SentinelPassword checks.Secret `yaml:"sentinel_password"`
-	Cluster          bool          `yaml:"cluster"`
-	Username         string        `yaml:"username"`
-	Password         checks.Secret `yaml:"password"`
-	DB               int           `yaml:"db"`
-	Prefix           string        `yaml:"prefix"`
-	// Timeout bounds connecting, reading and writing: how long a check
-	// waits for an unreachable Redis before it lets the mail through.
-	Timeout Duration `yaml:"timeout"`
-}
+// RedisState says where Redis is: the Redis store's own settings.
+type RedisState = redis.Settings
 
 // validate checks the state section.
 func (s *State) validate(f *File) error {
@@ -155,13 +142,13 @@ func (s *State) validate(f *File) error {
 				return f.errAt("state.redis.addrs", "%q is not HOST:PORT", a)
 			}
 		}
-		if r.Cluster && r.SentinelMaster != "" {
+		if r.Cluster && r.MasterName != "" {
 			return f.errAt("state.redis.cluster", "cluster and sentinel_master exclude each other")
 		}
 		if r.Cluster && r.DB != 0 {
 			return f.errAt("state.redis.db", "a Redis Cluster has only database 0")
 		}
-		if !r.Cluster && r.SentinelMaster == "" && len(r.Addrs) > 1 {
+		if !r.Cluster && r.MasterName == "" && len(r.Addrs) > 1 {
 			return f.errAt("state.redis.addrs", "several addresses need cluster: true or a sentinel_master")
 		}
 		if r.DB < 0 {

@@ -239,7 +239,7 @@ func TestStoreDown(t *testing.T) {
 func TestSharedRedis(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	open := func() store.Store {
-		s, err := redis.Open(redis.Options{Addrs: []string{srv.Addr()}})
+		s, err := redis.Open(redis.Options{Settings: redis.Settings{Addrs: []string{srv.Addr()}}})
 		if err != nil {
 			t.Fatal(err)
 		}

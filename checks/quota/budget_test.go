@@ -22,7 +22,7 @@ import (
 // so a 2500-recipient limit let all 3000 through.
 func TestManyRecipientsHealthyRedis(t *testing.T) {
 	srv := storetest.StartRedis(t)
-	st, err := redis.Open(redis.Options{Addrs: []string{srv.Addr()}, Prefix: "many:", Timeout: 100 * time.Millisecond})
+	st, err := redis.Open(redis.Options{Settings: redis.Settings{Addrs: []string{srv.Addr()}, Prefix: "many:", Timeout: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 func TestPausedRedisLogsOnce(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	var log storetest.Log
-	st, err := redis.Open(redis.Options{Addrs: []string{srv.Addr()}, Prefix: "outage:", Timeout: 300 * time.Millisecond, Logf: log.Logf})
+	st, err := redis.Open(redis.Options{Settings: redis.Settings{Addrs: []string{srv.Addr()}, Prefix: "outage:", Timeout: 300 * time.Millisecond}, Logf: log.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}

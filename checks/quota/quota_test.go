@@ -378,7 +378,7 @@ func TestStoreDown(t *testing.T) {
 func TestSharedRedis(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	open := func() store.Store {
-		s, err := redis.Open(redis.Options{Addrs: []string{srv.Addr()}, Prefix: "shared:"})
+		s, err := redis.Open(redis.Options{Settings: redis.Settings{Addrs: []string{srv.Addr()}, Prefix: "shared:"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -610,7 +610,7 @@ func BenchmarkRcpt(b *testing.B) {
 				st = boltStore(b)
 			} else {
 				srv := storetest.StartRedis(b)
-				s, err := redis.Open(redis.Options{Addrs: []string{srv.Addr()}})
+				s, err := redis.Open(redis.Options{Settings: redis.Settings{Addrs: []string{srv.Addr()}}})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -33,7 +33,7 @@ func BenchmarkCheck(b *testing.B) {
 	})
 	b.Run("redis", func(b *testing.B) {
 		r := storetest.StartRedis(b)
-		st, err := redis.Open(redis.Options{Addrs: []string{r.Addr()}, Timeout: time.Second})
+		st, err := redis.Open(redis.Options{Settings: redis.Settings{Addrs: []string{r.Addr()}, Timeout: time.Second}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -153,11 +153,8 @@ func openState(f *config.File, prev *stateStore, reg prometheus.Registerer, logf
 		}
 		s = b
 	case "redis":
-		r := sc.Redis
 		rs, err := redis.Open(redis.Options{
-			Addrs: r.Addrs, MasterName: r.SentinelMaster, Cluster: r.Cluster,
-			Username: r.Username, Password: string(r.Password), SentinelPassword: string(r.SentinelPassword),
-			DB: r.DB, Prefix: r.Prefix, Timeout: time.Duration(r.Timeout),
+			Settings: sc.Redis,
 			Metrics: metrics, Logf: logf,
 		})
 		if err != nil {

@@ -47,7 +47,7 @@ func TestPausedServerBreaker(t *testing.T) {
 	m := store.NewMetrics(nil)
 	var log storetest.Log
 	const timeout = 2 * time.Second
-	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Timeout: timeout, ProbeInterval: 100 * time.Millisecond, Metrics: m, Logf: log.Logf})
+	s := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}, Timeout: timeout}, ProbeInterval: 100 * time.Millisecond, Metrics: m, Logf: log.Logf})
 	defer s.Close()
 	var hook reached
 	s.Client().AddHook(&hook)
@@ -119,7 +119,7 @@ func TestPausedServerBreaker(t *testing.T) {
 func TestMessageBudget(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	const timeout = time.Second
-	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Timeout: timeout, ProbeInterval: 50 * time.Millisecond})
+	s := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}, Timeout: timeout}, ProbeInterval: 50 * time.Millisecond})
 	defer s.Close()
 	var hook reached
 	s.Client().AddHook(&hook)
@@ -153,7 +153,7 @@ func TestMessageBudget(t *testing.T) {
 // quota count at the end, as the milter makes them.
 func BenchmarkPausedRedis(b *testing.B) {
 	srv := storetest.StartRedis(b)
-	s, err := Open(Options{Addrs: []string{srv.Addr()}, Prefix: prefix()})
+	s, err := Open(Options{Settings: Settings{Addrs: []string{srv.Addr()}, Prefix: prefix()}})
 	if err != nil {
 		b.Fatal(err)
 	}

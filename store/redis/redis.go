@@ -47,28 +47,13 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"chainmail/checks/secret"
 	"chainmail/store"
 )
 
 // Options say where Redis is.
 type Options struct {
-	// Addrs are HOST:PORT: one server; the Sentinels when MasterName is
-	// set; seed nodes of a cluster when Cluster is set.
-	Addrs []string
-	// MasterName is the Sentinel master name ("" = no Sentinel).
-	MasterName string
-	// Cluster says Addrs are Redis Cluster nodes.
-	Cluster bool
-	// Username and Password authenticate to Redis (ACL user or
-	// requirepass); SentinelPassword to the Sentinels.
-	Username, Password string
-	SentinelPassword   string
-	// DB is the database number (standalone and Sentinel only).
-	DB int
-	// Prefix is put before every key (default "chainmail:").
-	Prefix string
-	// Timeout bounds dialling, reading and writing (default 500ms).
-	Timeout time.Duration
+	Settings
 	// PoolSize is the number of connections per node (default go-redis's,
 	// 10 per CPU).
 	PoolSize int
@@ -81,6 +66,32 @@ type Options struct {
 	// Logf, when set, is told when Redis becomes unreachable and when it
 	// is back.
 	Logf func(format string, args ...any)
+}
+
+// Settings say where Redis is and how to talk to it: what a
+// configuration file sets (state.redis), embedded there as it is.
+type Settings struct {
+	// Addrs are HOST:PORT: one server; the Sentinels when MasterName is
+	// set; seed nodes of a cluster when Cluster is set.
+	Addrs []string `yaml:"addrs"`
+	// MasterName is the Sentinel master name ("" = no Sentinel).
+	MasterName string `yaml:"sentinel_master"`
+	// SentinelPassword authenticates to the Sentinels.
+	SentinelPassword secret.Value `yaml:"sentinel_password"`
+	// Cluster says Addrs are Redis Cluster nodes.
+	Cluster bool `yaml:"cluster"`
+	// Username and Password authenticate to Redis (ACL user or
+	// requirepass).
+	Username string       `yaml:"username"`
+	Password secret.Value `yaml:"password"`
+	// DB is the database number (standalone and Sentinel only).
+	DB int `yaml:"db"`
+	// Prefix is put before every key (default "chainmail:").
+	Prefix string `yaml:"prefix"`
+	// Timeout bounds dialling, reading and writing (default 500ms): how
+	// long a check waits for an unreachable Redis before it lets the mail
+	// through, and one message's store budget.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Store is the Redis state store.
@@ -125,8 +136,8 @@ func Open(opt Options) (*Store, error) {
 		MasterName:         opt.MasterName,
 		IsClusterMode:      opt.Cluster,
 		Username:           opt.Username,
-		Password:           opt.Password,
-		SentinelPassword:   opt.SentinelPassword,
+		Password:           string(opt.Password),
+		SentinelPassword:   string(opt.SentinelPassword),
 		DB:                 opt.DB,
 		DialTimeout:        opt.Timeout,
 		ReadTimeout:        opt.Timeout,

@@ -38,21 +38,21 @@ func openStore(t testing.TB, opt Options) *Store {
 func TestConformance(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openStore(t, Options{Addrs: []string{srv.Addr()}})
+		return openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}}})
 	})
 }
 
 func TestConformanceCluster(t *testing.T) {
 	c := storetest.StartCluster(t, 3)
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openStore(t, Options{Addrs: c.Addrs(), Cluster: true})
+		return openStore(t, Options{Settings: Settings{Addrs: c.Addrs(), Cluster: true}})
 	})
 }
 
 func TestConformanceSentinel(t *testing.T) {
 	s := storetest.StartSentinel(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openStore(t, Options{Addrs: []string{s.Sentinel.Addr()}, MasterName: s.Name})
+		return openStore(t, Options{Settings: Settings{Addrs: []string{s.Sentinel.Addr()}, MasterName: s.Name}})
 	})
 }
 
@@ -75,7 +75,7 @@ func TestKillRestart(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := store.NewMetrics(reg)
 	var log storetest.Log
-	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Metrics: m, Logf: log.Logf, ProbeInterval: 100 * time.Millisecond})
+	s := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}}, Metrics: m, Logf: log.Logf, ProbeInterval: 100 * time.Millisecond})
 	defer s.Close()
 	ctx := context.Background()
 	if _, err := store.IncrBy(ctx, s, "n", 1, 0); err != nil {
@@ -142,7 +142,7 @@ func TestOpenWhileDown(t *testing.T) {
 	srv.Kill()
 	var log storetest.Log
 	m := store.NewMetrics(nil)
-	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Logf: log.Logf, Metrics: m, ProbeInterval: 50 * time.Millisecond})
+	s := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}}, Logf: log.Logf, Metrics: m, ProbeInterval: 50 * time.Millisecond})
 	defer s.Close()
 	if !s.Down() || !log.Has("unreachable") {
 		t.Fatalf("down=%v log=%q", s.Down(), log.Lines())
@@ -174,7 +174,7 @@ func TestHungServer(t *testing.T) {
 			defer c.Close() // hold it open, never answer
 		}
 	}()
-	s := openStore(t, Options{Addrs: []string{ln.Addr().String()}, Timeout: 200 * time.Millisecond})
+	s := openStore(t, Options{Settings: Settings{Addrs: []string{ln.Addr().String()}, Timeout: 200 * time.Millisecond}})
 	defer s.Close()
 	start := time.Now()
 	_, _, err = store.Get(context.Background(), s, "k")
@@ -191,8 +191,8 @@ func TestHungServer(t *testing.T) {
 func TestTwoClientsOneCap(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	p := prefix()
-	a := openStore(t, Options{Addrs: []string{srv.Addr()}, Prefix: p})
-	b := openStore(t, Options{Addrs: []string{srv.Addr()}, Prefix: p})
+	a := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}, Prefix: p}})
+	b := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}, Prefix: p}})
 	defer a.Close()
 	defer b.Close()
 	var passed atomic.Int64
@@ -224,12 +224,12 @@ func TestTwoClientsOneCap(t *testing.T) {
 func TestAuthFailure(t *testing.T) {
 	srv := storetest.StartRedis(t, "--requirepass", "sesame")
 	var log storetest.Log
-	s := openStore(t, Options{Addrs: []string{srv.Addr()}, Password: "wrong", Logf: log.Logf})
+	s := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}, Password: "wrong"}, Logf: log.Logf})
 	defer s.Close()
 	if _, _, err := store.Get(context.Background(), s, "k"); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Get with a wrong password: %v", err)
 	}
-	good := openStore(t, Options{Addrs: []string{srv.Addr()}, Password: "sesame"})
+	good := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}, Password: "sesame"}})
 	defer good.Close()
 	if err := store.Set(context.Background(), good, "k", []byte("v"), 0); err != nil {
 		t.Errorf("with the password: %v", err)
@@ -237,7 +237,7 @@ func TestAuthFailure(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	for _, o := range []Options{{}, {Addrs: []string{"a:1", "b:2"}}, {Addrs: []string{"a:1"}, Cluster: true, DB: 2}} {
+	for _, o := range []Options{{}, {Settings: Settings{Addrs: []string{"a:1", "b:2"}}}, {Settings: Settings{Addrs: []string{"a:1"}, Cluster: true, DB: 2}}} {
 		if _, err := Open(o); err == nil {
 			t.Errorf("Open(%+v) succeeded", o)
 		}
@@ -246,7 +246,7 @@ func TestOptions(t *testing.T) {
 
 func BenchmarkStore(b *testing.B) {
 	srv := storetest.StartRedis(b)
-	s := openStore(b, Options{Addrs: []string{srv.Addr()}})
+	s := openStore(b, Options{Settings: Settings{Addrs: []string{srv.Addr()}}})
 	defer s.Close()
 	storetest.Bench(b, s)
 }
@@ -266,7 +266,7 @@ func value(m prometheus.Metric) float64 {
 // A window holds about 1024 members whatever the traffic.
 func TestWindowBounded(t *testing.T) {
 	srv := storetest.StartRedis(t)
-	s := openStore(t, Options{Addrs: []string{srv.Addr()}})
+	s := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}}})
 	defer s.Close()
 	ctx := context.Background()
 	at := time.Now()
@@ -289,7 +289,7 @@ func TestWindowBounded(t *testing.T) {
 // A caller that gives up does not make Redis look down.
 func TestCancelledCallIsNoOutage(t *testing.T) {
 	srv := storetest.StartRedis(t)
-	s := openStore(t, Options{Addrs: []string{srv.Addr()}})
+	s := openStore(t, Options{Settings: Settings{Addrs: []string{srv.Addr()}}})
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
