@@ -155,7 +155,7 @@ func openState(f *config.File, prev *stateStore, reg prometheus.Registerer, logf
 	case "redis":
 		rs, err := redis.Open(redis.Options{
 			Settings: sc.Redis,
-			Metrics: metrics, Logf: logf,
+			Metrics:  metrics, Logf: logf,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: state: %v", nameOf(f.Path), err)
