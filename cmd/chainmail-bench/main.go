@@ -5,9 +5,12 @@
 // and prints throughput, latency percentiles, server CPU per message, DNS
 // queries per message and the server's peak RSS. Further sections measure
 // the DNS list checks, the attachment check, and (adversarial.go) whether
-// blocked messages get through under CPU pressure. -sections picks them.
+// blocked messages get through under CPU pressure, and (classify.go) how
+// well chainmail's bayes check, bogofilter and SpamAssassin tell spam from
+// ham on the SpamAssassin public corpus. -sections picks them.
 //
 //	go run ./cmd/chainmail-bench -chainmail bin/chainmail -n 4000 -c 16
+//	go run ./cmd/chainmail-bench -chainmail bin/chainmail -sections classification
 //	go run ./cmd/chainmail-bench -chainmail bin/chainmail -sections adversarial -strict
 package main
 
@@ -44,7 +47,7 @@ func main() {
 	dnsbl := flag.Bool("dnsbl", true, "also measure the DNS list checks (rbl, uribl) and URL extraction")
 	atts := flag.Bool("attachments", true, "also measure the attachment check on gargantua.eml and a 10 MB attachment")
 	corpus := flag.String("corpus", "../shared/corpus", "the shared test corpus (for gargantua.eml)")
-	sections := flag.String("sections", "all", "comma-separated sections to run: throughput, dnsbl, attachments, adversarial, or all")
+	sections := flag.String("sections", "all", "comma-separated sections to run: throughput, dnsbl, attachments, adversarial, classification, or all")
 	strict := flag.Bool("strict", false, "exit with status 2 when the adversarial section delivered a blocked message")
 	var adv advOptions
 	flag.IntVar(&adv.heavy, "adv-heavy", 120, "adversarial: CPU-heavy messages")
@@ -56,6 +59,9 @@ func main() {
 	flag.DurationVar(&adv.listsTimeout, "adv-lists-timeout", 200*time.Millisecond, "adversarial: timeout of the lists check")
 	flag.DurationVar(&adv.attTimeout, "adv-attachment-timeout", 300*time.Millisecond, "adversarial: timeout of the attachment check")
 	flag.IntVar(&adv.htmlSize, "adv-html-size", 3<<20, "adversarial: size of the heavy HTML message in bytes")
+	var class classOptions
+	flag.IntVar(&class.saMax, "sa-max", 0, "classification: score at most this many test messages through SpamAssassin, every group in proportion (0: all)")
+	flag.IntVar(&class.workers, "sa-workers", 2, "classification: spamd children scoring in parallel")
 	flag.Parse()
 	adv.corpus = *corpus
 	want := map[string]bool{}
@@ -63,10 +69,11 @@ func main() {
 		switch s = strings.TrimSpace(s); s {
 		case "all":
 			want["throughput"], want["dnsbl"], want["attachments"], want["adversarial"] = true, *dnsbl, *atts, true
-		case "throughput", "dnsbl", "attachments", "adversarial":
+			want["classification"] = true
+		case "throughput", "dnsbl", "attachments", "adversarial", "classification":
 			want[s] = true
 		default:
-			fmt.Fprintf(os.Stderr, "chainmail-bench: -sections: unknown section %q (throughput, dnsbl, attachments, adversarial, all)\n", s)
+			fmt.Fprintf(os.Stderr, "chainmail-bench: -sections: unknown section %q (throughput, dnsbl, attachments, adversarial, classification, all)\n", s)
 			os.Exit(1)
 		}
 	}
@@ -85,6 +92,12 @@ func main() {
 	if want["attachments"] {
 		if err := runAttachments(*bin, *corpus); err != nil {
 			fmt.Fprintln(os.Stderr, "chainmail-bench: attachments:", err)
+			os.Exit(1)
+		}
+	}
+	if want["classification"] {
+		if err := runClassification(*bin, class); err != nil {
+			fmt.Fprintln(os.Stderr, "chainmail-bench: classification:", err)
 			os.Exit(1)
 		}
 	}
