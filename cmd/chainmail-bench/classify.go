@@ -28,8 +28,10 @@ import (
 
 // classOptions are the flags of the classification section.
 type classOptions struct {
-	saMax   int // largest SpamAssassin test set (0: all)
-	workers int // parallel spamd connections
+	saMax   int  // largest SpamAssassin test set (0: all)
+	workers int  // parallel spamd connections
+	keep    bool // keep the working directory
+	noSA    bool // leave SpamAssassin out
 }
 
 // bayesClassifier is chainmail's bayes check as the section uses it.
@@ -92,7 +94,11 @@ func runClassification(bin string, opt classOptions) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if opt.keep {
+		fmt.Printf("  working directory kept: %s (train/, test/, state.db, bogofilter/, sa/, replay.yaml)\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	// spamd's children run as nobody and read the Bayes database below.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
@@ -148,19 +154,6 @@ func writeSplit(dir string, ms []corpusMessage) ([]string, error) {
 		}
 	}
 	return paths, nil
-}
-
-// skipFromLine drops a first line that is an mbox separator ("From
-// sender date"): the corpus files start with one, and it is no header
-// field. chainmail replay does the same.
-func skipFromLine(raw []byte) []byte {
-	if !bytes.HasPrefix(raw, []byte("From ")) {
-		return raw
-	}
-	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-		return raw[i+1:]
-	}
-	return raw
 }
 
 func chainmailColumn(boltPath string, train, test []corpusMessage) *column {
@@ -345,6 +338,10 @@ func dirSize(dir string) int64 {
 // and scores the test split through it, opt.workers messages at a time.
 func spamassassinColumn(dir string, train []corpusMessage, trainFiles []string, test []corpusMessage, opt classOptions) *column {
 	col := &column{name: "SpamAssassin"}
+	if opt.noSA {
+		col.skipped = "left out (-sa=false)"
+		return col
+	}
 	spamd, err1 := exec.LookPath("spamd")
 	if err1 != nil {
 		spamd, err1 = exec.LookPath("/usr/sbin/spamd")
@@ -602,12 +599,17 @@ func shippedOutcome(bin, dir, boltPath string, test []corpusMessage) error {
 		spamGroup[g.name] = g.spam
 	}
 	actions := map[bool]map[string]int{true: {}, false: {}}
+	bayesStatus := map[string]int{}
 	n := 0
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for dec.More() {
 		var r struct {
-			File   string `json:"file"`
-			Action string `json:"action"`
+			File    string `json:"file"`
+			Action  string `json:"action"`
+			Results []struct {
+				Check  string `json:"check"`
+				Status string `json:"status"`
+			} `json:"results"`
 		}
 		if err := dec.Decode(&r); err != nil {
 			return fmt.Errorf("chainmail replay output: %v", err)
@@ -618,9 +620,17 @@ func shippedOutcome(bin, dir, boltPath string, test []corpusMessage) error {
 		}
 		actions[spam][r.Action]++
 		n++
+		for _, res := range r.Results {
+			if res.Check == "bayes" {
+				bayesStatus[res.Status]++
+			}
+		}
 	}
 	if n != len(test) {
 		return fmt.Errorf("chainmail replay answered for %d of %d messages\n%s", n, len(test), stderr.String())
+	}
+	if len(bayesStatus) == 0 {
+		fmt.Printf("  *** the bayes check is not in the chain of the embedded default configuration: the outcome below is without it ***\n")
 	}
 	share := func(spam bool, names ...string) string {
 		c, total := 0, 0
@@ -655,6 +665,14 @@ func shippedOutcome(bin, dir, boltPath string, test []corpusMessage) error {
 			parts = append(parts, fmt.Sprintf("%s %d", a, actions[spam][a]))
 		}
 		fmt.Printf("    %s actions: %s\n", label, strings.Join(parts, ", "))
+	}
+	if len(bayesStatus) > 0 {
+		var parts []string
+		for st, k := range bayesStatus {
+			parts = append(parts, fmt.Sprintf("%s %d", st, k))
+		}
+		sort.Strings(parts)
+		fmt.Printf("    bayes check results: %s\n", strings.Join(parts, ", "))
 	}
 	return nil
 }

@@ -77,3 +77,16 @@ func parseMessage(raw []byte) (*checks.Message, *checks.Spool, error) {
 	}
 	return m, sp, nil
 }
+
+// skipFromLine drops a first line that is an mbox separator ("From
+// sender date"): the corpus files start with one, and it is no header
+// field. chainmail replay does the same.
+func skipFromLine(raw []byte) []byte {
+	if !bytes.HasPrefix(raw, []byte("From ")) {
+		return raw
+	}
+	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+		return raw[i+1:]
+	}
+	return raw
+}

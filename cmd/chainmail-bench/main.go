@@ -62,8 +62,11 @@ func main() {
 	var class classOptions
 	flag.IntVar(&class.saMax, "sa-max", 0, "classification: score at most this many test messages through SpamAssassin, every group in proportion (0: all)")
 	flag.IntVar(&class.workers, "sa-workers", 2, "classification: spamd children scoring in parallel")
+	sa := flag.Bool("sa", true, "classification: also measure SpamAssassin (minutes: sa-learn, then spamd on every test message)")
+	flag.BoolVar(&class.keep, "class-keep", false, "classification: keep the working directory (the splits, the trained databases) and print its path")
 	flag.Parse()
 	adv.corpus = *corpus
+	class.noSA = !*sa
 	want := map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
 		switch s = strings.TrimSpace(s); s {
