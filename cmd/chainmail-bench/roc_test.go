@@ -106,3 +106,29 @@ func TestLatin1(t *testing.T) {
 		t.Errorf("latin1 of U+20AC: ok, want not")
 	}
 }
+
+func TestLimitTest(t *testing.T) {
+	var test []corpusMessage
+	for i := 0; i < 6; i++ {
+		test = append(test, corpusMessage{group: "ham", md5: fmt.Sprint(i)})
+	}
+	for i := 0; i < 3; i++ {
+		test = append(test, corpusMessage{group: "spam", md5: fmt.Sprint(i)})
+	}
+	// 9 messages, keep 3: i kept when floor((i+1)/3) > floor(i/3), that
+	// is i = 2, 5, 8: two ham, one spam.
+	got := limitTest(test, 3)
+	var names []string
+	for _, m := range got {
+		names = append(names, m.group+m.md5)
+	}
+	if fmt.Sprint(names) != "[ham2 ham5 spam2]" {
+		t.Errorf("limitTest(9, 3) = %v, want [ham2 ham5 spam2]", names)
+	}
+	if got := limitTest(test, 0); len(got) != 9 {
+		t.Errorf("limitTest(9, 0) kept %d, want all 9", len(got))
+	}
+	if got := limitTest(test, 20); len(got) != 9 {
+		t.Errorf("limitTest(9, 20) kept %d, want all 9", len(got))
+	}
+}
