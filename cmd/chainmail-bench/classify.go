@@ -112,11 +112,12 @@ func runClassification(bin string, opt classOptions) error {
 	}
 
 	boltPath := filepath.Join(dir, "state.db")
-	cols := []*column{
-		chainmailColumn(boltPath, train, test),
-		bogofilterColumn(dir, train, trainFiles, test, testFiles),
-		spamassassinColumn(dir, train, trainFiles, test, opt),
-	}
+	progress("chainmail: training and classifying")
+	cols := []*column{chainmailColumn(boltPath, train, test)}
+	progress("bogofilter: training and classifying")
+	cols = append(cols, bogofilterColumn(dir, train, trainFiles, test, testFiles))
+	progress("SpamAssassin: sa-learn, then spamd on the test messages (minutes)")
+	cols = append(cols, spamassassinColumn(dir, train, trainFiles, test, opt))
 	printColumns(cols, len(test))
 
 	if cols[0].skipped == "" {
@@ -128,6 +129,11 @@ func runClassification(bin string, opt classOptions) error {
 	}
 	fmt.Printf("  classification section: %.1f s wall\n", time.Since(start).Seconds())
 	return nil
+}
+
+// progress tells a waiting user what runs, on stderr.
+func progress(what string) {
+	fmt.Fprintf(os.Stderr, "chainmail-bench: classification: %s …\n", what)
 }
 
 func sum(m map[string]int) int {
@@ -580,6 +586,7 @@ func shippedOutcome(bin, dir, boltPath string, test []corpusMessage) error {
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}
+	progress("chainmail replay of the test messages on the default configuration")
 	cmd := exec.Command(bin, "replay", "-c", cfg, "--dns", dnsSrv.Addr(), "--json", filepath.Join(dir, "test"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
