@@ -58,7 +58,7 @@ type column struct {
 }
 
 func runClassification(bin string, opt classOptions) error {
-	start := time.Now()
+	start, load0 := time.Now(), loadAvg()
 	tgz, err := fetchCorpus()
 	if err != nil {
 		return err
@@ -127,8 +127,19 @@ func runClassification(bin string, opt classOptions) error {
 	} else {
 		fmt.Printf("  outcome at the shipped thresholds: not measured (chainmail column skipped)\n")
 	}
-	fmt.Printf("  classification section: %.1f s wall\n", time.Since(start).Seconds())
+	fmt.Printf("  classification section: %.1f s wall; load average at the start %s, at the end %s (speeds are of a shared machine)\n",
+		time.Since(start).Seconds(), load0, loadAvg())
 	return nil
+}
+
+// loadAvg is the 1-minute load average from /proc/loadavg, "?" when
+// unknown.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // progress tells a waiting user what runs, on stderr.
