@@ -191,6 +191,29 @@ type Learner interface {
 	Learn(ctx context.Context, m *Message, v *Verdict)
 }
 
+// Trainer is implemented by checks that learn from a person's report
+// that a message is spam or is not (chainmail learn, the feedback
+// endpoint): the bayes classifier, the reputation history. One report
+// trains every Trainer of the chain.
+type Trainer interface {
+	Train(ctx context.Context, m *Message, spam bool) (Trained, error)
+}
+
+// Trained says what one report did to one learner.
+type Trained string
+
+// What a report did.
+const (
+	// TrainedNew: the message was learned.
+	TrainedNew Trained = "learned"
+	// TrainedAlready: the message had been learned as this class before;
+	// nothing changed (a message counts once).
+	TrainedAlready Trained = "already learned"
+	// TrainedMoved: the message had been learned as the other class; it
+	// was moved (unlearned there, learned here).
+	TrainedMoved Trained = "moved"
+)
+
 // Results is the set of results of one chain run, in configured order.
 type Results []Result
 

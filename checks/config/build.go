@@ -14,6 +14,7 @@ import (
 	"chainmail/attachments"
 	"chainmail/checks"
 	"chainmail/checks/antivirus"
+	"chainmail/checks/bayes"
 	"chainmail/checks/attachment"
 	"chainmail/checks/dkim"
 	"chainmail/checks/dmarc"
@@ -170,6 +171,13 @@ var table = map[string]constructor{
 	}).withDefaults(true, false).withState(),
 	"greylist": build(greylist.DefaultConfig, func(c greylist.Config, d Deps) (*greylist.Check, error) {
 		return greylist.New(c, greylist.Deps{Store: d.Store, Metrics: greylist.NewMetrics(d.Registerer)})
+	}).withDefaults(true, false).withState(),
+	"bayes": build(bayes.DefaultConfig, func(c bayes.Config, d Deps) (*bayes.Check, error) {
+		b, err := bayes.New(c, d.Store, d.Logf)
+		if err != nil {
+			return nil, err
+		}
+		return b.WithWalk(d.MIME), nil
 	}).withDefaults(true, false).withState(),
 	"whaling": build(whaling.DefaultConfig, func(c whaling.Config, _ Deps) (*whaling.Check, error) { return whaling.New(c) }),
 	// attachment: rule file paths are relative to the configuration file.
