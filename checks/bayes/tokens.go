@@ -112,7 +112,9 @@ func (t *tokenizer) decoded(e *attachments.Entity) io.Reader {
 
 // words adds the words of s under prefix.
 func (t *tokenizer) words(prefix, s string) {
-	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '$' && r != '\'' && r != '-' }) {
+	for _, w := range strings.FieldsFunc(s, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '$' && r != '\'' && r != '-'
+	}) {
 		w = strings.Trim(w, "'-")
 		if n := utf8.RuneCountInString(w); n < 2 || n > 30 {
 			continue
