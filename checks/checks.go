@@ -116,7 +116,11 @@ type Result struct {
 	// message (Filename Checks, Infected message, SDR, Whaling…), built by
 	// the checks/verdictlog event constructors. They are written after the RBL
 	// line and before the verdict line.
-	Events   []Event       `json:"events,omitempty"`
+	Events []Event `json:"events,omitempty"`
+	// Engine names the scanner whose own score this result is (the
+	// spamassassin check: "SpamAssassin"), set only when it scored the
+	// message; the verdict line names it when log.engine is not set.
+	Engine   string        `json:"-"`
 	Err      error         `json:"-"`
 	Duration time.Duration `json:"-"`
 	// decided is set by the chain when this result ended it.
@@ -299,6 +303,9 @@ type Verdict struct {
 	Results Results `json:"results"`
 	// Listed collects the list names of all results.
 	Listed []string `json:"listed,omitempty"`
+	// Engine is the scanner that scored the message (a result's Engine,
+	// the first in chain order), "" when only chainmail's checks did.
+	Engine string `json:"engine,omitempty"`
 }
 
 // SMTPReply returns the full reply line for reject/tempfail verdicts,
