@@ -256,15 +256,14 @@ func (c *Check) Report(ctx context.Context, msg []byte) (Report, error) {
 		return Report{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer conn.Close()
-	deadline, _ := ctx.Deadline()
-	conn.SetDeadline(deadline)
-	// Closing the connection when ctx ends unblocks any read or write.
+	// Closing the connection when ctx ends unblocks any read or write; no
+	// socket deadline of its own, which could fire a moment before ctx
+	// and make the chain's timeout look like spamd's failure.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
 	fail := func(what string, err error) (Report, error) {
-		var ne net.Error
-		if ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout() {
+		if ctx.Err() != nil {
 			return Report{}, fmt.Errorf("%w: no answer within %s", ErrUnavailable, time.Duration(c.cfg.Timeout))
 		}
 		return Report{}, fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
@@ -446,9 +445,9 @@ func parseScore(s string) (float64, error) {
 }
 
 // ruleName reports whether s is a SpamAssassin rule name (letters,
-// digits, underscores).
+// digits, underscores; not a digit first).
 func ruleName(s string) bool {
-	if s == "" || len(s) > 128 {
+	if s == "" || len(s) > 128 || s[0] >= '0' && s[0] <= '9' {
 		return false
 	}
 	for _, r := range s {

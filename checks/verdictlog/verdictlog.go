@@ -99,7 +99,6 @@ type Config struct {
 // Config.Engine is empty.
 const DefaultEngine = "chainmail"
 
-
 // Families are the families of events a tag can be set for (Config.Tags),
 // each with its events: message (rbl, message, spam_actions, monitor,
 // delivery, check), dnsbl (rbl_fail, uribl_fail, helo_fail, the lists'
