@@ -118,7 +118,7 @@ func ParseAddress(a string) (network, address string, err error) {
 	case strings.HasPrefix(a, "unix:"):
 		p := strings.TrimPrefix(a, "unix:")
 		if !strings.HasPrefix(p, "/") {
-			return "", "", fmt.Errorf("spamassassin: address %q: want an absolute socket path after unix:", a)
+			return "", "", fmt.Errorf("spamassassin: address %q: want unix:/absolute/path", a)
 		}
 		return "unix", p, nil
 	case strings.HasPrefix(a, "/"):
