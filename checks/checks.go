@@ -116,13 +116,13 @@ type Result struct {
 	// message (Filename Checks, Infected message, SDR, Whaling…), built by
 	// the checks/verdictlog event constructors. They are written after the RBL
 	// line and before the verdict line.
-	Events []Event `json:"events,omitempty"`
+	Events   []Event       `json:"events,omitempty"`
+	Err      error         `json:"-"`
+	Duration time.Duration `json:"-"`
 	// Engine names the scanner whose own score this result is (the
 	// spamassassin check: "SpamAssassin"), set only when it scored the
 	// message; the verdict line names it when log.engine is not set.
-	Engine   string        `json:"-"`
-	Err      error         `json:"-"`
-	Duration time.Duration `json:"-"`
+	Engine string `json:"-"`
 	// decided is set by the chain when this result ended it.
 	decided bool
 	// timedOut is set by the chain when the step ran out of time and its
