@@ -119,6 +119,10 @@ type Result struct {
 	Events   []Event       `json:"events,omitempty"`
 	Err      error         `json:"-"`
 	Duration time.Duration `json:"-"`
+	// Engine names the scanner whose own score this result is (the
+	// spamassassin check: "SpamAssassin"), set only when it scored the
+	// message; the verdict line names it when log.engine is not set.
+	Engine string `json:"-"`
 	// decided is set by the chain when this result ended it.
 	decided bool
 	// timedOut is set by the chain when the step ran out of time and its
@@ -322,6 +326,9 @@ type Verdict struct {
 	Results Results `json:"results"`
 	// Listed collects the list names of all results.
 	Listed []string `json:"listed,omitempty"`
+	// Engine is the scanner that scored the message (a result's Engine,
+	// the first in chain order), "" when only chainmail's checks did.
+	Engine string `json:"engine,omitempty"`
 }
 
 // SMTPReply returns the full reply line for reject/tempfail verdicts,

@@ -26,6 +26,7 @@ import (
 	"chainmail/checks/quota"
 	"chainmail/checks/rbl"
 	"chainmail/checks/reputation"
+	"chainmail/checks/spamassassin"
 	"chainmail/checks/spf"
 	"chainmail/checks/uribl"
 	"chainmail/checks/whaling"
@@ -193,6 +194,9 @@ var table = map[string]constructor{
 	}, typ: reflect.TypeOf(attachment.Config{}), facts: factsOf[*attachment.Check](), alwaysRun: true,
 		def: func() any { return attachment.DefaultConfig() }},
 	"antivirus": build(antivirus.DefaultConfig, func(c antivirus.Config, _ Deps) (*antivirus.Check, error) { return antivirus.New(c) }).withDefaults(false, true),
+	// spamassassin waits on spamd, a daemon beside chainmail: running out
+	// of time lets the chain go on, as for the network checks.
+	"spamassassin": build(spamassassin.DefaultConfig, func(c spamassassin.Config, _ Deps) (*spamassassin.Check, error) { return spamassassin.New(c) }).withDefaults(true, false),
 }
 
 // Names returns the names of all known checks, sorted.
