@@ -218,8 +218,11 @@ type Config struct {
 	ExceptionLists map[string][]string
 	// Lists are DNS domain lists.
 	Lists []List
-	// FeedbackWeight is how many verdicts one feedback report is worth in
-	// the clean/spam counts (it also counts as a report).
+	// FeedbackWeight is how many verdicts one feedback report adds to the
+	// clean/spam counts (it also counts as a report). The spam share is
+	// judged without the bad reports' weight (record.spamVerdicts), so a
+	// bad report is counted once, as a report; a good report corrects
+	// that many false spam verdicts.
 	FeedbackWeight float64
 	// Logf reports background failures (writes).
 	Logf func(format string, args ...any)
@@ -645,7 +648,7 @@ func senderHistory(in *inputs, a *Assessment) {
 // bar of their domain.
 func addressHistory(in *inputs, a *Assessment) {
 	for i, ad := range in.e.addresses {
-		j := judge{weight: 0.5, bar: in.barFor(address.OrgDomain(ad)), fbWeight: in.fbWeight, reports: true}
+		j := judge{weight: 0.5, bar: in.barFor(address.OrgDomain(address.Domain(ad))), fbWeight: in.fbWeight, reports: true}
 		for _, x := range historyEvidence(ad, in.addrRecs[i], in.now, j) {
 			a.add(x)
 		}

@@ -77,7 +77,10 @@ type Config struct {
 	HalfLife time.Duration `yaml:"half_life"`
 	// Learn from final verdicts (off for replays that must not teach).
 	Learn bool `yaml:"learn"`
-	// FeedbackWeight is how many verdicts one report counts.
+	// FeedbackWeight is how many verdicts one report counts in the
+	// record; the spam share is judged without the bad reports' weight
+	// (a bad report is evidence as a report), so in effect a good report
+	// counts as this many clean verdicts.
 	FeedbackWeight float64 `yaml:"feedback_weight"`
 	// Exceptions: mail from these domains (and subdomains) gets no
 	// verdict.
