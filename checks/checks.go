@@ -119,6 +119,10 @@ type Result struct {
 	Events   []Event       `json:"events,omitempty"`
 	Err      error         `json:"-"`
 	Duration time.Duration `json:"-"`
+	// Engine names the scanner whose own score this result is (the
+	// spamassassin check: "SpamAssassin"), set only when it scored the
+	// message; the verdict line names it when log.engine is not set.
+	Engine string `json:"-"`
 	// decided is set by the chain when this result ended it.
 	decided bool
 	// timedOut is set by the chain when the step ran out of time and its
@@ -190,6 +194,29 @@ type Factual interface {
 type Learner interface {
 	Learn(ctx context.Context, m *Message, v *Verdict)
 }
+
+// Trainer is implemented by checks that learn from a person's report
+// that a message is spam or is not (chainmail learn, the feedback
+// endpoint): the bayes classifier, the reputation history. One report
+// trains every Trainer of the chain.
+type Trainer interface {
+	Train(ctx context.Context, m *Message, spam bool) (Trained, error)
+}
+
+// Trained says what one report did to one learner.
+type Trained string
+
+// What a report did.
+const (
+	// TrainedNew: the message was learned.
+	TrainedNew Trained = "learned"
+	// TrainedAlready: the message had been learned as this class before;
+	// nothing changed (a message counts once).
+	TrainedAlready Trained = "already learned"
+	// TrainedMoved: the message had been learned as the other class; it
+	// was moved (unlearned there, learned here).
+	TrainedMoved Trained = "moved"
+)
 
 // Results is the set of results of one chain run, in configured order.
 type Results []Result
@@ -299,6 +326,9 @@ type Verdict struct {
 	Results Results `json:"results"`
 	// Listed collects the list names of all results.
 	Listed []string `json:"listed,omitempty"`
+	// Engine is the scanner that scored the message (a result's Engine,
+	// the first in chain order), "" when only chainmail's checks did.
+	Engine string `json:"engine,omitempty"`
 }
 
 // SMTPReply returns the full reply line for reject/tempfail verdicts,

@@ -241,6 +241,9 @@ func (p *Policy) Decide(m *Message, rs Results, known []string) *Verdict {
 	for _, r := range rs {
 		v.Score += r.Score
 		v.Listed = append(v.Listed, r.Listed...)
+		if v.Engine == "" && (r.Status == StatusSpam || r.Status == StatusHam) {
+			v.Engine = r.Engine
+		}
 	}
 	v.Score = math.Round(v.Score*100) / 100
 	v.Symbols = sortedSymbols(rs)

@@ -94,7 +94,12 @@ const (
 	ThreatNew       = "Newly Registered Domain"
 )
 
-// Points of each kind of evidence.
+// Points of each kind of evidence. The README's "How the verdict is
+// reached" gives the reasoning; in short: weak signals (never seen, DMARC
+// failing under p=none, SPF or DKIM failing, the client's /24) cannot
+// reach Poor together on first contact, one report cannot reach Awful,
+// and an authenticated domain needs clearly more spam than one that is
+// not.
 const (
 	ptsVeryYoung  = -4 // registered at most 7 days ago
 	ptsYoung      = -2 // at most 30 days ago
@@ -106,13 +111,41 @@ const (
 	ptsCleanSome  = 1
 	ptsMostlySpam = -4
 	ptsSomeSpam   = -2
-	ptsBad        = -3 // reported bad
-	ptsVeryBad    = -6 // reported bad several times
-	ptsReported   = 2  // reported good
-	ptsDMARCPass  = 2
-	ptsDMARCFail  = -3
-	ptsSPFFail    = -1
-	ptsDKIMFail   = -1
+	// ptsMostlySpamAuth is mostly spam on the authenticated bar (see
+	// authBar): met only by a sender whose own mail is overwhelmingly spam.
+	ptsMostlySpamAuth = -6
+	ptsBad            = -3 // reported bad
+	ptsVeryBad        = -6 // reported bad several times
+	ptsReported       = 2  // reported good
+	ptsDMARCPass      = 2
+	ptsDMARCFail      = -3 // the domain enforces (quarantine, reject) or its policy is unknown
+	ptsDMARCNone      = -1 // DMARC fail under p=none: forwarding and lists fail so
+	ptsSPFFail        = -0.5
+	ptsDKIMFail       = -0.5
+	// Network history counts spam only, at this weight, and only for a
+	// From domain without a history of its own (fewer than
+	// plainBar.verdicts mail verdicts): a domain with history is judged by
+	// it, not by its neighbours.
+	networkWeight = 0.25
+)
+
+// spamBar is how much mail history is needed before a share of spam
+// counts against a sender, and the shares.
+type spamBar struct {
+	verdicts     float64 // mail verdicts (decayed) before the share is judged
+	mostly, some float64 // spam shares for mostly spam, some spam
+	mostlyPts    float64
+}
+
+var (
+	// plainBar judges a sender whose message is not authenticated.
+	plainBar = spamBar{verdicts: 3, mostly: 0.5, some: 0.2, mostlyPts: ptsMostlySpam}
+	// authBar judges the From domain (and its addresses) of a message
+	// with an aligned DMARC pass: the mail is provably the domain's own,
+	// rejecting it hits the real sender, and mixed-use senders (ESPs,
+	// newsletters, large providers) collect some spam verdicts. More
+	// verdicts and a higher share are needed; then the penalty is higher.
+	authBar = spamBar{verdicts: 10, mostly: 0.8, some: 0.4, mostlyPts: ptsMostlySpamAuth}
 )
 
 // Evidence is one input of a verdict.
@@ -185,8 +218,11 @@ type Config struct {
 	ExceptionLists map[string][]string
 	// Lists are DNS domain lists.
 	Lists []List
-	// FeedbackWeight is how many verdicts one feedback report is worth in
-	// the clean/spam counts (it also counts as a report).
+	// FeedbackWeight is how many verdicts one feedback report adds to the
+	// clean/spam counts (it also counts as a report). The spam share is
+	// judged without the bad reports' weight (record.spamVerdicts), so a
+	// bad report is counted once, as a report; a good report corrects
+	// that many false spam verdicts.
 	FeedbackWeight float64
 	// Logf reports background failures (writes).
 	Logf func(format string, args ...any)
@@ -386,6 +422,9 @@ type inputs struct {
 	e     entities
 	now   time.Time
 	lists []List
+	// fbWeight is Config.FeedbackWeight: how many verdicts one report
+	// added to a record's counts.
+	fbWeight float64
 	// listed[i][j] is whether domain i is on list j, listErr its failure.
 	listed   [][]bool
 	listErrs [][]error
@@ -402,7 +441,7 @@ type inputs struct {
 // and looks up the ages not cached in it, concurrently. Its error wraps
 // store.ErrUnavailable when the history could not be read.
 func (r *Reputation) gather(ctx context.Context, s Subject, e entities) (*inputs, error) {
-	in := &inputs{s: s, e: e, now: r.cfg.Now(), lists: r.cfg.Lists}
+	in := &inputs{s: s, e: e, now: r.cfg.Now(), lists: r.cfg.Lists, fbWeight: r.cfg.FeedbackWeight}
 	var wg sync.WaitGroup
 	// Lists run while the store answers.
 	r.askLists(ctx, in, &wg)
@@ -573,6 +612,20 @@ func listEvidence(in *inputs, a *Assessment) {
 	}
 }
 
+// authenticated reports whether the message has an aligned DMARC pass:
+// its From domain (and addresses there) is judged on authBar.
+func (in *inputs) authenticated() bool {
+	return strings.EqualFold(in.s.Auth.DMARC, "pass") && in.e.from != ""
+}
+
+// barFor is the spam bar of the sender domain d.
+func (in *inputs) barFor(d string) spamBar {
+	if d == in.e.from && in.authenticated() {
+		return authBar
+	}
+	return plainBar
+}
+
 // senderHistory: the sender domains' history (a From domain never seen
 // costs a point).
 func senderHistory(in *inputs, a *Assessment) {
@@ -584,28 +637,37 @@ func senderHistory(in *inputs, a *Assessment) {
 		if d == in.e.from && !rec.known() {
 			a.add(Evidence{Input: "history", Subject: d, Points: ptsNoHistory, Text: d + " never seen before", domain: true})
 		}
-		for _, x := range historyEvidence(d, rec, in.now, 1) {
+		for _, x := range historyEvidence(d, rec, in.now, judge{weight: 1, bar: in.barFor(d), fbWeight: in.fbWeight, reports: true}) {
 			x.domain = true
 			a.add(x)
 		}
 	}
 }
 
-// addressHistory: the sender addresses' history, at half weight.
+// addressHistory: the sender addresses' history, at half weight, on the
+// bar of their domain.
 func addressHistory(in *inputs, a *Assessment) {
 	for i, ad := range in.e.addresses {
-		for _, x := range historyEvidence(ad, in.addrRecs[i], in.now, 0.5) {
+		j := judge{weight: 0.5, bar: in.barFor(address.OrgDomain(address.Domain(ad))), fbWeight: in.fbWeight, reports: true}
+		for _, x := range historyEvidence(ad, in.addrRecs[i], in.now, j) {
 			a.add(x)
 		}
 	}
 }
 
-// networkHistory: the client network's bad history only, at half weight.
+// networkHistory: the client network's spam history, at networkWeight,
+// for a From domain without mail history of its own. Reports are about
+// the sender they name and do not count here.
 func networkHistory(in *inputs, a *Assessment) {
 	if in.e.network == "" {
 		return
 	}
-	for _, x := range historyEvidence(in.e.network, in.netRec, in.now, 0.5) {
+	for i, d := range in.e.domains {
+		if d == in.e.from && atLeast(in.domRecs[i].mail(in.fbWeight), plainBar.verdicts) {
+			return
+		}
+	}
+	for _, x := range historyEvidence(in.e.network, in.netRec, in.now, judge{weight: networkWeight, bar: plainBar, fbWeight: in.fbWeight}) {
 		if x.Points < 0 && x.Input == "history" {
 			a.add(x)
 		}
@@ -620,6 +682,10 @@ func authEvidence(in *inputs, a *Assessment) {
 	case "pass":
 		a.add(Evidence{Input: "auth", Subject: from, Points: ptsDMARCPass, Text: "aligned DMARC pass"})
 	case "fail":
+		if strings.EqualFold(in.s.Auth.DMARCPolicy, "none") {
+			a.add(Evidence{Input: "auth", Subject: from, Points: ptsDMARCNone, Text: "DMARC fail (p=none)", Threat: ThreatSpoofing, domain: from != ""})
+			break
+		}
 		a.add(Evidence{Input: "auth", Subject: from, Points: ptsDMARCFail, Text: "DMARC fail", Threat: ThreatSpoofing, domain: from != ""})
 	default:
 		if strings.EqualFold(in.s.Auth.SPF, "fail") {
@@ -657,44 +723,80 @@ func (a *Assessment) consolidate() {
 	}
 }
 
-// historyEvidence judges one entity's record; weight scales the points
-// (addresses and networks count half).
-func historyEvidence(subject string, rec record, now time.Time, weight float64) []Evidence {
+// judge is how historyEvidence weighs one entity.
+type judge struct {
+	// weight scales the points (addresses count half, networks less).
+	weight float64
+	bar    spamBar
+	// fbWeight is how many verdicts a report added to the counts.
+	fbWeight float64
+	// reports: the entity's reports are evidence (domains, addresses).
+	reports bool
+}
+
+// mail is the number of mail verdicts in r: the clean count (verdicts
+// and good reports, which correct false spam verdicts) plus the spam
+// verdicts without the bad reports' weight (a bad report is its own
+// evidence, not also five verdicts).
+func (r record) mail(fbWeight float64) float64 { return r.Ham + r.spamVerdicts(fbWeight) }
+
+// spamVerdicts is the spam count without the bad reports' weight. The
+// decay scales both alike, so the difference is the verdicts' share.
+func (r record) spamVerdicts(fbWeight float64) float64 {
+	return max(0, r.Spam-fbWeight*r.Bad)
+}
+
+// historyEvidence judges one entity's record.
+func historyEvidence(subject string, rec record, now time.Time, j judge) []Evidence {
 	var out []Evidence
-	total := rec.Ham + rec.Spam
+	spam := rec.spamVerdicts(j.fbWeight)
+	total := rec.Ham + spam
 	ratio := 0.0
 	if total > 0 {
-		ratio = rec.Spam / total
+		ratio = spam / total
 	}
 	days := 0
 	if rec.First != 0 {
 		days = int(now.Sub(time.Unix(rec.First, 0)).Hours() / 24)
 	}
-	counts := fmt.Sprintf("%s clean, %s spam", num(rec.Ham), num(rec.Spam))
-	switch {
-	case total >= 3 && ratio >= 0.5:
-		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsMostlySpam * weight, Text: subject + " mostly spam (" + counts + ")", Threat: ThreatSpam})
-	case total >= 3 && ratio >= 0.2:
-		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsSomeSpam * weight, Text: subject + " some spam (" + counts + ")", Threat: ThreatSpam})
-	case rec.Ham >= 10 && ratio < 0.1 && days >= 30 && rec.Bad < 0.5:
-		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsCleanLong * weight, Text: fmt.Sprintf("%s clean for %d days (%s)", subject, days, counts)})
-	case rec.Ham >= 3 && ratio < 0.2 && rec.Bad < 0.5:
-		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsCleanSome * weight, Text: subject + " some clean history (" + counts + ")"})
+	counts := fmt.Sprintf("%s clean, %s spam", num(rec.Ham), num(spam))
+	switch b := j.bar; {
+	case atLeast(total, b.verdicts) && ratio >= b.mostly:
+		out = append(out, Evidence{Input: "history", Subject: subject, Points: b.mostlyPts * j.weight, Text: subject + " mostly spam (" + counts + ")", Threat: ThreatSpam})
+	case atLeast(total, b.verdicts) && ratio >= b.some:
+		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsSomeSpam * j.weight, Text: subject + " some spam (" + counts + ")", Threat: ThreatSpam})
+	case atLeast(rec.Ham, 10) && ratio < 0.1 && days >= 30 && rec.Bad < 0.5:
+		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsCleanLong * j.weight, Text: fmt.Sprintf("%s clean for %d days (%s)", subject, days, counts)})
+	case atLeast(rec.Ham, 3) && ratio < 0.2 && rec.Bad < 0.5:
+		out = append(out, Evidence{Input: "history", Subject: subject, Points: ptsCleanSome * j.weight, Text: subject + " some clean history (" + counts + ")"})
+	}
+	if !j.reports {
+		return out
 	}
 	switch {
 	case rec.Bad >= 2.5:
-		out = append(out, Evidence{Input: "feedback", Subject: subject, Points: ptsVeryBad * weight, Text: subject + " reported bad " + num(rec.Bad) + " times", Threat: ThreatSpam})
+		out = append(out, Evidence{Input: "feedback", Subject: subject, Points: ptsVeryBad * j.weight, Text: subject + " reported bad " + num(rec.Bad) + " times", Threat: ThreatSpam})
 	case rec.Bad >= 0.5:
-		out = append(out, Evidence{Input: "feedback", Subject: subject, Points: ptsBad * weight, Text: subject + " reported bad", Threat: ThreatSpam})
+		out = append(out, Evidence{Input: "feedback", Subject: subject, Points: ptsBad * j.weight, Text: subject + " reported bad", Threat: ThreatSpam})
 	case rec.Good >= 0.5:
-		out = append(out, Evidence{Input: "feedback", Subject: subject, Points: ptsReported * weight, Text: subject + " reported good"})
+		out = append(out, Evidence{Input: "feedback", Subject: subject, Points: ptsReported * j.weight, Text: subject + " reported good"})
 	}
 	return out
 }
 
+// atLeast reports whether the decayed count reaches n. It is the one
+// place counts are compared with a threshold, and it compares them as
+// the log prints them, rounded to one decimal (a tolerance of 0.05):
+// three verdicts an hour apart are 2.999 after the decay and are three,
+// and what the log shows is what was judged.
+func atLeast(count, n float64) bool { return roundCount(count) >= n }
+
+// roundCount rounds a decayed count to one decimal.
+func roundCount(f float64) float64 { return math.Round(f*10) / 10 }
+
 // num prints a decayed count to one decimal, without a trailing ".0".
 func num(f float64) string {
-	return strconv.FormatFloat(math.Round(f*10)/10, 'f', -1, 64)
+	return strconv.FormatFloat(roundCount(f), 'f', -1, 64)
 }
 
 func contains(list []string, s string) bool {

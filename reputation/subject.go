@@ -30,6 +30,9 @@ type Subject struct {
 // when the check did not run).
 type Auth struct {
 	DMARC, SPF, DKIM string
+	// DMARCPolicy is the policy the From domain publishes (p=, or sp=
+	// for a subdomain): "none", "quarantine", "reject"; "" when unknown.
+	DMARCPolicy string
 }
 
 // Domains are the names a verdict is requested for, as the SDR log line

@@ -15,6 +15,7 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/antivirus"
 	"chainmail/checks/attachment"
+	"chainmail/checks/bayes"
 	"chainmail/checks/dkim"
 	"chainmail/checks/dmarc"
 	"chainmail/checks/dns"
@@ -25,6 +26,7 @@ import (
 	"chainmail/checks/quota"
 	"chainmail/checks/rbl"
 	"chainmail/checks/reputation"
+	"chainmail/checks/spamassassin"
 	"chainmail/checks/spf"
 	"chainmail/checks/uribl"
 	"chainmail/checks/whaling"
@@ -171,6 +173,13 @@ var table = map[string]constructor{
 	"greylist": build(greylist.DefaultConfig, func(c greylist.Config, d Deps) (*greylist.Check, error) {
 		return greylist.New(c, greylist.Deps{Store: d.Store, Metrics: greylist.NewMetrics(d.Registerer)})
 	}).withDefaults(true, false).withState(),
+	"bayes": build(bayes.DefaultConfig, func(c bayes.Config, d Deps) (*bayes.Check, error) {
+		b, err := bayes.New(c, d.Store, d.Logf)
+		if err != nil {
+			return nil, err
+		}
+		return b.WithWalk(d.MIME), nil
+	}).withDefaults(true, false).withState(),
 	"whaling": build(whaling.DefaultConfig, func(c whaling.Config, _ Deps) (*whaling.Check, error) { return whaling.New(c) }),
 	// attachment: rule file paths are relative to the configuration file.
 	"attachment": {make: func(file string, opts *yaml.Node, _ Deps) (checks.Check, error) {
@@ -185,6 +194,9 @@ var table = map[string]constructor{
 	}, typ: reflect.TypeOf(attachment.Config{}), facts: factsOf[*attachment.Check](), alwaysRun: true,
 		def: func() any { return attachment.DefaultConfig() }},
 	"antivirus": build(antivirus.DefaultConfig, func(c antivirus.Config, _ Deps) (*antivirus.Check, error) { return antivirus.New(c) }).withDefaults(false, true),
+	// spamassassin waits on spamd, a daemon beside chainmail: running out
+	// of time lets the chain go on, as for the network checks.
+	"spamassassin": build(spamassassin.DefaultConfig, func(c spamassassin.Config, _ Deps) (*spamassassin.Check, error) { return spamassassin.New(c) }).withDefaults(true, false),
 }
 
 // Names returns the names of all known checks, sorted.

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -104,7 +105,7 @@ type Milter struct {
 type State struct {
 	// Backend is bolt or redis.
 	Backend string `yaml:"backend"`
-	// Path is the bbolt file.
+	// Path is the bbolt file; "" is the automatic place (see File).
 	Path string `yaml:"path"`
 	// FlushInterval is how often bbolt commits (with fsync) the changes
 	// kept in memory: what a crash can lose.
@@ -116,6 +117,33 @@ type State struct {
 	Redis     RedisState `yaml:"redis"`
 }
 
+// File is the bbolt file: Path, or when it is "" the automatic place:
+// $STATE_DIRECTORY/state.db when that is set (systemd sets it for a unit
+// with StateDirectory=; the first directory when it names several), else
+// /var/lib/chainmail/state.db for root, else state.db under
+// $XDG_STATE_HOME/chainmail (~/.local/state/chainmail), so that a
+// postmaster trying chainmail as an ordinary user gets a working default.
+func (s State) File() string {
+	if s.Path != "" {
+		return s.Path
+	}
+	if d, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); d != "" {
+		return filepath.Join(d, "state.db")
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/chainmail/state.db"
+	}
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "/var/lib/chainmail/state.db"
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "chainmail", "state.db")
+}
+
 // RedisState says where Redis is: the Redis store's own settings.
 type RedisState = redis.Settings
 
@@ -123,9 +151,6 @@ type RedisState = redis.Settings
 func (s *State) validate(f *File) error {
 	switch s.Backend {
 	case "bolt":
-		if s.Path == "" {
-			return f.errAt("state.path", "empty (want the bbolt file, like /var/lib/chainmail/state.db)")
-		}
 		if s.FlushInterval <= 0 {
 			return f.errAt("state.flush_interval", "must be positive (like 1s)")
 		}

@@ -18,6 +18,7 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/config"
 	"chainmail/checks/gtube"
+	"chainmail/store/storetest/memstore"
 )
 
 func parse(t *testing.T, text string) *config.File {
@@ -53,7 +54,7 @@ func (offline) LookupHost(_ context.Context, host string) ([]string, error) {
 	return nil, notFound(host)
 }
 
-var deps = config.Deps{Resolver: offline{}}
+var deps = config.Deps{Resolver: offline{}, Store: memstore.New()}
 
 func build(t *testing.T, f *config.File) *checks.Engine {
 	t.Helper()

@@ -77,7 +77,10 @@ type Config struct {
 	HalfLife time.Duration `yaml:"half_life"`
 	// Learn from final verdicts (off for replays that must not teach).
 	Learn bool `yaml:"learn"`
-	// FeedbackWeight is how many verdicts one report counts.
+	// FeedbackWeight is how many verdicts one report counts in the
+	// record; the spam share is judged without the bad reports' weight
+	// (a bad report is evidence as a report), so in effect a good report
+	// counts as this many clean verdicts.
 	FeedbackWeight float64 `yaml:"feedback_weight"`
 	// Exceptions: mail from these domains (and subdomains) gets no
 	// verdict.
@@ -198,6 +201,11 @@ func Subject(m *checks.Message, results checks.Results) rep.Subject {
 	dkim, dkimOK := auth.DKIMOf(results)
 	dmarc, dmarcOK := results.Get("dmarc")
 	s.Auth = rep.Auth{DMARC: status(dmarc.Status, dmarcOK), SPF: status(spf.Status, spfOK), DKIM: status(dkim.Status, dkimOK)}
+	if dmarcOK {
+		// The policy the domain publishes, not the one sampled for this
+		// message: p=none says failures are expected (forwarding, lists).
+		s.Auth.DMARCPolicy, _ = dmarc.Facts["published_policy"].(string)
+	}
 	return s
 }
 
@@ -324,7 +332,10 @@ func nonNil(s []string) []string {
 
 // Learn implements checks.Learner: a delivered clean message counts
 // clean, a spam verdict spam. Authenticated submissions, tempfails and
-// messages the check did not assess teach nothing.
+// messages the check did not assess teach nothing, and neither does a
+// spam verdict on a message the check itself judged Poor or Awful: that
+// verdict may be the check's own opinion (the sdr-reject rule), and
+// learning it back would keep a sender down for good on nothing new.
 func (c *Check) Learn(_ context.Context, m *checks.Message, v *checks.Verdict) {
 	if !c.cfg.Learn || m.AuthUser != "" {
 		return
@@ -336,7 +347,11 @@ func (c *Check) Learn(_ context.Context, m *checks.Message, v *checks.Verdict) {
 	if action == checks.Tempfail {
 		return
 	}
-	if r, ok := v.Results.Get(Name); !ok || r.Status == checks.StatusTemperror || r.Status == checks.StatusSkipped || r.Status == checks.StatusTimeout || r.Status == checks.StatusError {
+	r, ok := v.Results.Get(Name)
+	if !ok || r.Status == checks.StatusTemperror || r.Status == checks.StatusSkipped || r.Status == checks.StatusTimeout || r.Status == checks.StatusError {
+		return
+	}
+	if verdict, _ := r.Facts["verdict"].(string); v.Spam && (verdict == string(rep.Awful) || verdict == string(rep.Poor)) {
 		return
 	}
 	c.rep.Learn(Subject(m, v.Results), v.Spam)

@@ -76,7 +76,7 @@ func Lines(m *checks.Message, v *checks.Verdict) []string {
 // Lines is the package's Lines with c's wording (Engine), for `chainmail
 // replay`, which prints what a Logger with c would write.
 func (c Config) Lines(m *checks.Message, v *checks.Verdict) []string {
-	es := messageEntries(m, v, c.engine())
+	es := messageEntries(m, v, c.Engine)
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = e.line
@@ -85,13 +85,21 @@ func (c Config) Lines(m *checks.Message, v *checks.Verdict) []string {
 }
 
 // messageEntries builds the per-message lines (see the package doc for the
-// wording and the order).
+// wording and the order). engine is the configured log.engine: when it is
+// "", the verdict line names the scanner that scored the message
+// (v.Engine, "SpamAssassin"), else DefaultEngine.
 func messageEntries(m *checks.Message, v *checks.Verdict, engine string) []entry {
 	if m == nil {
 		m = &checks.Message{}
 	}
 	if v == nil {
 		v = &checks.Verdict{}
+	}
+	if engine == "" {
+		engine = Sanitize(v.Engine)
+	}
+	if engine == "" {
+		engine = DefaultEngine
 	}
 	id := queueID(m.QueueID)
 	ip := clientIP(m)

@@ -85,7 +85,9 @@ type Config struct {
 	// Sinks are where lines go; none means one stderr sink.
 	Sinks []SinkConfig `yaml:"sinks"`
 	// Engine is the scanner the verdict line names ("is spam, chainmail
-	// (not cached, …"), DefaultEngine when empty. Parsers written for
+	// (not cached, …"). When empty, the line names the scanner that
+	// scored the message (Verdict.Engine: "SpamAssassin" when the
+	// spamassassin check did), else DefaultEngine. Parsers written for
 	// MailScanner expect "SpamAssassin".
 	Engine string `yaml:"engine,omitempty"`
 	// Tags gives a family of events (Families) a syslog tag of its own,
@@ -96,13 +98,6 @@ type Config struct {
 // DefaultEngine is the scanner named in the verdict line when
 // Config.Engine is empty.
 const DefaultEngine = "chainmail"
-
-func (c Config) engine() string {
-	if c.Engine == "" {
-		return DefaultEngine
-	}
-	return c.Engine
-}
 
 // Families are the families of events a tag can be set for (Config.Tags),
 // each with its events: message (rbl, message, spam_actions, monitor,
@@ -226,7 +221,7 @@ func New(cfg Config, opts ...Option) (*Logger, error) {
 	if key, err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("verdictlog: %s: %w", key, err)
 	}
-	l.engine = cfg.engine()
+	l.engine = cfg.Engine
 	if l.reg != nil {
 		c, err := droppedCounter(l.reg)
 		if err != nil {
@@ -428,7 +423,7 @@ func (l *Logger) drop(n int) {
 // Message writes the verdict lines of one message and returns them as
 // Lines does, so `chainmail replay` prints exactly what serve logs.
 func (l *Logger) Message(m *checks.Message, v *checks.Verdict) []string {
-	engine := DefaultEngine
+	engine := ""
 	if l != nil {
 		engine = l.engine
 	}

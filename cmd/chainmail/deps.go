@@ -106,6 +106,14 @@ func replayState(f *config.File, d *config.Deps) (func(), error) {
 	st, err := openState(f, nil, nil, func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "chainmail replay: "+format+"\n", args...)
 	})
+	if errors.Is(err, bolt.ErrLocked) {
+		// A running daemon holds the file: replay still runs, and the
+		// checks that keep state say temperror, as they would in the
+		// daemon with its store down.
+		fmt.Fprintf(os.Stderr, "chainmail replay: %v; the checks that keep state (bayes, quota, greylist, reputation) answer temperror\n", err)
+		d.Store = store.Unavailable(err)
+		return func() {}, nil
+	}
 	if err != nil || st == nil {
 		return func() {}, err
 	}
@@ -132,7 +140,7 @@ func openState(f *config.File, prev *stateStore, reg prometheus.Registerer, logf
 	if prev != nil && reflect.DeepEqual(prev.cfg, sc) {
 		return prev, nil
 	}
-	if prev != nil && prev.cfg.Backend == "bolt" && sc.Backend == "bolt" && filepath.Clean(prev.cfg.Path) == filepath.Clean(sc.Path) {
+	if prev != nil && prev.cfg.Backend == "bolt" && sc.Backend == "bolt" && filepath.Clean(prev.cfg.File()) == filepath.Clean(sc.File()) {
 		logf("chainmail: state: changed bbolt options take effect after a restart")
 		return prev, nil
 	}
@@ -140,10 +148,11 @@ func openState(f *config.File, prev *stateStore, reg prometheus.Registerer, logf
 	var s store.Store
 	switch sc.Backend {
 	case "bolt":
-		if err := os.MkdirAll(filepath.Dir(sc.Path), 0o750); err != nil {
+		path := sc.File()
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("%s: state: %v", nameOf(f.Path), err)
 		}
-		b, err := bolt.Open(sc.Path, bolt.Options{FlushInterval: time.Duration(sc.FlushInterval), OnCorrupt: sc.OnCorrupt, Metrics: metrics, Logf: logf})
+		b, err := bolt.Open(path, bolt.Options{FlushInterval: time.Duration(sc.FlushInterval), OnCorrupt: sc.OnCorrupt, Metrics: metrics, Logf: logf})
 		var ce *bolt.CorruptError
 		if errors.As(err, &ce) {
 			return nil, err // one line naming the file and the way out

@@ -67,6 +67,11 @@ func startProcess(t *testing.T, cmd *exec.Cmd, network, addr string) *process {
 	t.Helper()
 	p := &process{cmd: cmd, stderr: &checktest.LockedBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
+	if cmd.Env == nil {
+		// A state file of its own: two daemons of one test would wait
+		// on each other's lock.
+		cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+t.TempDir())
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,7 @@ type Store struct {
 	flushed  *sync.Cond // broadcast when a commit ends
 	dirty    map[string]*record
 	flushing map[string]*record // being committed; read-only
+	rtx      *bbolt.Tx          // the read transaction of the batch running (see readTx)
 	closed   bool
 
 	kick      chan struct{}
@@ -210,10 +211,14 @@ func openChecked(path string, opt Options) (*bbolt.DB, error) {
 	return db, nil
 }
 
+// ErrLocked is the error of Open when another process holds the file
+// (a running chainmail serve).
+var ErrLocked = errors.New("is locked by another process")
+
 func openError(path string, err error) error {
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return fmt.Errorf("store: bolt: %s is locked by another process (is another chainmail using it? several MTAs share state through redis)", path)
+		return fmt.Errorf("store: bolt: %s %w (is another chainmail using it? several MTAs share state through redis)", path, ErrLocked)
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch),
 		errors.Is(err, bolterrors.ErrInvalidMapping):
 		return &CorruptError{Path: path, Cause: err}
@@ -503,6 +508,7 @@ func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
 			first = op.Err
 		}
 	}
+	s.endRead()
 	pending := len(s.dirty)
 	s.mu.Unlock()
 	if pending >= s.opt.MaxPending {
@@ -533,7 +539,7 @@ func (s *Store) lookup(key string, now int64) (*record, bool, error) {
 		return r, false, nil
 	}
 	var r *record
-	err := safely(s.db.View, func(tx *bbolt.Tx) error {
+	err := safely(s.readTx, func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketKV).Get(dbKey(key))
 		if v == nil {
 			return nil
@@ -549,6 +555,31 @@ func (s *Store) lookup(key string, now int64) (*record, bool, error) {
 		r = nil
 	}
 	return r, true, nil
+}
+
+// readTx runs fn in the read transaction of the current batch, begun at
+// its first read from the file: a batch of a thousand reads (the bayes
+// check looks up every token of a message) opens one transaction, not a
+// thousand. The overlay is read first and the flusher cannot publish a
+// commit while the batch holds s.mu, so one snapshot serves the whole
+// batch. Call with s.mu held; Do ends it with endRead.
+func (s *Store) readTx(fn func(*bbolt.Tx) error) error {
+	if s.rtx == nil {
+		tx, err := s.db.Begin(false)
+		if err != nil {
+			return err
+		}
+		s.rtx = tx
+	}
+	return fn(s.rtx)
+}
+
+// endRead ends the batch's read transaction, if one was begun.
+func (s *Store) endRead() {
+	if s.rtx != nil {
+		s.rtx.Rollback()
+		s.rtx = nil
+	}
 }
 
 // mutable is lookup for a change: the record returned belongs to the
