@@ -1,5 +1,3 @@
-//go:build chainmail_bayes
-
 package main
 
 import (
@@ -19,6 +17,8 @@ type boltBayes struct {
 	check *bayes.Check
 }
 
+// openBayes opens the bbolt file at path and the bayes check of the
+// default configuration on it.
 func openBayes(path string) (bayesClassifier, error) {
 	st, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
