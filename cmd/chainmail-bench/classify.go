@@ -55,6 +55,10 @@ type column struct {
 	classify   time.Duration
 	dbBytes    int64
 	notes      []string
+	// cutoff is the classifier's own spam cut-off (score at or above it
+	// is spam), cutoffIs what it is.
+	cutoff   float64
+	cutoffIs string
 }
 
 func runClassification(bin string, opt classOptions) error {
@@ -173,7 +177,8 @@ func writeSplit(dir string, ms []corpusMessage) ([]string, error) {
 }
 
 func chainmailColumn(boltPath string, train, test []corpusMessage) *column {
-	col := &column{name: "chainmail"}
+	// BAYES_99 (p ≥ 0.99) scores 5, the default tag threshold, alone.
+	col := &column{name: "chainmail", cutoff: 0.99, cutoffIs: "p ≥ 0.99, BAYES_99"}
 	ctx := context.Background()
 	b, err := openBayes(boltPath)
 	if err != nil {
@@ -247,7 +252,7 @@ func abs(n int) int {
 // directory, no configuration file) with each training file registered
 // as one message, then classifies each test file and reads its spamicity.
 func bogofilterColumn(dir string, train []corpusMessage, trainFiles []string, test []corpusMessage, testFiles []string) *column {
-	col := &column{name: "bogofilter"}
+	col := &column{name: "bogofilter", cutoff: 0.99, cutoffIs: "spam_cutoff 0.99"}
 	bogo, err := exec.LookPath("bogofilter")
 	if err != nil {
 		col.skipped = "bogofilter is not installed (Debian package bogofilter)"
@@ -353,7 +358,7 @@ func dirSize(dir string) int64 {
 // stock rules, no network tests, no user configuration and no autolearn,
 // and scores the test split through it, opt.workers messages at a time.
 func spamassassinColumn(dir string, train []corpusMessage, trainFiles []string, test []corpusMessage, opt classOptions) *column {
-	col := &column{name: "SpamAssassin"}
+	col := &column{name: "SpamAssassin", cutoff: 5, cutoffIs: "required_score 5"}
 	if opt.noSA {
 		col.skipped = "left out (-sa=false)"
 		return col
@@ -498,12 +503,14 @@ func spamassassinColumn(dir string, train []corpusMessage, trainFiles []string, 
 				break
 			}
 		}
+		col.cutoff = scores[i].Required
 		if m.spam {
 			col.spam = append(col.spam, scores[i].Score)
 		} else {
 			col.ham = append(col.ham, scores[i].Score)
 		}
 	}
+	col.cutoffIs = fmt.Sprintf("required_score %g", col.cutoff)
 	if failed > 0 {
 		col.skipped = fmt.Sprintf("spamd failed on %d of %d messages", failed, len(set))
 		return col
@@ -562,6 +569,15 @@ func printColumns(cols []*column, nTest int) {
 			return strconv.FormatFloat(p.Threshold, 'g', 6, 64)
 		})
 	}
+	row("at its own cut-off: spam caught", func(c *column) string {
+		s, _ := atCutoff(c.spam, c.ham, c.cutoff)
+		return fmt.Sprintf("%.1f %% (%d)", 100*float64(s)/float64(max(len(c.spam), 1)), s)
+	})
+	row("  ham caught (false positives)", func(c *column) string {
+		_, h := atCutoff(c.spam, c.ham, c.cutoff)
+		return fmt.Sprintf("%.2f %% (%d)", 100*float64(h)/float64(max(len(c.ham), 1)), h)
+	})
+	row("  cut-off (score at or above)", func(c *column) string { return c.cutoffIs })
 	row("ROC AUC", func(c *column) string { return fmt.Sprintf("%.4f", rocAUC(c.spam, c.ham)) })
 	row("learn (messages/s)", func(c *column) string { return fmt.Sprintf("%.0f", float64(c.trained)/c.learn.Seconds()) })
 	row("classify (ms/message)", func(c *column) string { return fmt.Sprintf("%.2f", ms(c.classify)/float64(c.classified)) })

@@ -70,3 +70,20 @@ func atFPRate(spam, ham []float64, rate float64) operatingPoint {
 	p.FPRate = float64(p.HamFP) / float64(len(h))
 	return p
 }
+
+// atCutoff counts the spams and hams scoring at or above cut, the way
+// the classifiers apply their own spam cut-off (bogofilter's
+// spam_cutoff, SpamAssassin's required_score).
+func atCutoff(spam, ham []float64, cut float64) (spamHit, hamFP int) {
+	for _, x := range spam {
+		if x >= cut {
+			spamHit++
+		}
+	}
+	for _, x := range ham {
+		if x >= cut {
+			hamFP++
+		}
+	}
+	return spamHit, hamFP
+}

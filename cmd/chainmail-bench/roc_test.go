@@ -132,3 +132,11 @@ func TestLimitTest(t *testing.T) {
 		t.Errorf("limitTest(9, 20) kept %d, want all 9", len(got))
 	}
 }
+
+func TestAtCutoff(t *testing.T) {
+	// At or above 5: spams 5 and 7.5, ham 5.
+	s, h := atCutoff([]float64{4.9, 5, 7.5}, []float64{-1, 5, 4.99}, 5)
+	if s != 2 || h != 1 {
+		t.Errorf("atCutoff = %d spam, %d ham; want 2, 1", s, h)
+	}
+}
