@@ -122,7 +122,7 @@ func runClassification(bin string, opt classOptions) error {
 	cols = append(cols, bogofilterColumn(dir, train, trainFiles, test, testFiles))
 	progress("SpamAssassin: sa-learn, then spamd on the test messages (minutes)")
 	cols = append(cols, spamassassinColumn(dir, train, trainFiles, test, opt))
-	printColumns(cols, len(test))
+	printColumns(cols)
 
 	if cols[0].skipped == "" {
 		if err := shippedOutcome(bin, dir, boltPath, test); err != nil {
@@ -537,7 +537,7 @@ func limitTest(test []corpusMessage, n int) []corpusMessage {
 	return out
 }
 
-func printColumns(cols []*column, nTest int) {
+func printColumns(cols []*column) {
 	fmt.Printf("  a message is called spam when its score is strictly above the threshold; the threshold for a ham\n")
 	fmt.Printf("  false-positive rate r is chosen on the test split's own ham scores: the lowest ham score with at most\n")
 	fmt.Printf("  floor(r × hams) hams above it (ties count as ham). Scores: chainmail and bogofilter spam probability,\n")
