@@ -224,13 +224,23 @@ func chainmailColumn(boltPath string, train, test []corpusMessage) *column {
 			near = m
 		}
 	}
-	const reps = 2000
-	t0 = time.Now()
-	if err := b.classifyParsed(ctx, near.raw, reps); err != nil {
-		col.notes = append(col.notes, fmt.Sprintf("chainmail: classifying %s alone: %v", near.name, err))
-	} else {
-		col.notes = append(col.notes, fmt.Sprintf("chainmail: classification alone of a %d-byte message (%s/%s, parsed once, %d times): %.3f ms (budget 0.3 ms)",
-			len(near.raw), near.group, near.name, reps, ms(time.Since(t0))/reps))
+	// Rounds, since the machine is shared: the median and the best round
+	// are printed.
+	const rounds, reps = 7, 300
+	var per []float64
+	for r := 0; r < rounds; r++ {
+		t0 := time.Now()
+		if err := b.classifyParsed(ctx, near.raw, reps); err != nil {
+			col.notes = append(col.notes, fmt.Sprintf("chainmail: classifying %s alone: %v", near.name, err))
+			per = nil
+			break
+		}
+		per = append(per, ms(time.Since(t0))/reps)
+	}
+	if len(per) > 0 {
+		sort.Float64s(per)
+		col.notes = append(col.notes, fmt.Sprintf("chainmail: classification alone of a %d-byte message (%s/%s, parsed once; %d rounds of %d): median %.3f ms, best round %.3f ms (budget 0.3 ms)",
+			len(near.raw), near.group, near.name, rounds, reps, per[len(per)/2], per[0]))
 	}
 	if err := b.close(); err != nil {
 		col.notes = append(col.notes, fmt.Sprintf("chainmail: closing the store: %v", err))
