@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chainmail/attachments"
@@ -73,6 +74,10 @@ type Check struct {
 	lim  TokenLimits
 	p    params
 	logf func(string, ...any)
+
+	// ready is the last classification's "enough learned" (false at
+	// first): while false, Classify reads the counters before the tokens.
+	ready atomic.Bool
 
 	// autolearn queue: Learn must not wait on the store.
 	queue chan learnJob
@@ -141,6 +146,18 @@ type Classification struct {
 
 // Classify judges m.
 func (c *Check) Classify(ctx context.Context, m *checks.Message) (Classification, error) {
+	if !c.ready.Load() {
+		// Until the database has learned enough, read its two counters
+		// only: a new installation does not tokenize every message and
+		// look up its tokens to answer none.
+		nspam, nham, _, err := lookup(ctx, c.st, nil)
+		if err != nil {
+			return Classification{Probability: 0.5}, err
+		}
+		if int(nspam) < c.cfg.MinSpam || int(nham) < c.cfg.MinHam {
+			return Classification{Probability: 0.5, LearnedSpam: int(nspam), LearnedHam: int(nham)}, nil
+		}
+	}
 	return c.classify(ctx, Tokenize(m, c.lim))
 }
 
@@ -150,10 +167,11 @@ func (c *Check) classify(ctx context.Context, toks []string) (Classification, er
 		return Classification{Probability: 0.5}, err
 	}
 	out := Classification{Probability: 0.5, LearnedSpam: int(nspam), LearnedHam: int(nham), Tokens: len(toks)}
-	if out.LearnedSpam < c.cfg.MinSpam || out.LearnedHam < c.cfg.MinHam {
+	out.Ready = out.LearnedSpam >= c.cfg.MinSpam && out.LearnedHam >= c.cfg.MinHam
+	c.ready.Store(out.Ready)
+	if !out.Ready {
 		return out, nil
 	}
-	out.Ready = true
 	probs := make([]float64, 0, len(cs))
 	for _, x := range cs {
 		if x.spam+x.ham > 0 {
