@@ -211,10 +211,13 @@ func openChecked(path string, opt Options) (*bbolt.DB, error) {
 	return db, nil
 }
 
+// ErrLocked is the error of Open when another process holds the file.
+var ErrLocked = errors.New("is locked by another process")
+
 func openError(path string, err error) error {
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return fmt.Errorf("store: bolt: %s is locked by another process (is another chainmail using it? several MTAs share state through redis)", path)
+		return fmt.Errorf("store: bolt: %s %w (is another chainmail using it? several MTAs share state through redis)", path, ErrLocked)
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch),
 		errors.Is(err, bolterrors.ErrInvalidMapping):
 		return &CorruptError{Path: path, Cause: err}
