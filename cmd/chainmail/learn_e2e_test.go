@@ -199,3 +199,90 @@ func TestLearnRedisWhileServing(t *testing.T) {
 		t.Fatalf("after learning: %s\n%+v", line, out)
 	}
 }
+
+// learn over an mbox and a Maildir that each hold one message that is
+// not one: it is reported, the others are learned by every learner, and
+// the exit status says a message failed.
+func TestLearnMailboxesWithABrokenMessage(t *testing.T) {
+	corpus := checktest.Corpus(t, "spamassassin-public-corpus-sample")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {backend: bolt, path: %q}
+checks:
+  - name: bayes
+    options: {min_spam: 5, min_ham: 5}
+  - name: reputation
+    options: {rdap: {enabled: false}}
+`, filepath.Join(dir, "state.db"))), 0o644)
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(corpus, "spam-2", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	names, _ := filepath.Glob(filepath.Join(corpus, "spam-2", "*.eml"))
+	if len(names) < 4 {
+		t.Fatalf("%d messages in spam-2", len(names))
+	}
+	broken := []byte("this is not a message at all\nand it goes on\n")
+	sep := "From sender@example.test Thu Aug 22 10:00:00 2002\n"
+	var mbox bytes.Buffer
+	for _, part := range [][]byte{read(filepath.Base(names[0])), broken, read(filepath.Base(names[1]))} {
+		mbox.WriteString(sep)
+		mbox.Write(bytes.ReplaceAll(part, []byte("\nFrom "), []byte("\n>From ")))
+		mbox.WriteString("\n")
+	}
+	mboxPath := filepath.Join(dir, "spam.mbox")
+	os.WriteFile(mboxPath, mbox.Bytes(), 0o644)
+
+	code, stdout, stderr := runCmd(t, "learn", "--spam", "-c", cfg, mboxPath)
+	if code != exitFiles || !strings.Contains(stderr, "spam.mbox#2: not a message") ||
+		!strings.Contains(stdout, "3 messages reported as spam, 1 could not be read or sent") ||
+		!strings.Contains(stdout, "bayes: 2 learned, 0 already learned, 0 moved, 1 failed") ||
+		!strings.Contains(stdout, "reputation: 2 learned, 0 already learned, 0 moved, 1 failed") {
+		t.Errorf("mbox: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	md := filepath.Join(dir, "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(md, sub), 0o755)
+	}
+	os.WriteFile(filepath.Join(md, "cur", "1.host:2,S"), read(filepath.Base(names[2])), 0o644)
+	os.WriteFile(filepath.Join(md, "cur", "2.host:2,S"), broken, 0o644)
+	os.WriteFile(filepath.Join(md, "new", "3.host"), read(filepath.Base(names[3])), 0o644)
+	// The first mbox message again, as ham: it moves, for both learners.
+	os.WriteFile(filepath.Join(md, "new", "4.host"), read(filepath.Base(names[0])), 0o644)
+	code, stdout, stderr = runCmd(t, "learn", "--ham", "-c", cfg, md)
+	if code != exitFiles || !strings.Contains(stderr, "2.host:2,S: not a message") ||
+		!strings.Contains(stdout, "bayes: 2 learned, 0 already learned, 1 moved, 1 failed") ||
+		!strings.Contains(stdout, "reputation: 2 learned, 0 already learned, 1 moved, 1 failed") {
+		t.Errorf("Maildir: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "learn", "--stats", "-c", cfg)
+	if code != exitOK || !strings.Contains(stdout, "bayes: learned 1 spam and 3 ham; needs 5 and 5 (min_spam, min_ham): not ready") ||
+		!strings.Contains(stdout, "reputation: 1 messages reported as spam, 3 as ham") {
+		t.Errorf("stats: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// Autolearn through the milter protocol: a message the deny list scores
+// far above autolearn's spam threshold is learned as spam by bayes, and
+// learn --stats (through serve's endpoint) shows it.
+func TestAutolearnThroughMilter(t *testing.T) {
+	bin := buildBinary(t)
+	s := newLearnSetup(t, fmt.Sprintf("state: {backend: bolt, path: %q, flush_interval: 100ms}", filepath.Join(t.TempDir(), "state.db")),
+		"  - name: lists\n    options: {deny: {senders: [\"*@sender.test\"]}}\n")
+	b, _ := os.ReadFile(s.cfg)
+	os.WriteFile(s.cfg, bytes.Replace(b, []byte("options: {min_spam: 5, min_ham: 5}"), []byte("options: {min_spam: 5, min_ham: 5, autolearn: {enabled: true, spam: 12, ham: 0.1}}"), 1), 0o644)
+	startProcess(t, exec.Command(bin, "serve", "-c", s.cfg), "tcp", s.milterAddr)
+
+	out, line := s.send(t, s.message, "6DZ1")
+	if !strings.Contains(line, "is spam") || out.Action != "reject" {
+		t.Fatalf("the deny-listed message: %s %+v", line, out)
+	}
+	waitFor(t, "autolearn", func() bool {
+		_, stdout, _ := runLearn(t, bin, "--stats", "-c", s.cfg)
+		return strings.Contains(stdout, "bayes: learned 1 spam and 0 ham")
+	})
+}
