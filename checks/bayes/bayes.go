@@ -265,6 +265,8 @@ func (c *Check) train(ctx context.Context, toks []string, spam bool) (checks.Tra
 			counter = keyNHam
 		}
 		if err := c.add(ctx, toks, unit(spam), map[string]float64{counter: 1}); err != nil {
+			// Not learned: forget the mark so that a retry learns it.
+			_ = store.Delete(ctx, c.st, mk)
 			return "", err
 		}
 		return checks.TrainedNew, nil
