@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -275,7 +276,7 @@ func TestAutolearnThroughMilter(t *testing.T) {
 		"  - name: lists\n    options: {deny: {senders: [\"*@sender.test\"]}}\n")
 	b, _ := os.ReadFile(s.cfg)
 	os.WriteFile(s.cfg, bytes.Replace(b, []byte("options: {min_spam: 5, min_ham: 5}"), []byte("options: {min_spam: 5, min_ham: 5, autolearn: {enabled: true, spam: 12, ham: 0.1}}"), 1), 0o644)
-	startProcess(t, exec.Command(bin, "serve", "-c", s.cfg), "tcp", s.milterAddr)
+	p := startProcess(t, exec.Command(bin, "serve", "-c", s.cfg), "tcp", s.milterAddr)
 
 	out, line := s.send(t, s.message, "6DZ1")
 	if !strings.Contains(line, "is spam") || out.Action != "reject" {
@@ -285,4 +286,41 @@ func TestAutolearnThroughMilter(t *testing.T) {
 		_, stdout, _ := runLearn(t, bin, "--stats", "-c", s.cfg)
 		return strings.Contains(stdout, "bayes: learned 1 spam and 0 ham")
 	})
+
+	// After a reload the endpoint serves the new engine, whose autolearn
+	// learns in turn (the old one's was closed).
+	b, _ = os.ReadFile(s.cfg)
+	os.WriteFile(s.cfg, bytes.Replace(b, []byte("min_spam: 5, min_ham: 5"), []byte("min_spam: 3, min_ham: 3"), 1), 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the reload", func() bool { return strings.Contains(s.logText(), "configuration reloaded") })
+	if _, line := s.send(t, filepath.Join(filepath.Dir(s.message), "00002.d94f1b97e48ed3b553b3508d116e6a09.eml"), "6DZ2"); !strings.Contains(line, "is spam") {
+		t.Fatalf("the second deny-listed message: %s", line)
+	}
+	waitFor(t, "autolearn after the reload", func() bool {
+		_, stdout, _ := runLearn(t, bin, "--stats", "-c", s.cfg)
+		return strings.Contains(stdout, "bayes: learned 2 spam and 0 ham; needs 3 and 3")
+	})
+}
+
+// On a terminal learn shows its progress line; the summary is the same.
+func TestLearnProgressOnTerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to give learn a terminal")
+	}
+	bin := buildBinary(t)
+	corpus := checktest.Corpus(t, "spamassassin-public-corpus-sample")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("state: {backend: bolt, path: %q}\nchecks: [{name: bayes}]\n", filepath.Join(dir, "state.db"))), 0o644)
+	out, err := exec.Command(scriptBin, "-qec", fmt.Sprintf("%s learn --ham -c %s %s", bin, cfg, filepath.Join(corpus, "easy-ham-2")), "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "\r\x1b[Klearning ") || !strings.Contains(string(out), "learning 20/20") || !strings.Contains(string(out), "msg/s  ETA") {
+		t.Errorf("no progress line on a terminal:\n%q", out)
+	}
+	if !learnedAll.MatchString(strings.ReplaceAll(string(out), "\r", "")) {
+		t.Errorf("no summary:\n%q", out)
+	}
 }
