@@ -1,6 +1,7 @@
 package reputation
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -51,7 +52,8 @@ var traceFields = map[string]bool{
 }
 
 // MessageID names m for the per-message report record: a digest of its
-// header fields (trace fields left out, see traceFields) and its body.
+// header fields (trace fields left out, see traceFields; white space
+// folded) and its body (line ends as LF, trailing white space left out).
 func MessageID(m *checks.Message) (string, error) {
 	h := sha256.New()
 	for _, f := range m.Header {
@@ -66,9 +68,13 @@ func MessageID(m *checks.Message) (string, error) {
 	}
 	h.Write([]byte{0})
 	if m.Body != nil {
-		if _, err := io.Copy(h, io.NewSectionReader(m.Body, 0, m.Body.Size())); err != nil {
+		// Line ends and trailing empty lines change with the way a
+		// message is stored (an mbox entry, a file): not the message.
+		b, err := io.ReadAll(io.NewSectionReader(m.Body, 0, m.Body.Size()))
+		if err != nil {
 			return "", err
 		}
+		h.Write(bytes.TrimRight(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), " \t\r\n"))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16]), nil
 }

@@ -7,10 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -227,6 +230,9 @@ func learnPaths(tg *target, paths []string, spam bool, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "chainmail learn: %v\n", err)
 		status = exitFiles
 	}
+	for _, note := range skippedFiles(paths, files) {
+		fmt.Fprintf(stderr, "chainmail learn: %s\n", note)
+	}
 	var items []replayItem
 	for _, p := range files {
 		its, err := readItems(p)
@@ -403,4 +409,40 @@ func learnServe(cfgPath, addr, tokenFile string, stderr io.Writer) int {
 		return exitServer
 	}
 	return exitOK
+}
+
+// skippedFiles says, per directory given, how many files below it were
+// not read (collect takes *.eml, *.mbox and Maildir messages), so that a
+// directory of messages named otherwise is not passed over in silence.
+func skippedFiles(paths, taken []string) []string {
+	seen := make(map[string]bool, len(taken))
+	for _, f := range taken {
+		seen[filepath.Clean(f)] = true
+	}
+	var notes []string
+	for _, p := range paths {
+		if st, err := os.Stat(p); err != nil || !st.IsDir() || isMaildir(p) {
+			continue
+		}
+		n := 0
+		filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if d.IsDir() {
+				if path != p && isMaildir(path) {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if d.Type().IsRegular() && !seen[filepath.Clean(path)] && !strings.HasSuffix(path, ".envelope") && !strings.HasPrefix(d.Name(), ".") {
+				n++
+			}
+			return nil
+		})
+		if n > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %d files left alone (not *.eml, *.mbox or in a Maildir)", p, n))
+		}
+	}
+	return notes
 }

@@ -265,6 +265,17 @@ checks:
 		!strings.Contains(stdout, "reputation: 2 learned, 0 already learned, 1 moved, 1 failed") {
 		t.Errorf("Maildir: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	// A directory: its *.eml files and Maildirs are read, and the files
+	// left alone are counted aloud.
+	tree := filepath.Join(dir, "tree")
+	os.MkdirAll(filepath.Join(tree, "sub"), 0o755)
+	os.WriteFile(filepath.Join(tree, "sub", "a.eml"), read(filepath.Base(names[1])), 0o644)
+	os.WriteFile(filepath.Join(tree, "notes.txt"), []byte("not mail"), 0o644)
+	code, stdout, stderr = runCmd(t, "learn", "--spam", "-c", cfg, tree)
+	if code != exitOK || !strings.Contains(stderr, "tree: 1 files left alone (not *.eml, *.mbox or in a Maildir)") ||
+		!strings.Contains(stdout, "bayes: 0 learned, 1 already learned, 0 moved, 0 failed") {
+		t.Errorf("directory: exit %d\n%s\n%s", code, stdout, stderr)
+	}
 	code, stdout, stderr = runCmd(t, "learn", "--stats", "-c", cfg)
 	if code != exitOK || !strings.Contains(stdout, "bayes: learned 1 spam and 3 ham; needs 5 and 5 (min_spam, min_ham): not ready") ||
 		!strings.Contains(stdout, "reputation: 1 messages reported as spam, 3 as ham") {
