@@ -79,9 +79,13 @@ type Check struct {
 	// first): while false, Classify reads the counters before the tokens.
 	ready atomic.Bool
 
-	// autolearn queue: Learn must not wait on the store.
-	queue chan learnJob
-	once  sync.Once
+	// autolearn queue: Learn must not wait on the store. The goroutine
+	// that empties it starts with the first job and ends with Close
+	// (an engine replaced on reload is closed, so none is left behind).
+	mu     sync.Mutex
+	queue  chan learnJob
+	done   chan struct{}
+	closed bool
 }
 
 type learnJob struct {
@@ -279,6 +283,8 @@ func (c *Check) train(ctx context.Context, toks []string, spam bool) (checks.Tra
 			counter = keyNHam
 		}
 		if err := c.add(ctx, toks, unit(spam), map[string]float64{counter: 1}); err != nil {
+			// Not learned: forget the mark so that a retry learns it.
+			_ = store.Delete(ctx, c.st, mk)
 			return "", err
 		}
 		return checks.TrainedNew, nil
@@ -349,7 +355,15 @@ func (c *Check) Learn(_ context.Context, m *checks.Message, v *checks.Verdict) {
 		return
 	}
 	job := learnJob{toks: Tokenize(m, c.lim), spam: spam}
-	c.once.Do(c.startLearner)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if c.queue == nil {
+		c.queue, c.done = make(chan learnJob, 256), make(chan struct{})
+		go c.learner(c.queue, c.done)
+	}
 	select {
 	case c.queue <- job:
 	default:
@@ -357,15 +371,32 @@ func (c *Check) Learn(_ context.Context, m *checks.Message, v *checks.Verdict) {
 	}
 }
 
-func (c *Check) startLearner() {
-	c.queue = make(chan learnJob, 256)
-	go func() {
-		for j := range c.queue {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if _, err := c.train(ctx, j.toks, j.spam); err != nil {
-				c.logf("bayes: autolearn: %v", err)
-			}
-			cancel()
+func (c *Check) learner(queue <-chan learnJob, done chan<- struct{}) {
+	defer close(done)
+	for j := range queue {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if _, err := c.train(ctx, j.toks, j.spam); err != nil {
+			c.logf("bayes: autolearn: %v", err)
 		}
-	}()
+		cancel()
+	}
+}
+
+// Close implements io.Closer: the autolearn goroutine learns what is
+// queued and ends (the state store must still be open). Learn does
+// nothing afterwards.
+func (c *Check) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	queue, done := c.queue, c.done
+	c.mu.Unlock()
+	if queue != nil {
+		close(queue)
+		<-done
+	}
+	return nil
 }

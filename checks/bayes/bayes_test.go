@@ -322,3 +322,41 @@ func same(t *testing.T, got, want []float64) {
 		}
 	}
 }
+
+// Close ends the autolearn goroutine after it has learned what was
+// queued; Learn does nothing afterwards (an engine replaced on reload).
+func TestAutolearnClose(t *testing.T) {
+	st := memstore.New()
+	cfg := DefaultConfig()
+	cfg.Autolearn = Autolearn{Enabled: true, Spam: 12, Ham: 0.1}
+	c, err := New(cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	msg := func(s string) *checks.Message {
+		m, err := checks.ReadMessage(strings.NewReader("From: a@b.test\r\nSubject: "+s+"\r\n\r\nbuy cheap pills now "+s+"\r\n"), checks.NewSpool(0, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	c.Learn(ctx, msg("one"), &checks.Verdict{Action: checks.Reject, Score: 50, Spam: true})
+	c.Learn(ctx, msg("two"), &checks.Verdict{Action: checks.Reject, Score: 50, Spam: true})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Learn(ctx, msg("three"), &checks.Verdict{Action: checks.Reject, Score: 50, Spam: true})
+	s, err := c.Stats(ctx)
+	if err != nil || s.LearnedSpam != 2 || s.LearnedHam != 0 {
+		t.Fatalf("stats %+v %v: want the 2 messages queued before Close", s, err)
+	}
+	select {
+	case <-c.done: // the goroutine ended
+	default:
+		t.Error("the autolearn goroutine still runs after Close")
+	}
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
+}
