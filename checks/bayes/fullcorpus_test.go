@@ -239,12 +239,12 @@ func TestFullCorpus(t *testing.T) {
 	}
 	t.Logf("chainmail %+v: %v", defaultParams, run(defaultParams))
 	if os.Getenv("CHAINMAIL_BAYES_SWEEP") != "" {
-		for _, s := range []float64{0.1, 0.25, 0.45, 1} {
-			for _, x := range []float64{0.4, 0.5, 0.55} {
-				for _, md := range []float64{0, 0.1, 0.2, 0.3} {
-					for _, mt := range []int{50, 150, 400} {
+		for _, s := range []float64{0.01, 0.02, 0.05, 0.1, 0.2} {
+			for _, x := range []float64{0.3, 0.4, 0.5, 0.6} {
+				for _, md := range []float64{0.2, 0.3, 0.375, 0.42, 0.45} {
+					for _, mt := range []int{15, 20, 30, 50, 75} {
 						p := params{s: s, x: x, minDev: md, maxTokens: mt}
-						t.Logf("sweep s=%.2f x=%.2f minDev=%.1f max=%d: %v", s, x, md, mt, run(p))
+						t.Logf("sweep s=%.2f x=%.2f minDev=%.3f max=%d: %v", s, x, md, mt, run(p))
 					}
 				}
 			}

@@ -51,6 +51,8 @@ const (
 	maxHeaderText = 2048
 	// maxHTMLDepth bounds the element stack kept to tell hidden text.
 	maxHTMLDepth = 256
+	// maxHeaderFields bounds the header fields whose names are features.
+	maxHeaderFields = 100
 )
 
 // Tokenize returns the distinct features of m the classifier learns and
@@ -79,7 +81,7 @@ const (
 // most lim.MaxTokens tokens.
 func Tokenize(m *checks.Message, lim TokenLimits) []string {
 	lim.defaults()
-	t := &tokenizer{lim: lim, seen: make(map[string]struct{}, 256), budget: lim.MaxText}
+	t := &tokenizer{lim: lim, seen: make(map[string]struct{}, 1024), budget: lim.MaxText}
 	t.headers(m)
 	var body io.ReaderAt = bytes.NewReader(nil)
 	var size int64
@@ -118,7 +120,7 @@ type tokenizer struct {
 	out    []string
 	budget int64
 	// scratch
-	words  []word
+	run    []string
 	joined []byte
 }
 
@@ -180,6 +182,29 @@ func (t *tokenizer) headers(m *checks.Message) {
 		t.add("h:mailer:" + mailerName(mailer))
 	}
 	t.add("h:hops:" + bucket(len(m.Values("Received")), 1, 2, 3, 4, 6, 8, 12))
+	// Which fields a message has tells how it was written and carried
+	// (mailing-list fields, a webmail's own fields, a bulk mailer's).
+	for i, f := range m.Header {
+		if i >= maxHeaderFields {
+			break
+		}
+		if name := strings.ToLower(f.Name); len(name) <= maxWord {
+			t.add("h:has:" + name)
+		}
+	}
+	// The registrable domains of the relays named in Received fields.
+	for i, r := range m.Values("Received") {
+		if i >= 12 {
+			break
+		}
+		for _, kw := range []string{"from ", "by "} {
+			if j := strings.Index(r, kw); j >= 0 {
+				if d := address.OrgDomain(scanHost(strings.ToLower(clip(r[j+len(kw):], 255)))); d != "" {
+					t.add("h:relay:" + d)
+				}
+			}
+		}
+	}
 }
 
 // mailerName is a mailer's name without versions, build numbers or
@@ -306,16 +331,12 @@ var confusable = map[rune]rune{
 	'τ': 't', 'υ': 'u', 'χ': 'x', 'γ': 'y', 'η': 'n', 'ω': 'w',
 }
 
-// word is one word of a text and whether the characters before it (since
-// the previous word) were a short run on one line, as between the letters
-// of "V.i.a.g.r.a".
-type word struct {
-	s     string
-	runes int
-	tight bool
+func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r == '$'
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r)
 }
-
-func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '$' }
 
 // text adds the words of s under prefix; body text also gives the hosts
 // of the bare URLs in it.
@@ -324,9 +345,9 @@ func (t *tokenizer) text(prefix, s string, body bool) {
 	if body {
 		t.bareURLs(s)
 	}
-	ws := t.words[:0]
+	run := t.run[:0] // single letters standing close together
 	gap, newline := 0, false
-	for i := 0; i < len(s); {
+	for i := 0; i < len(s) && !t.full(); {
 		r, n := rune(s[i]), 1
 		if r >= utf8.RuneSelf {
 			r, n = utf8.DecodeRuneInString(s[i:])
@@ -355,41 +376,41 @@ func (t *tokenizer) text(prefix, s string, body bool) {
 			i += n
 			runes++
 		}
-		ws = append(ws, word{s: s[start:i], runes: runes, tight: len(ws) > 0 && gap <= 3 && !newline})
+		w := s[start:i]
+		tight := gap <= 3 && !newline
 		gap, newline = 0, false
-		if len(ws) >= 4096 {
-			t.emit(prefix, ws)
-			ws = ws[:0]
-		}
-	}
-	t.emit(prefix, ws)
-	t.words = ws[:0]
-}
-
-// emit adds words, joining runs of three or more single letters that
-// stand close together ("v i a g r a", "v.i.a.g.r.a", "v-i-a-g-r-a").
-func (t *tokenizer) emit(prefix string, ws []word) {
-	for i := 0; i < len(ws) && !t.full(); {
-		j := i
-		if ws[i].runes == 1 {
-			for j+1 < len(ws) && ws[j+1].runes == 1 && ws[j+1].tight {
-				j++
+		if runes == 1 && (len(run) == 0 || tight) {
+			if len(run) < maxJoin+1 {
+				run = append(run, w)
 			}
-		}
-		if j-i >= 2 {
-			b := t.joined[:0]
-			for k := i; k <= j && k-i < maxJoin; k++ {
-				b = append(b, ws[k].s...)
-			}
-			t.joined = b
-			t.add("obf:spaced")
-			t.word(prefix, string(b), min(j-i+1, maxJoin+1))
-			i = j + 1
 			continue
 		}
-		t.word(prefix, ws[i].s, ws[i].runes)
-		i++
+		t.flush(prefix, run)
+		run = run[:0]
+		if runes == 1 {
+			run = append(run, w)
+			continue
+		}
+		t.word(prefix, w, runes)
 	}
+	t.flush(prefix, run)
+	t.run = run[:0]
+}
+
+// flush adds a run of single letters: three or more that stood close
+// together ("v i a g r a", "v.i.a.g.r.a", "v-i-a-g-r-a") are joined
+// back into the word they spell; fewer are no words.
+func (t *tokenizer) flush(prefix string, run []string) {
+	if len(run) < 3 {
+		return
+	}
+	b := t.joined[:0]
+	for _, l := range run {
+		b = append(b, l...)
+	}
+	t.joined = b
+	t.add("obf:spaced")
+	t.word(prefix, string(b), len(run))
 }
 
 // word adds one word (already normalised) under prefix.
@@ -457,25 +478,28 @@ func unconfuse(w string) (string, bool) {
 // bareURLs adds the hosts of the URLs written out in (normalised) text.
 func (t *tokenizer) bareURLs(s string) {
 	for i := 0; i < len(s) && !t.full(); {
-		j := strings.Index(s[i:], "http")
-		k := strings.Index(s[i:], "www.")
-		if j < 0 && k < 0 {
+		j := strings.IndexAny(s[i:], "hw")
+		if j < 0 {
 			return
 		}
-		if j < 0 || (k >= 0 && k < j) {
-			at := i + k
-			i = at + 4
-			t.host(scanHost(s[at:]))
-			continue
-		}
 		at := i + j
-		i = at + 4
-		rest := s[at+4:]
-		rest = strings.TrimPrefix(rest, "s")
-		if strings.HasPrefix(rest, "://") {
-			t.host(scanHost(rest[3:]))
+		rest := s[at:]
+		i = at + 1
+		switch {
+		case strings.HasPrefix(rest, "www."):
+			if at == 0 || !isHostByte(s[at-1]) {
+				t.host(scanHost(rest))
+			}
+		case strings.HasPrefix(rest, "http://"):
+			t.host(scanHost(rest[7:]))
+		case strings.HasPrefix(rest, "https://"):
+			t.host(scanHost(rest[8:]))
 		}
 	}
+}
+
+func isHostByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-'
 }
 
 // scanHost is the host name at the start of s (letters, digits, dots and
@@ -483,12 +507,10 @@ func (t *tokenizer) bareURLs(s string) {
 func scanHost(s string) string {
 	n := 0
 	for n < len(s) && n < 255 {
-		c := s[n]
-		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
-			n++
-			continue
+		if !isHostByte(s[n]) {
+			break
 		}
-		break
+		n++
 	}
 	return strings.Trim(s[:n], ".-")
 }
