@@ -70,7 +70,10 @@ const (
 //   - header features ("h:"): the sender's domain and registrable domain,
 //     the mailer without its version, the root Content-Type and charset,
 //     Reply-To elsewhere than From, the Message-ID's domain, the number of
-//     Received hops;
+//     Received hops, the names of the fields present, the registrable
+//     domains of the relays; and the words of the other fields ("hw:"),
+//     leaving out those that hold dates (Date, Received), which say when a
+//     message was sent, not what it is;
 //   - attachment names, extensions and types ("att:").
 //
 // Text is Unicode-normalised (NFKC) and lower-cased; zero-width characters
@@ -188,8 +191,18 @@ func (t *tokenizer) headers(m *checks.Message) {
 		if i >= maxHeaderFields {
 			break
 		}
-		if name := strings.ToLower(f.Name); len(name) <= maxWord {
+		name := strings.ToLower(f.Name)
+		if len(name) <= maxWord {
 			t.add("h:has:" + name)
+		}
+		switch name {
+		case "subject", "from", "date", "received", "message-id":
+			// read above, or dates and serial numbers
+		case "x-spam-status", "x-spam-level", "x-spam-flag", "x-spam-checker-version", "x-spam-report":
+			// another filter's verdict: learning it would learn that
+			// filter, and a sender can write it
+		default:
+			t.text("hw:", clip(checks.Unfold(f.Value), maxHeaderText), false)
 		}
 	}
 	// The registrable domains of the relays named in Received fields.
@@ -216,8 +229,8 @@ func mailerName(s string) string {
 		s = s[:i]
 	}
 	var out []string
-	for _, f := range strings.Fields(strings.ToLower(s)) {
-		f = strings.Trim(f, ",;:/-")
+	for _, f := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return r == ' ' || r == '/' || r == '\t' }) {
+		f = strings.Trim(f, ",;:-")
 		if f == "" || strings.IndexFunc(f, unicode.IsDigit) >= 0 {
 			continue
 		}
