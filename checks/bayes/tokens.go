@@ -51,6 +51,12 @@ const (
 	maxHeaderText = 2048
 	// maxHTMLDepth bounds the element stack kept to tell hidden text.
 	maxHTMLDepth = 256
+	// maxPairs is how many pairs of adjacent body words ("b:") a message
+	// gives. Pairs, as CRM114's and rspamd's sparse features, catch what
+	// single words miss ("click here", "remove me"); measured on the
+	// public corpus, the first 150 give nearly all the gain of every pair
+	// at a fifth of the extra lookups (README-bayes-method.md).
+	maxPairs = 150
 	// maxHeaderFields bounds the header fields whose names are features.
 	maxHeaderFields = 100
 )
@@ -62,7 +68,8 @@ const (
 //   - the words of the Subject (prefix "s:"), of the sender's display name
 //     ("n:") and of every text part ("" — HTML reduced to the text a mail
 //     reader shows: no script, style or comments, and hidden text is a
-//     feature, not words);
+//     feature, not words), and the first pairs of adjacent body words
+//     ("b:");
 //   - features of the HTML markup ("html:"): the tags used, images
 //     (external or not), forms, hidden text, how many links;
 //   - the hosts of links in HTML and of bare URLs in plain text ("url:")
@@ -125,6 +132,8 @@ type tokenizer struct {
 	// scratch
 	run    []string
 	joined []byte
+	prev   string
+	pairs  int
 }
 
 func (t *tokenizer) full() bool { return len(t.out) >= t.lim.MaxTokens }
@@ -442,6 +451,13 @@ func (t *tokenizer) word(prefix, w string, runes int) {
 		}
 	}
 	t.add(prefix + w)
+	if prefix == "" && t.pairs < maxPairs {
+		if t.prev != "" {
+			t.pairs++
+			t.add("b:" + t.prev + " " + w)
+		}
+		t.prev = w
+	}
 }
 
 // wordKind names what a long word is made of.

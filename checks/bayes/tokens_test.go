@@ -147,6 +147,29 @@ func TestHeaderFeatures(t *testing.T) {
 	}
 }
 
+// TestPairs: adjacent body words give a pair feature, up to maxPairs.
+func TestPairs(t *testing.T) {
+	toks := tokensOf(t, plainMessage("hi", "Click HERE to v.i.a.g.r.a now"), TokenLimits{})
+	for _, want := range []string{"b:click here", "b:here to", "b:to viagra", "b:viagra now"} {
+		if !has(toks, want) {
+			t.Errorf("no %q in %v", want, toks)
+		}
+	}
+	var words strings.Builder
+	for i := 0; i < 2*maxPairs; i++ {
+		words.WriteString("word" + strings.Repeat("x", i%25) + string(rune('a'+i/25)) + " ")
+	}
+	n := 0
+	for _, tok := range tokensOf(t, plainMessage("hi", words.String()), TokenLimits{}) {
+		if strings.HasPrefix(tok, "b:") {
+			n++
+		}
+	}
+	if n != maxPairs {
+		t.Errorf("%d pairs, want %d", n, maxPairs)
+	}
+}
+
 // TestLongWords: a word longer than 30 characters becomes a feature of
 // its kind and length, not itself.
 func TestLongWords(t *testing.T) {
