@@ -360,3 +360,11 @@ func TestAutolearnClose(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestTokenKeyIsFNV1a pins the key of a token: learned databases must
+// keep answering after an upgrade (FNV-1a 64 of "hello" is a430d84680aabd0b).
+func TestTokenKeyIsFNV1a(t *testing.T) {
+	if got := tokenKey("hello"); got != "bayes:t:a430d84680aabd0b" {
+		t.Fatalf("tokenKey(hello) = %s", got)
+	}
+}
