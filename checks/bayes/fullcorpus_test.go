@@ -244,6 +244,20 @@ func TestFullCorpus(t *testing.T) {
 		return measure(spamP, hamP)
 	}
 	t.Logf("chainmail %+v: %v", defaultParams, run(defaultParams))
+	// Where the test messages fall among the BAYES_ bands: what the
+	// shipped scores do with them.
+	bandSpam, bandHam := map[string]int{}, map[string]int{}
+	for i, m := range test {
+		name := Symbols(model.classify(defaultParams, testToks[i]))[0].Name
+		if m.spam {
+			bandSpam[name]++
+		} else {
+			bandHam[name]++
+		}
+	}
+	for _, b := range bands {
+		t.Logf("%-9s %5.1f  spam %4d  ham %4d", b.name, b.score, bandSpam[b.name], bandHam[b.name])
+	}
 	if os.Getenv("CHAINMAIL_BAYES_SWEEP") != "" {
 		model.rawCounts = true
 		t.Logf("without normalising by learned message counts: %v", run(defaultParams))
