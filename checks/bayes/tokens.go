@@ -504,26 +504,30 @@ func unconfuse(w string) (string, bool) {
 	}, w), true
 }
 
-// bareURLs adds the hosts of the URLs written out in (normalised) text.
+// bareURLs adds the hosts of the URLs written out in (normalised) text:
+// after "http://" or "https://", and "www." at the start of a word.
 func (t *tokenizer) bareURLs(s string) {
-	for i := 0; i < len(s) && !t.full(); {
-		j := strings.IndexAny(s[i:], "hw")
-		if j < 0 {
-			return
+	for off := 0; !t.full(); {
+		i := strings.Index(s[off:], "://")
+		if i < 0 {
+			break
 		}
-		at := i + j
-		rest := s[at:]
-		i = at + 1
-		switch {
-		case strings.HasPrefix(rest, "www."):
-			if at == 0 || !isHostByte(s[at-1]) {
-				t.host(scanHost(rest))
-			}
-		case strings.HasPrefix(rest, "http://"):
-			t.host(scanHost(rest[7:]))
-		case strings.HasPrefix(rest, "https://"):
-			t.host(scanHost(rest[8:]))
+		at := off + i
+		if strings.HasSuffix(s[:at], "http") || strings.HasSuffix(s[:at], "https") {
+			t.host(scanHost(s[at+3:]))
 		}
+		off = at + 3
+	}
+	for off := 0; !t.full(); {
+		i := strings.Index(s[off:], "www.")
+		if i < 0 {
+			break
+		}
+		at := off + i
+		if at == 0 || !isHostByte(s[at-1]) {
+			t.host(scanHost(s[at:]))
+		}
+		off = at + 4
 	}
 }
 
