@@ -332,11 +332,7 @@ func (c *Check) Learn(_ context.Context, m *checks.Message, v *checks.Verdict) {
 	if !c.cfg.Autolearn.Enabled || v == nil {
 		return
 	}
-	action := v.Action
-	if v.Monitor {
-		action = v.Would
-	}
-	if action == checks.Tempfail {
+	if v.Decided() == checks.Tempfail {
 		return
 	}
 	for _, r := range v.Results {

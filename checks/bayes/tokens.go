@@ -93,12 +93,7 @@ func Tokenize(m *checks.Message, lim TokenLimits) []string {
 	lim.defaults()
 	t := &tokenizer{lim: lim, seen: make(map[string]struct{}, 1024), budget: lim.MaxText}
 	t.headers(m)
-	var body io.ReaderAt = bytes.NewReader(nil)
-	var size int64
-	if m.Body != nil {
-		body, size = m.Body, m.Body.Size()
-	}
-	src, n := attachments.Concat(m.RawHeader(), body, size)
+	src, n := attachments.Message(m.RawHeader(), m.Body)
 	tree := attachments.Walk(src, n, lim.Walk)
 	if r := tree.Root; r != nil {
 		t.add("h:ct:" + r.MediaType)

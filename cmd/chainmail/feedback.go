@@ -227,6 +227,19 @@ func feedbackHandler(current func() feedbackTarget) http.Handler {
 	})
 }
 
+// checkLoopback refuses a listen address that is not a loopback IP: the
+// feedback endpoint must not be reachable from outside.
+func checkLoopback(listen string) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("feedback listen %q: %v", listen, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("feedback listen %q: not a loopback address (127.0.0.1, [::1])", listen)
+	}
+	return nil
+}
+
 // loopbackClient reports whether a RemoteAddr is on 127.0.0.0/8 or ::1.
 func loopbackClient(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)

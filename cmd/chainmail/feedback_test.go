@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"chainmail/checks"
+	"chainmail/checks/config"
+	"chainmail/store/storetest/memstore"
 )
 
 // The endpoint's contract: token, method, class, an unreadable message,
@@ -76,5 +78,58 @@ func TestFeedbackEndpoint(t *testing.T) {
 	current = &checks.Engine{Chain: &checks.Chain{}}
 	if code, body := do("POST", "/learn?class=spam", token, msg); code != 404 || !strings.Contains(body, "no learner") {
 		t.Errorf("without a learner: %d %s", code, body)
+	}
+}
+
+// The endpoint refuses what does not come from loopback, an empty token,
+// a message over the size limit, and answers 503 when the store is down;
+// a listen address off loopback is refused before it is used.
+func TestFeedbackEndpointRefusals(t *testing.T) {
+	st := memstore.New()
+	f := config.Default()
+	f.Checks = []config.Check{{Name: "bayes"}}
+	eng, err := f.Build(config.Deps{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "0123456789abcdef0123"
+	tokenInForce := token
+	h := feedbackHandler(func() feedbackTarget { return feedbackTarget{engine: eng, token: tokenInForce} })
+	do := func(remote, auth, body string) (int, string) {
+		req := httptest.NewRequest("POST", "/learn?class=spam", strings.NewReader(body))
+		req.RemoteAddr = remote
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code, w.Body.String()
+	}
+	const msg = "From: a@b.test\r\nSubject: x\r\n\r\nsome words to learn\r\n"
+	for _, c := range []struct {
+		remote, auth, body string
+		code               int
+	}{
+		{"127.0.0.1:5000", "Bearer " + token, msg, 200},
+		{"[::1]:5000", "Bearer " + token, msg, 200},
+		{"192.0.2.1:5000", "Bearer " + token, msg, 403},
+		{"127.0.0.1:5000", "Bearer " + token, "From: a@b.test\r\n\r\n" + strings.Repeat("x", maxReportBytes), 413},
+	} {
+		if code, body := do(c.remote, c.auth, c.body); code != c.code {
+			t.Errorf("from %s: %d %s, want %d", c.remote, code, body, c.code)
+		}
+	}
+	st.SetDown(true)
+	if code, body := do("127.0.0.1:1", "Bearer "+token, msg); code != 503 {
+		t.Errorf("store down: %d %s, want 503", code, body)
+	}
+	tokenInForce = ""
+	if code, _ := do("127.0.0.1:1", "Bearer ", msg); code != 401 {
+		t.Errorf("an empty token let a request in: %d", code)
+	}
+	for addr, ok := range map[string]bool{"127.0.0.1:9470": true, "[::1]:9470": true, "0.0.0.0:9470": false, "192.0.2.1:1": false, "localhost:1": false, "x": false} {
+		if err := checkLoopback(addr); (err == nil) != ok {
+			t.Errorf("checkLoopback(%q) = %v", addr, err)
+		}
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/config"
 	"chainmail/checks/reputation"
-	rep "chainmail/reputation"
 	"chainmail/store"
 	"chainmail/store/bolt"
 )
@@ -354,7 +353,7 @@ func readToken(path string) (string, error) {
 // every learner of the configuration; the token is --token-file's, or
 // else the configuration's.
 func learnServe(cfgPath, addr, tokenFile string, stderr io.Writer) int {
-	if err := rep.CheckLoopback(addr); err != nil {
+	if err := checkLoopback(addr); err != nil {
 		fmt.Fprintf(stderr, "chainmail learn: %v\n", err)
 		return exitUsage
 	}

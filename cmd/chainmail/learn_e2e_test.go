@@ -163,7 +163,7 @@ func TestLearnThroughServeEndpoint(t *testing.T) {
 	}
 
 	out, line = s.send(t, s.message, "4BX2")
-	if !strings.Contains(line, "is spam") || !strings.Contains(line, "BAYES_99 5.00") {
+	if !strings.Contains(line, "is spam") || !strings.Contains(line, "BAYES_99 6.00") {
 		t.Fatalf("after learning, the verdict line: %s", line)
 	}
 	if !strings.HasPrefix(header(out, "X-Spam-Status"), "Yes") || !strings.Contains(header(out, "Subject"), "***SPAM***") {
@@ -201,7 +201,7 @@ func TestLearnRedisWhileServing(t *testing.T) {
 		}
 	}
 	out, line := s.send(t, s.message, "5CY2")
-	if !strings.Contains(line, "is spam") || !strings.Contains(line, "BAYES_99 5.00") || !strings.HasPrefix(header(out, "X-Spam-Status"), "Yes") {
+	if !strings.Contains(line, "is spam") || !strings.Contains(line, "BAYES_99 6.00") || !strings.HasPrefix(header(out, "X-Spam-Status"), "Yes") {
 		t.Fatalf("after learning: %s\n%+v", line, out)
 	}
 }
