@@ -137,10 +137,11 @@ func (t *tokenizer) add(tok string) {
 	if t.full() {
 		return
 	}
-	if _, ok := t.seen[tok]; ok {
-		return
+	n := len(t.seen)
+	t.seen[tok] = struct{}{} // one hash of tok, not two
+	if len(t.seen) == n {
+		return // seen before
 	}
-	t.seen[tok] = struct{}{}
 	t.out = append(t.out, tok)
 }
 
@@ -552,7 +553,11 @@ func (t *tokenizer) host(h string) {
 		t.add("url:ip")
 		return
 	}
+	n := len(t.out)
 	t.add("url:" + h)
+	if len(t.out) == n {
+		return // this host was seen before, its domain too
+	}
 	if d := address.OrgDomain(h); d != "" && d != h {
 		t.add("urld:" + d)
 	}
