@@ -88,6 +88,21 @@ func Concat(header []byte, body io.ReaderAt, bodySize int64) (io.ReaderAt, int64
 	return c, c.Size()
 }
 
+// SizedReaderAt is a body that knows its size (checks.Message's Body).
+type SizedReaderAt interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// Message returns a message's header block and body (nil: none) as one
+// io.ReaderAt and its size: what every walk over a checked message reads.
+func Message(header []byte, body SizedReaderAt) (io.ReaderAt, int64) {
+	if body == nil {
+		return Concat(header, bytes.NewReader(nil), 0)
+	}
+	return Concat(header, body, body.Size())
+}
+
 // Edit replaces one entity (its header and body, Start to End) with Data,
 // or only its header block (Start to BodyStart) when HeaderOnly.
 type Edit struct {

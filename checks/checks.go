@@ -331,6 +331,16 @@ type Verdict struct {
 	Engine string `json:"engine,omitempty"`
 }
 
+// Decided is the action the policy decided: Action, or in monitor mode
+// the action that would have been taken (Would). What learns from
+// verdicts reads this one.
+func (v *Verdict) Decided() Action {
+	if v.Monitor {
+		return v.Would
+	}
+	return v.Action
+}
+
 // SMTPReply returns the full reply line for reject/tempfail verdicts,
 // e.g. "550 5.7.1 Message rejected as spam".
 func (v *Verdict) SMTPReply() string {

@@ -91,6 +91,9 @@ func (r record) apply(d delta, half time.Duration) record {
 		r.Spam += d.spam * f
 		r.Good += d.good * f
 		r.Bad += d.bad * f
+		// A report taken back (Report) may meet a record that expired
+		// since: no count goes below zero.
+		r.Ham, r.Spam, r.Good, r.Bad = math.Max(r.Ham, 0), math.Max(r.Spam, 0), math.Max(r.Good, 0), math.Max(r.Bad, 0)
 		if r.First == 0 || d.at < r.First {
 			r.First = d.at
 		}

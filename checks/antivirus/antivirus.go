@@ -89,29 +89,11 @@ func New(cfg Config) (*Check, error) {
 	if cfg.ChunkSize <= 0 {
 		cfg.ChunkSize = d.ChunkSize
 	}
-	network, address, err := ParseAddress(cfg.Address)
+	network, address, err := checks.ParseDaemonAddress(cfg.Address)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("antivirus: %w", err)
 	}
 	return &Check{cfg: cfg, network: network, address: address}, nil
-}
-
-// ParseAddress reads unix:/path, tcp:host:port or inet:host:port (a bare
-// absolute path is a unix socket).
-func ParseAddress(a string) (network, address string, err error) {
-	switch {
-	case strings.HasPrefix(a, "unix:"):
-		return "unix", strings.TrimPrefix(a, "unix:"), nil
-	case strings.HasPrefix(a, "tcp:"), strings.HasPrefix(a, "inet:"):
-		hp := a[strings.IndexByte(a, ':')+1:]
-		if _, _, err := net.SplitHostPort(hp); err != nil {
-			return "", "", fmt.Errorf("antivirus: address %q: %v", a, err)
-		}
-		return "tcp", hp, nil
-	case strings.HasPrefix(a, "/"):
-		return "unix", a, nil
-	}
-	return "", "", fmt.Errorf("antivirus: address %q: want unix:/path or tcp:host:port", a)
 }
 
 // Name implements checks.Check.

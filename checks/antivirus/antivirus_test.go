@@ -136,20 +136,3 @@ func TestClamdDownOrSlow(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-func TestParseAddress(t *testing.T) {
-	for in, want := range map[string]string{
-		"unix:/run/clamd.ctl": "unix /run/clamd.ctl", "/run/c.sock": "unix /run/c.sock",
-		"tcp:127.0.0.1:3310": "tcp 127.0.0.1:3310", "inet:localhost:3310": "tcp localhost:3310",
-	} {
-		n, a, err := ParseAddress(in)
-		if err != nil || n+" "+a != want {
-			t.Errorf("%s: %s %s %v", in, n, a, err)
-		}
-	}
-	for _, bad := range []string{"", "clamd", "tcp:nohost"} {
-		if _, _, err := ParseAddress(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}

@@ -26,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -242,14 +241,7 @@ type hit struct {
 // Check implements checks.Check.
 func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) checks.Result {
 	header := m.RawHeader()
-	var bodySize int64
-	var body interface {
-		ReadAt([]byte, int64) (int, error)
-	} = emptyBody{}
-	if m.Body != nil {
-		body, bodySize = m.Body, m.Body.Size()
-	}
-	src, size := attachments.Concat(header, body, bodySize)
+	src, size := attachments.Message(header, m.Body)
 	rep := attachments.ScanContext(ctx, src, size, attachments.Options{
 		Walk:           attachments.WalkOptions{MaxDepth: c.cfg.MaxMIMEDepth, MaxParts: c.cfg.MaxMIMEParts},
 		MaxAttachments: c.cfg.MaxAttachments, MaxFileSize: int64(c.cfg.MaxFileSize), MaxTotal: int64(c.cfg.MaxTotal),
@@ -262,10 +254,6 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 	hits := c.match(rep)
 	return c.result(m, src, int64(len(header)), size, rep, hits)
 }
-
-type emptyBody struct{}
-
-func (emptyBody) ReadAt(p []byte, off int64) (int, error) { return 0, io.EOF }
 
 // match applies the rules to every file, MailScanner's way: the filename
 // rules to the file's names, the filetype rules to its description and

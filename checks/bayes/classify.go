@@ -28,7 +28,7 @@ type params struct {
 	maxTokens int
 }
 
-var defaultParams = params{s: 0.45, x: 0.5, minDev: 0.1, maxTokens: 150}
+var defaultParams = params{s: 0.05, x: 0.6, minDev: 0.375, maxTokens: 30}
 
 // counts is what the database knows of one token: in how many learned
 // spam and ham messages it appeared.

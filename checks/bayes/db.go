@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
@@ -41,14 +40,21 @@ const (
 )
 
 func tokenKey(tok string) string {
-	h := fnv.New64a()
-	h.Write([]byte(tok))
-	var b [8]byte
-	sum := h.Sum64()
-	for i := range b {
-		b[i] = byte(sum >> (56 - 8*i))
+	// FNV-1a, 64 bits, written out without the hash.Hash interface: this
+	// runs for every token of every message.
+	const offset, prime = 14695981039346656037, 1099511628211
+	sum := uint64(offset)
+	for i := 0; i < len(tok); i++ {
+		sum ^= uint64(tok[i])
+		sum *= prime
 	}
-	return keyToken + hex.EncodeToString(b[:])
+	const digits = "0123456789abcdef"
+	var b [len(keyToken) + 16]byte
+	copy(b[:], keyToken)
+	for i := 0; i < 16; i++ {
+		b[len(keyToken)+i] = digits[(sum>>(60-4*i))&0xf]
+	}
+	return string(b[:])
 }
 
 // unpack splits a token value into its counts (negative parts read as 0).
@@ -106,10 +112,15 @@ func number(op *store.Op) (float64, error) {
 // lookup reads the learned message counts and the counts of toks in one
 // batch.
 func lookup(ctx context.Context, st store.Store, toks []string) (nspam, nham float64, cs []counts, err error) {
-	ops := make([]*store.Op, 0, len(toks)+2)
-	ops = append(ops, &store.Op{Kind: store.OpGet, Key: keyNSpam}, &store.Op{Kind: store.OpGet, Key: keyNHam})
-	for _, t := range toks {
-		ops = append(ops, &store.Op{Kind: store.OpGet, Key: tokenKey(t)})
+	buf := make([]store.Op, len(toks)+2) // one allocation for the batch
+	buf[0] = store.Op{Kind: store.OpGet, Key: keyNSpam}
+	buf[1] = store.Op{Kind: store.OpGet, Key: keyNHam}
+	for i, t := range toks {
+		buf[i+2] = store.Op{Kind: store.OpGet, Key: tokenKey(t)}
+	}
+	ops := make([]*store.Op, len(buf))
+	for i := range buf {
+		ops[i] = &buf[i]
 	}
 	if err := st.Do(ctx, ops...); err != nil {
 		return 0, 0, nil, err

@@ -41,6 +41,7 @@ type File struct {
 	DNS      DNS               `yaml:"dns"`
 	Log      verdictlog.Config `yaml:"log"`
 	Metrics  Metrics           `yaml:"metrics"`
+	Feedback Feedback          `yaml:"feedback"`
 	Spool    Spool             `yaml:"spool"`
 	Milter   Milter            `yaml:"milter"`
 	State    State             `yaml:"state"`
@@ -455,6 +456,9 @@ func (f *File) validate() error {
 	}
 	if key, err := f.Log.Check(); err != nil {
 		return f.errAt("log."+key, "%v", err)
+	}
+	if err := f.validateFeedback(); err != nil {
+		return err
 	}
 	if f.Milter.MaxConcurrent < 0 {
 		return f.errAt("milter.max_concurrent", "must be 0 (one per CPU core) or more")

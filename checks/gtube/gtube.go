@@ -101,12 +101,7 @@ func (c *Check) find(m *checks.Message) (found bool, where, cut string) {
 		cte != "base64" && cte != "quoted-printable" && !hasBareCR(header) {
 		return false, "", ""
 	}
-	var body io.ReaderAt = bytes.NewReader(nil)
-	var size int64
-	if m.Body != nil {
-		body, size = m.Body, m.Body.Size()
-	}
-	src, n := attachments.Concat(header, body, size)
+	src, n := attachments.Message(header, m.Body)
 	tree := attachments.Walk(src, n, c.walk)
 	budget := int64(c.cfg.MaxScan)
 	for _, e := range tree.Root.Leaves() {

@@ -38,7 +38,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/mail"
 	"os"
 	"strconv"
@@ -340,11 +339,7 @@ func (c *Check) Learn(_ context.Context, m *checks.Message, v *checks.Verdict) {
 	if !c.cfg.Learn || m.AuthUser != "" {
 		return
 	}
-	action := v.Action
-	if v.Monitor {
-		action = v.Would
-	}
-	if action == checks.Tempfail {
+	if v.Decided() == checks.Tempfail {
 		return
 	}
 	r, ok := v.Results.Get(Name)
@@ -366,23 +361,6 @@ func (c *Check) Feedback(ctx context.Context, m *checks.Message, good bool) erro
 		s.At = t
 	}
 	return c.rep.Feedback(ctx, s, good)
-}
-
-// FeedbackHandler is the check's "submit as good/bad" endpoint (see
-// rep.FeedbackHandler); parse turns a submitted message into one the
-// check can read. token "" means feedback_token_file's; with neither it
-// refuses everything.
-func (c *Check) FeedbackHandler(token string, parse func(raw []byte) (*checks.Message, error)) http.Handler {
-	if token == "" {
-		token = c.token
-	}
-	return rep.FeedbackHandler(token, func(ctx context.Context, raw []byte, good bool) error {
-		m, err := parse(raw)
-		if err != nil {
-			return err
-		}
-		return c.Feedback(ctx, m, good)
-	})
 }
 
 // Flush writes the queued history now.

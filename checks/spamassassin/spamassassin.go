@@ -104,32 +104,11 @@ func New(cfg Config) (*Check, error) {
 	if strings.ContainsAny(cfg.User, "\r\n") {
 		return nil, fmt.Errorf("spamassassin: user %q: must be one line", cfg.User)
 	}
-	network, address, err := ParseAddress(cfg.Address)
+	network, address, err := checks.ParseDaemonAddress(cfg.Address)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("spamassassin: %w", err)
 	}
 	return &Check{cfg: cfg, network: network, address: address}, nil
-}
-
-// ParseAddress reads unix:/path (or a bare absolute path), HOST:PORT or
-// tcp:HOST:PORT.
-func ParseAddress(a string) (network, address string, err error) {
-	switch {
-	case strings.HasPrefix(a, "unix:"):
-		p := strings.TrimPrefix(a, "unix:")
-		if !strings.HasPrefix(p, "/") {
-			return "", "", fmt.Errorf("spamassassin: address %q: want unix:/absolute/path", a)
-		}
-		return "unix", p, nil
-	case strings.HasPrefix(a, "/"):
-		return "unix", a, nil
-	}
-	hp := strings.TrimPrefix(a, "tcp:")
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil || host == "" || port == "" {
-		return "", "", fmt.Errorf("spamassassin: address %q: want HOST:PORT or unix:/path", a)
-	}
-	return "tcp", hp, nil
 }
 
 // Name implements checks.Check.

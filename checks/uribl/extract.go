@@ -189,12 +189,7 @@ func Extract(m *checks.Message, lim Limits) *Found {
 			c.replyTo(v)
 		}
 	}
-	var body io.ReaderAt = bytes.NewReader(nil)
-	var size int64
-	if m.Body != nil {
-		body, size = m.Body, m.Body.Size()
-	}
-	src, n := attachments.Concat(m.RawHeader(), body, size)
+	src, n := attachments.Message(m.RawHeader(), m.Body)
 	tree := attachments.Walk(src, n, lim.Walk)
 	c.entity(tree.Root)
 	if tree.Truncated {

@@ -158,7 +158,7 @@ func openState(f *config.File, prev *stateStore, reg prometheus.Registerer, logf
 			return nil, err // one line naming the file and the way out
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: state: %v", nameOf(f.Path), err)
+			return nil, fmt.Errorf("%s: state: %w", nameOf(f.Path), err)
 		}
 		s = b
 	case "redis":

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"chainmail/checks"
+	"chainmail/checks/config"
 	"chainmail/reputation/rdaptest"
 )
 
@@ -34,7 +35,7 @@ func TestLearnUsage(t *testing.T) {
 	// The reputation check must be enabled.
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(cfg, []byte("checks: [{name: gtube}]\n"), 0o644)
-	if code, _, stderr := runCmd(t, "learn", "--bad", "-c", cfg, "x.eml"); code != exitUsage || !strings.Contains(stderr, "reputation check is not enabled") {
+	if code, _, stderr := runCmd(t, "learn", "--bad", "-c", cfg, "x.eml"); code != exitUsage || !strings.Contains(stderr, "no learner is enabled") {
 		t.Errorf("without the check: exit %d: %s", code, stderr)
 	}
 }
@@ -58,13 +59,10 @@ checks:
       rdap: {bootstrap_file: %q}
 `, filepath.Join(dir, "state.db"), tok, srv.BootstrapFile(t, dir, "test"))), 0o644)
 
-	c, closeAll, err := reputationCheck(cfg, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := httptest.NewServer(feedbackMux(c, ""))
+	eng, closeAll := testLearnEngine(t, cfg)
+	ep := httptest.NewServer(feedbackHandler(func() feedbackTarget { return feedbackTarget{engine: eng, token: reputationToken(eng)} }))
 	msg := filepath.Join("testdata", "sdr", "072-learn-bad-moves-down", "message.eml")
-	if code, out, stderr := runCmd(t, "learn", "--bad", "--url", ep.URL+"/learn", "--token-file", tok, msg); code != exitOK || !strings.Contains(out, "reported bad") {
+	if code, out, stderr := runCmd(t, "learn", "--bad", "--url", ep.URL+"/learn", "--token-file", tok, msg); code != exitOK || !strings.Contains(out, "reputation: 1 learned, 0 already learned, 0 moved, 0 failed") {
 		t.Fatalf("exit %d: %s %s", code, out, stderr)
 	}
 	bad := filepath.Join(dir, "bad-token")
@@ -95,7 +93,7 @@ func TestLearnDirect(t *testing.T) {
 	empty := filepath.Join(dir, "empty.eml")
 	os.WriteFile(empty, []byte("Subject: no sender\r\n\r\nx\r\n"), 0o644)
 	code, out, stderr := runCmd(t, "learn", "--good", "-c", cfg, good, empty, filepath.Join(dir, "missing.eml"))
-	if code != exitFiles || !strings.Contains(out, "history.eml: reported good") || !strings.Contains(stderr, "names no sender") || !strings.Contains(stderr, "missing.eml") {
+	if code != exitFiles || !strings.Contains(out, "reputation: 1 learned, 0 already learned, 0 moved, 1 failed") || !strings.Contains(stderr, "empty.eml: reputation: reputation: the message names no sender") || !strings.Contains(stderr, "missing.eml") {
 		t.Errorf("exit %d\n%s\n%s", code, out, stderr)
 	}
 }
@@ -157,21 +155,33 @@ func TestEngineFeedback(t *testing.T) {
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("state: {backend: bolt, path: %q}\nchecks:\n  - name: reputation\n    options: {feedback_token_file: %q, rdap: {bootstrap_file: %q}}\n",
 		filepath.Join(dir, "state.db"), tok, srv.BootstrapFile(t, dir, "test"))), 0o644)
-	c, closeAll, err := reputationCheck(cfg, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	full, closeAll := testLearnEngine(t, cfg)
 	defer closeAll()
 	var eng *checks.Engine
-	ep := httptest.NewServer(engineFeedback(func() *checks.Engine { return eng }))
+	ep := httptest.NewServer(feedbackHandler(func() feedbackTarget { return feedbackTarget{engine: eng, token: reputationToken(full)} }))
 	defer ep.Close()
 	msg := filepath.Join("testdata", "sdr", "071-long-clean-history", "history.eml")
 	learnArgs := []string{"learn", "--good", "--url", ep.URL + "/learn", "--token-file", tok, msg}
 	if code, _, stderr := runCmd(t, learnArgs...); code != exitFiles || !strings.Contains(stderr, "404") {
 		t.Errorf("no engine: exit %d %s", code, stderr)
 	}
-	eng = &checks.Engine{Chain: &checks.Chain{Steps: []checks.Step{{Check: c}}}}
+	eng = full
 	if code, _, stderr := runCmd(t, learnArgs...); code != exitOK {
 		t.Errorf("exit %d %s", code, stderr)
 	}
+}
+
+// testLearnEngine builds the engine of configuration cfg over its store,
+// as learn does.
+func testLearnEngine(t *testing.T, cfg string) (*checks.Engine, func()) {
+	t.Helper()
+	f, err := config.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, closeAll, err := learnEngine(f, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, closeAll
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -105,6 +106,7 @@ func startReplayServer(f *config.File, eng *checks.Engine, logf func(string, ...
 		cancel()
 		<-done
 		flushChecks(eng, logf)
+		closeChecks(eng, logf)
 	}
 	return ln.Addr().String(), stop, nil
 }
@@ -125,6 +127,23 @@ func flushChecks(eng *checks.Engine, logf func(string, ...any)) {
 			logf("%s: writing queued state: %v", s.Check.Name(), err)
 		}
 		cancel()
+	}
+}
+
+// closeChecks closes the checks of eng that hold goroutines or
+// connections (io.Closer: bayes's autolearn, the DNS list probes): an
+// engine replaced on reload, or at the end. The state store must still be
+// open (bayes learns what it has queued).
+func closeChecks(eng *checks.Engine, logf func(string, ...any)) {
+	if eng == nil || eng.Chain == nil {
+		return
+	}
+	for _, s := range eng.Chain.Steps {
+		if c, ok := s.Check.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				logf("%s: closing: %v", s.Check.Name(), err)
+			}
+		}
 	}
 }
 

@@ -35,6 +35,8 @@ type runtimeState struct {
 	log    *verdictlog.Logger
 	// state is the open state store; nil when no check needs one.
 	state *stateStore
+	// feedbackToken is the feedback endpoint's token ("" = off).
+	feedbackToken string
 	// dns is the DNS client, shared by the next configuration when its
 	// dns settings are the same.
 	dns *dns.Client
@@ -74,6 +76,15 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState, reg promethe
 		closeNew()
 		return nil, err
 	}
+	token, err := f.FeedbackToken()
+	if err != nil {
+		closeChecks(eng, logf)
+		closeNew()
+		return nil, err
+	}
+	if token == "" {
+		token = reputationToken(eng) // the older setting, kept working
+	}
 	var lg *verdictlog.Logger
 	if prev != nil && reflect.DeepEqual(prev.file.Log, f.Log) {
 		lg = prev.log
@@ -86,7 +97,7 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState, reg promethe
 		m = metrics
 	}
 	eng.Observer = observer(lg, m)
-	next := &runtimeState{file: f, engine: eng, log: lg, state: state}
+	next := &runtimeState{file: f, engine: eng, log: lg, state: state, feedbackToken: token}
 	next.dns, _ = deps.Resolver.(*dns.Client)
 	useDNS(reg, prev, next)
 	return next, nil
@@ -164,9 +175,14 @@ func serve(args []string, stderr io.Writer) int {
 			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
-		// Reputation feedback ("submit as good/bad"), authenticated with
-		// the reputation check's feedback_token_file.
-		mux.Handle("/learn", engineFeedback(func() *checks.Engine { return current.Load().engine }))
+		// Feedback ("this is spam / this is not") for every learner of
+		// the engine in force: feedback.go.
+		fb := feedbackHandler(func() feedbackTarget {
+			st := current.Load()
+			return feedbackTarget{engine: st.engine, token: st.feedbackToken}
+		})
+		mux.Handle("/learn", fb)
+		mux.Handle("/learn/stats", fb)
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "ok sessions=%d\n", srv.Sessions())
 		})
@@ -210,10 +226,15 @@ func serve(args []string, stderr io.Writer) int {
 					logf("chainmail: listen address changed to %s; it takes effect after a restart", next.file.Listen)
 				}
 				current.Store(next)
-				if old.state != nil && next.state != old.state {
-					// Like the logger: messages in progress may still use it.
-					time.AfterFunc(time.Duration(old.file.Milter.Timeout)+5*time.Second, func() { old.state.store.Close() })
-				}
+				// Like the logger: messages in progress may still use the
+				// old engine's checks and store. The checks go first (bayes
+				// learns what it queued), then the store.
+				time.AfterFunc(time.Duration(old.file.Milter.Timeout)+5*time.Second, func() {
+					closeChecks(old.engine, logf)
+					if old.state != nil && next.state != old.state {
+						old.state.store.Close()
+					}
+				})
 				if next.log != old.log {
 					// Messages in progress may still log through the old
 					// logger: close it once they are surely done.
@@ -238,6 +259,7 @@ func serve(args []string, stderr io.Writer) int {
 				logf("chainmail: shutdown: %v", err)
 			}
 			flushChecks(current.Load().engine, logf)
+			closeChecks(current.Load().engine, logf)
 			if s := current.Load().state; s != nil {
 				if err := s.store.Close(); err != nil {
 					logf("chainmail: closing the state store: %v", err)

@@ -47,6 +47,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	bbolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
@@ -65,6 +66,12 @@ type Options struct {
 	// JanitorInterval is how often expired keys are deleted from the file
 	// (default 1m).
 	JanitorInterval time.Duration
+	// CacheKeys is how many keys read from the file are kept in memory,
+	// decoded, absent ones included (default 65536, about 15 MiB): the
+	// bayes check reads hundreds of tokens per message, mostly the same
+	// common ones. Changes go to the overlay and drop the key from the
+	// cache, so it never serves an old value.
+	CacheKeys int
 	// OpenTimeout bounds the wait for the file lock (default 2s).
 	OpenTimeout time.Duration
 	// Metrics, when set, receive the flush and pending-write figures.
@@ -99,8 +106,9 @@ type Store struct {
 	mu       sync.Mutex
 	flushed  *sync.Cond // broadcast when a commit ends
 	dirty    map[string]*record
-	flushing map[string]*record // being committed; read-only
-	rtx      *bbolt.Tx          // the read transaction of the batch running (see readTx)
+	flushing map[string]*record              // being committed; read-only
+	rtx      *bbolt.Tx                       // the read transaction of the batch running (see readTx)
+	cache    *simplelru.LRU[string, *record] // decoded records of the file (nil = absent); see Options.CacheKeys
 	closed   bool
 
 	kick      chan struct{}
@@ -116,6 +124,9 @@ var _ store.Store = (*Store)(nil)
 func Open(path string, opt Options) (*Store, error) {
 	if opt.FlushInterval <= 0 {
 		opt.FlushInterval = time.Second
+	}
+	if opt.CacheKeys <= 0 {
+		opt.CacheKeys = 65536
 	}
 	if opt.MaxPending <= 0 {
 		opt.MaxPending = 50000
@@ -145,9 +156,15 @@ func Open(path string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	cache, err := simplelru.NewLRU[string, *record](opt.CacheKeys, nil)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &Store{
 		db:    db,
 		opt:   opt,
+		cache: cache,
 		dirty: map[string]*record{},
 		kick:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
@@ -538,6 +555,12 @@ func (s *Store) lookup(key string, now int64) (*record, bool, error) {
 		}
 		return r, false, nil
 	}
+	if r, ok := s.cache.Get(key); ok {
+		if r == nil || r.expired(now) {
+			return nil, true, nil
+		}
+		return r, false, nil // shared with the cache: mutable clones it
+	}
 	var r *record
 	err := safely(s.readTx, func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketKV).Get(dbKey(key))
@@ -551,10 +574,11 @@ func (s *Store) lookup(key string, now int64) (*record, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("store: bolt: key %q: %w", key, err)
 	}
+	s.cache.Add(key, r)
 	if r != nil && r.expired(now) {
-		r = nil
+		return nil, true, nil
 	}
-	return r, true, nil
+	return r, false, nil
 }
 
 // readTx runs fn in the read transaction of the current batch, begun at
@@ -598,7 +622,10 @@ func (s *Store) mutable(key string, now int64, want kind) (*record, error) {
 	return r, nil
 }
 
-func (s *Store) put(key string, r *record) { s.dirty[key] = r }
+func (s *Store) put(key string, r *record) {
+	s.dirty[key] = r
+	s.cache.Remove(key) // the file's value is the old one from now on
+}
 
 func wrongKind(key string, have, want kind) error {
 	return fmt.Errorf("store: bolt: key %q holds a %v, not a %v", key, have, want)

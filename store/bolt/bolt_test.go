@@ -355,3 +355,50 @@ func TestOversizedKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheNeverStale: what a read kept in the cache (a value, or the
+// absence of one) is dropped by the next change of the key, before and
+// after that change is committed.
+func TestCacheNeverStale(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "state.db"), Options{CacheKeys: 4})
+	if _, ok, _ := store.Get(ctx, s, "k"); ok {
+		t.Fatal("absent key found")
+	}
+	if err := store.Set(ctx, s, "k", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 2; round++ {
+		if v, ok, _ := store.Get(ctx, s, "k"); !ok || string(v) != fmt.Sprint(round+1) {
+			t.Fatalf("round %d before commit: %q %v", round, v, ok)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok, _ := store.Get(ctx, s, "k"); !ok || string(v) != fmt.Sprint(round+1) {
+			t.Fatalf("round %d after commit: %q %v", round, v, ok)
+		}
+		if _, err := store.IncrBy(ctx, s, "k", 1, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// More keys than the cache holds: every one still reads right.
+	for i := 0; i < 20; i++ {
+		store.Set(ctx, s, fmt.Sprint("n", i), []byte(fmt.Sprint(i)), 0)
+	}
+	s.Flush()
+	for pass := 0; pass < 2; pass++ {
+		for i := 0; i < 20; i++ {
+			if v, ok, _ := store.Get(ctx, s, fmt.Sprint("n", i)); !ok || string(v) != fmt.Sprint(i) {
+				t.Fatalf("n%d = %q %v", i, v, ok)
+			}
+		}
+	}
+	if err := store.Delete(ctx, s, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	s.Flush()
+	if _, ok, _ := store.Get(ctx, s, "n3"); ok {
+		t.Fatal("deleted key still read from the cache")
+	}
+}
