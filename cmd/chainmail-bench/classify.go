@@ -120,7 +120,9 @@ func runClassification(bin string, opt classOptions) error {
 	cols := []*column{chainmailColumn(boltPath, train, test)}
 	progress("bogofilter: training and classifying")
 	cols = append(cols, bogofilterColumn(dir, train, trainFiles, test, testFiles))
-	progress("SpamAssassin: sa-learn, then spamd on the test messages (minutes)")
+	if !opt.noSA {
+		progress("SpamAssassin: sa-learn, then spamd on the test messages (minutes)")
+	}
 	cols = append(cols, spamassassinColumn(dir, train, trainFiles, test, opt))
 	printColumns(cols)
 
