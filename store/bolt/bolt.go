@@ -370,14 +370,24 @@ func (s *Store) Flush() error {
 		kv, ex := tx.Bucket(bucketKV), tx.Bucket(bucketExp)
 		for k, r := range batch {
 			key := dbKey(k)
+			gone := r == nil || r.expired(now) || (r.kind == kindSet && len(r.set) == 0) || (r.kind == kindWindow && len(r.win) == 0)
+			var newSlot int64
+			if !gone {
+				newSlot = indexSlot(r.exp)
+			}
 			if old := kv.Get(key); old != nil {
-				if e := expiryOf(old); e != 0 {
+				// The index entry stays when the expiry moved within its
+				// slot: learning a token again the same hour (bulk
+				// learning, busy greylist triplets) rewrites no index.
+				if e := indexSlot(expiryOf(old)); e != 0 && e != newSlot {
 					if err := ex.Delete(expKey(e, key)); err != nil {
 						return err
 					}
+				} else if e != 0 {
+					newSlot = 0 // already indexed there
 				}
 			}
-			if r == nil || r.expired(now) || (r.kind == kindSet && len(r.set) == 0) || (r.kind == kindWindow && len(r.win) == 0) {
+			if gone {
 				if err := kv.Delete(key); err != nil {
 					return err
 				}
@@ -386,8 +396,8 @@ func (s *Store) Flush() error {
 			if err := kv.Put(key, r.encode()); err != nil {
 				return err
 			}
-			if r.exp != 0 {
-				if err := ex.Put(expKey(r.exp, key), nil); err != nil {
+			if newSlot != 0 {
+				if err := ex.Put(expKey(newSlot, key), nil); err != nil {
 					return err
 				}
 			}
@@ -446,7 +456,7 @@ func (s *Store) Expire() (int, error) {
 			}
 			for _, k := range gone {
 				key := k[8:]
-				if v := kv.Get(key); v != nil && expiryOf(v) == int64(binary.BigEndian.Uint64(k)) {
+				if v := kv.Get(key); v != nil && indexSlot(expiryOf(v)) == int64(binary.BigEndian.Uint64(k)) && expiryOf(v) <= now {
 					if err := kv.Delete(key); err != nil {
 						return err
 					}
@@ -468,6 +478,22 @@ func (s *Store) Expire() (int, error) {
 // dbKey is the key in the file: bbolt refuses empty keys, the store
 // interface allows them.
 func dbKey(k string) []byte { return append([]byte{'k'}, k...) }
+
+// indexGranule is the resolution of the expiry index: a key is indexed
+// under its expiry rounded up to the next whole minute (the janitor runs
+// once a minute anyway; reads use the exact expiry), so a key whose
+// expiry moves within the minute keeps its index entry: learning
+// thousands of messages rewrites each token's record, not also its
+// index entry, again and again.
+const indexGranule = int64(time.Minute)
+
+// indexSlot is the index time of an expiry (0: none).
+func indexSlot(exp int64) int64 {
+	if exp <= 0 {
+		return 0
+	}
+	return (exp + indexGranule - 1) / indexGranule * indexGranule
+}
 
 func expKey(exp int64, key []byte) []byte {
 	b := make([]byte, 8, 8+len(key))
