@@ -17,6 +17,9 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/checktest"
 	"chainmail/milter"
+	"chainmail/milter/miltertest"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // buildBinary compiles chainmail once per test binary run.
@@ -223,4 +226,27 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	if !strings.Contains(string(out), cfg+":3:") || !strings.Contains(string(out), `unknown check "nosuchcheck"`) {
 		t.Errorf("message %q", out)
 	}
+}
+
+// startServing writes cfg to a file, loads it as serve does (engine,
+// verdict log, state) and serves the engine over the real milter
+// protocol; logf takes serve's operational lines. Everything is closed
+// when the test ends.
+func startServing(t *testing.T, cfg string, logf func(string, ...any)) *miltertest.Server {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "chainmail.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := load(cfgPath, nil, nil, prometheus.NewRegistry(), logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		rs.log.Close()
+		if rs.state != nil {
+			rs.state.store.Close()
+		}
+	})
+	return miltertest.Start(t, rs.engine)
 }

@@ -13,13 +13,11 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"chainmail/checks"
 	"chainmail/checks/checktest"
 	"chainmail/checks/dns/dnstest"
 	"chainmail/checks/dns/zoneserver"
-	"chainmail/milter/miltertest"
 	"chainmail/reputation/rdaptest"
 )
 
@@ -138,24 +136,10 @@ checks:
     enabled: true
     options: {address: %q}
 `, dnsSrv.Addr(), filepath.Join(tmp, "state.db"), logPath, rdap.BootstrapFile(t, tmp, "test"), "unix:"+sock)
-	cfgPath := filepath.Join(tmp, "chainmail.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// Operational lines go to a buffer: the reputation writer may still
 	// report after the test (t.Logf would panic then).
 	var ops checktest.LockedBuffer
-	rs, err := load(cfgPath, nil, nil, prometheus.NewRegistry(), func(format string, args ...any) { fmt.Fprintf(&ops, format+"\n", args...) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rs.log.Close()
-		if rs.state != nil {
-			rs.state.store.Close()
-		}
-	})
-	srv := miltertest.Start(t, rs.engine)
+	srv := startServing(t, cfg, func(format string, args ...any) { fmt.Fprintf(&ops, format+"\n", args...) })
 
 	// The messages of the replay cases, with their envelopes.
 	sendCase := func(path string) {
@@ -268,16 +252,7 @@ checks:
     enabled: true
     options: {address: %q}
 `, dnsSrv.Addr(), logPath, "unix:"+filepath.Join(tmp, "no-clamd.sock"))
-	cfgPath := filepath.Join(tmp, "chainmail.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := load(cfgPath, nil, nil, prometheus.NewRegistry(), t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rs.log.Close() })
-	srv := miltertest.Start(t, rs.engine)
+	srv := startServing(t, cfg, t.Logf)
 
 	env := checks.Envelope{ClientIP: net.ParseIP("192.0.2.9"), HELO: "mail.partner.test", MailFrom: "alice@partner.test",
 		Rcpts: []string{"bob@example.org"}, QueueID: "4Outage1"}

@@ -8,12 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"chainmail/checks"
 	"chainmail/checks/checktest"
 	"chainmail/checks/spamassassin/spamdtest"
-	"chainmail/milter/miltertest"
 )
 
 // TestSpamAssassinE2E: through serve's configuration loader and the milter
@@ -43,16 +40,7 @@ checks:
     enabled: true
     options: {address: %q}
 `, logPath, "unix:"+sd.Socket)
-	cfgPath := filepath.Join(tmp, "chainmail.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := load(cfgPath, nil, nil, prometheus.NewRegistry(), t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rs.log.Close() })
-	srv := miltertest.Start(t, rs.engine)
+	srv := startServing(t, cfg, t.Logf)
 
 	env := func(id string) checks.Envelope {
 		return checks.Envelope{ClientIP: net.ParseIP("192.0.2.25"), HELO: "mail.sender.test", MailFrom: "sender@sender.test",
