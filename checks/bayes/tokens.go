@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -91,7 +92,9 @@ const (
 // most lim.MaxTokens tokens.
 func Tokenize(m *checks.Message, lim TokenLimits) []string {
 	lim.defaults()
-	t := &tokenizer{lim: lim, seen: make(map[string]struct{}, 1024), budget: lim.MaxText}
+	t := tokenizers.Get().(*tokenizer)
+	defer t.release()
+	t.lim, t.budget = lim, lim.MaxText
 	t.headers(m)
 	src, n := attachments.Message(m.RawHeader(), m.Body)
 	tree := attachments.Walk(src, n, lim.Walk)
@@ -116,7 +119,21 @@ func Tokenize(m *checks.Message, lim TokenLimits) []string {
 			t.text("", string(t.decoded(e)), true)
 		}
 	}
-	return t.out
+	return append([]string(nil), t.out...)
+}
+
+// tokenizers keeps tokenizers between messages: the set of tokens seen
+// and the scratch buffers keep their room, so a message does not pay for
+// allocating (and the collector for freeing) them again.
+var tokenizers = sync.Pool{New: func() any { return &tokenizer{seen: make(map[string]struct{}, 1024)} }}
+
+// release empties t and gives it back to the pool.
+func (t *tokenizer) release() {
+	clear(t.seen)
+	clear(t.out)
+	t.out, t.run, t.joined = t.out[:0], t.run[:0], t.joined[:0]
+	t.prev, t.pairs = "", 0
+	tokenizers.Put(t)
 }
 
 type tokenizer struct {
