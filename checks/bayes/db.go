@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"chainmail/store"
@@ -112,15 +113,12 @@ func number(op *store.Op) (float64, error) {
 // lookup reads the learned message counts and the counts of toks in one
 // batch.
 func lookup(ctx context.Context, st store.Store, toks []string) (nspam, nham float64, cs []counts, err error) {
-	buf := make([]store.Op, len(toks)+2) // one allocation for the batch
-	buf[0] = store.Op{Kind: store.OpGet, Key: keyNSpam}
-	buf[1] = store.Op{Kind: store.OpGet, Key: keyNHam}
+	b := batches.Get().(*batch)
+	defer b.release()
+	ops := b.gets(len(toks) + 2)
+	ops[0].Key, ops[1].Key = keyNSpam, keyNHam
 	for i, t := range toks {
-		buf[i+2] = store.Op{Kind: store.OpGet, Key: tokenKey(t)}
-	}
-	ops := make([]*store.Op, len(buf))
-	for i := range buf {
-		ops[i] = &buf[i]
+		ops[i+2].Key = tokenKey(t)
 	}
 	if err := st.Do(ctx, ops...); err != nil {
 		return 0, 0, nil, err
@@ -140,6 +138,34 @@ func lookup(ctx context.Context, st store.Store, toks []string) (nspam, nham flo
 		cs[i] = unpack(v)
 	}
 	return math.Max(nspam, 0), math.Max(nham, 0), cs, nil
+}
+
+// batch is the room of one lookup's operations, kept between messages
+// (a lookup has hundreds; Do is done with them when it returns).
+type batch struct {
+	buf []store.Op
+	ops []*store.Op
+}
+
+var batches = sync.Pool{New: func() any { return new(batch) }}
+
+// gets returns n Get operations.
+func (b *batch) gets(n int) []*store.Op {
+	if cap(b.buf) < n {
+		b.buf = make([]store.Op, n)
+		b.ops = make([]*store.Op, n)
+	}
+	b.buf, b.ops = b.buf[:n], b.ops[:n]
+	for i := range b.buf {
+		b.buf[i] = store.Op{Kind: store.OpGet}
+		b.ops[i] = &b.buf[i]
+	}
+	return b.ops
+}
+
+func (b *batch) release() {
+	clear(b.buf) // drop what the answers point to
+	batches.Put(b)
 }
 
 // frequent is the number of learned messages from which a token is kept
