@@ -55,7 +55,7 @@ checks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps, closeDNS, err := replayDependencies(f, []string{zone}, "")
+	deps, closeDNS, err := replayDependencies(f, []string{zone}, "", os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

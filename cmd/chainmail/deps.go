@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -61,56 +62,48 @@ func useDNS(reg prometheus.Registerer, prev, next *runtimeState) {
 
 // replayDependencies is dependencies for replay: --zone starts an
 // in-process DNS server on 127.0.0.1 serving the zone files and makes it
-// the only resolver; --dns names one.
-func replayDependencies(f *config.File, zones []string, dnsAddr string) (config.Deps, func(), error) {
-	noop := func() {}
+// the only resolver; --dns names one. What replay has to say about the
+// state goes to stderr.
+func replayDependencies(f *config.File, zones []string, dnsAddr string, stderr io.Writer) (config.Deps, func(), error) {
+	closeDNS := func() {}
+	var servers []string
 	switch {
 	case len(zones) > 0:
 		srv, err := zoneserver.New(zones...)
 		if err != nil {
-			return config.Deps{}, noop, err
+			return config.Deps{}, func() {}, err
 		}
 		if err := srv.Start(); err != nil {
-			return config.Deps{}, noop, err
+			return config.Deps{}, func() {}, err
 		}
-		d, err := dependencies(f, []string{srv.Addr()})
-		if err != nil {
-			srv.Close()
-			return config.Deps{}, noop, err
-		}
-		closeState, err := replayState(f, &d)
-		if err != nil {
-			srv.Close()
-			return config.Deps{}, noop, err
-		}
-		return d, func() { closeState(); srv.Close() }, nil
+		servers, closeDNS = []string{srv.Addr()}, func() { srv.Close() }
 	case dnsAddr != "":
-		d, err := dependencies(f, []string{dnsAddr})
-		if err != nil {
-			return d, noop, err
-		}
-		closeState, err := replayState(f, &d)
-		return d, closeState, err
+		servers = []string{dnsAddr}
 	}
-	d, err := dependencies(f, nil)
+	d, err := dependencies(f, servers)
 	if err != nil {
-		return d, noop, err
+		closeDNS()
+		return config.Deps{}, func() {}, err
 	}
-	closeState, err := replayState(f, &d)
-	return d, closeState, err
+	closeState, err := replayState(f, &d, stderr)
+	if err != nil {
+		closeDNS()
+		return config.Deps{}, func() {}, err
+	}
+	return d, func() { closeState(); closeDNS() }, nil
 }
 
 // replayState opens the state store for replay (quotas count, reputation
 // learns, as they would in the daemon) and returns its closer.
-func replayState(f *config.File, d *config.Deps) (func(), error) {
+func replayState(f *config.File, d *config.Deps, stderr io.Writer) (func(), error) {
 	st, err := openState(f, nil, nil, func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "chainmail replay: "+format+"\n", args...)
+		fmt.Fprintf(stderr, "chainmail replay: "+format+"\n", args...)
 	})
 	if errors.Is(err, bolt.ErrLocked) {
 		// A running daemon holds the file: replay still runs, and the
 		// checks that keep state say temperror, as they would in the
 		// daemon with its store down.
-		fmt.Fprintf(os.Stderr, "chainmail replay: %v; the checks that keep state (bayes, quota, greylist, reputation) answer temperror\n", err)
+		fmt.Fprintf(stderr, "chainmail replay: %v; the checks that keep state (bayes, quota, greylist, reputation) answer temperror\n", err)
 		d.Store = store.Unavailable(err)
 		return func() {}, nil
 	}

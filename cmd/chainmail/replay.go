@@ -126,7 +126,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "chainmail: %v\n", err)
 			return exitUsage
 		}
-		deps, closeDeps, err := replayDependencies(f, zones, *dnsAddr)
+		deps, closeDeps, err := replayDependencies(f, zones, *dnsAddr, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "chainmail replay: %v\n", err)
 			return exitUsage

@@ -223,7 +223,7 @@ func startDefaultMilter(t *testing.T) *miltertest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps, closeDNS, err := replayDependencies(f, []string{emptyZone(t)}, "")
+	deps, closeDNS, err := replayDependencies(f, []string{emptyZone(t)}, "", os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
