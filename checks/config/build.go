@@ -21,6 +21,7 @@ import (
 	"chainmail/checks/dns"
 	"chainmail/checks/greylist"
 	"chainmail/checks/gtube"
+	"chainmail/checks/html"
 	"chainmail/checks/helo"
 	"chainmail/checks/lists"
 	"chainmail/checks/quota"
@@ -193,6 +194,12 @@ var table = map[string]constructor{
 		return attachment.New(cfg)
 	}, typ: reflect.TypeOf(attachment.Config{}), facts: factsOf[*attachment.Check](), alwaysRun: true,
 		def: func() any { return attachment.DefaultConfig() }},
+	// html: MailScanner's HTML switches; a local content check (tempfails
+	// on timeout) that runs for allow-listed senders too.
+	"html": build(html.DefaultConfig, func(c html.Config, d Deps) (*html.Check, error) {
+		c.Walk = d.MIME
+		return html.New(c)
+	}).withDefaults(false, true),
 	"antivirus": build(antivirus.DefaultConfig, func(c antivirus.Config, _ Deps) (*antivirus.Check, error) { return antivirus.New(c) }).withDefaults(false, true),
 	// spamassassin waits on spamd, a daemon beside chainmail: running out
 	// of time lets the chain go on, as for the network checks.
