@@ -177,6 +177,13 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, prior checks.Resul
 			unscannable = append(unscannable, e.Path+": "+why)
 			continue
 		}
+		// A break at the very end of the body (a single-part message's
+		// last line) stays where it is, outside the rewritten text.
+		end := e.End - trailingBreak(e)
+		if end < e.End && (identity(e.Encoding) || e.Encoding == "quoted-printable") {
+			text = bytes.TrimSuffix(text, []byte("\n"))
+			text = bytes.TrimSuffix(text, []byte("\r"))
+		}
 		out, f := Rewrite(text, c.set)
 		for k, n := range f.Found {
 			found[k] += n
@@ -206,7 +213,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, prior checks.Resul
 			disarmed[k] += n
 		}
 		// The body alone: the part's header (charset, encoding) stays.
-		edits = append(edits, attachments.Edit{Entity: &attachments.Entity{Path: e.Path, InPlace: true, Start: e.BodyStart, End: e.End}, Data: enc})
+		edits = append(edits, attachments.Edit{Entity: &attachments.Entity{Path: e.Path, InPlace: true, Start: e.BodyStart, End: end}, Data: enc})
 	}
 
 	var findings, dis []string
@@ -258,6 +265,38 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, prior checks.Resul
 		}
 	}
 	return r
+}
+
+// trailingBreak is the length of the line break the raw body ends with.
+func trailingBreak(e *attachments.Entity) int64 {
+	n := e.RawSize()
+	ra, ok := e.Body().(io.ReaderAt)
+	if n < 1 || !ok {
+		return 0
+	}
+	var b [2]byte
+	k := int64(2)
+	if n < 2 {
+		k = 1
+	}
+	if _, err := ra.ReadAt(b[2-k:], n-k); err != nil {
+		return 0
+	}
+	switch {
+	case b[0] == '\r' && b[1] == '\n':
+		return 2
+	case b[1] == '\n':
+		return 1
+	}
+	return 0
+}
+
+func identity(enc string) bool {
+	switch enc {
+	case "", "7bit", "8bit", "binary":
+		return true
+	}
+	return false
 }
 
 func nonNil(s []string) []string {

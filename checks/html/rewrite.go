@@ -151,6 +151,9 @@ func Rewrite(src []byte, s Settings) (out []byte, f Found) {
 	if !changed {
 		return nil, f
 	}
+	if b.Len() == 0 {
+		return []byte{}, f // everything was removed: a change all the same
+	}
 	return b.Bytes(), f
 }
 
