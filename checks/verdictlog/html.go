@@ -25,9 +25,9 @@ func htmlWord(kind string) string {
 
 type htmlFacts struct {
 	Kind   string `json:"kind"`
-	Count  int    `json:"count,omitempty"`
+	Count  int    `json:"count"`
 	Action string `json:"action"`
-	Detail string `json:"detail,omitempty"`
+	Detail string `json:"detail"`
 }
 
 // HTMLDisarmed is "Content Checks: Detected and have disabled <what> in
