@@ -232,9 +232,16 @@ func (f *File) Build(d Deps) (*checks.Engine, error) {
 
 	d.MIME = f.mimeLimits()
 	chain := &checks.Chain{Deadline: time.Duration(f.Policy.Deadline)}
+	seen := map[string]bool{}
 	for _, c := range f.Checks {
 		if !c.IsEnabled() {
 			continue
+		}
+		seen[c.Name] = true
+		if c.Name == "attachment" && seen["html"] {
+			// The last body set in chain order is delivered: html builds
+			// on attachment's, so it must be the later one.
+			return nil, &Error{File: c.file, Line: c.line, Msg: `check "attachment" must come before "html": html rewrites the body attachment changed, and the later one is delivered`}
 		}
 		ctor, ok := table[c.Name]
 		if !ok {
