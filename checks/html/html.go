@@ -122,15 +122,6 @@ func (*Check) Facts() map[string]any {
 	return map[string]any{"findings": []string{}, "disarmed": []string{}, "unscannable": false, "parts": 0}
 }
 
-func (c *Check) anyDisarm() bool {
-	for _, k := range Kinds {
-		if c.set.mode(k) == Disarm {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *Check) anyLook() bool {
 	for _, k := range Kinds {
 		if c.set.mode(k) != Allow {
