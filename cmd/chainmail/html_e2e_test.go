@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
 	"fmt"
+	"mime/quotedprintable"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"chainmail/attachments"
 	"chainmail/checks"
+	"chainmail/milter/mtatest"
 )
 
 // TestHTMLDisarmedThroughMilter: a message whose HTML part carries a
@@ -70,4 +76,77 @@ checks:
 	if out.Action != "accept" || out.Body != nil {
 		t.Errorf("clean HTML: action %s, body replaced: %q", out.Action, out.Body)
 	}
+}
+
+// Through a real Postfix: one message whose HTML part has a script and
+// which carries a program a deny+delete rule removes arrives with both
+// changes (the script gone, the program replaced by a note), every other
+// part as sent, and the disarm logged.
+func TestPostfixHTMLDisarm(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "delete.rules")
+	if err := os.WriteFile(rules, []byte("deny+delete\t\\.exe$\tProgram removed\tPrograms are removed from mail\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`hostname: mx.chainmail.test
+checks:
+  - name: attachment
+    options:
+      filename_rules: [%q, default]
+  - name: html
+`, rules)
+	d := startDaemon(t, bin, conf)
+	pf := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "inet:" + d.Addr})
+
+	html := `<html><body><p>Your invoice is attached.</p><script>location="http://evil.example/"</script><a href="javascript:steal()" onmouseover="steal()">pay</a></body></html>`
+	var qp bytes.Buffer
+	w := quotedprintable.NewWriter(&qp)
+	w.Write([]byte(html))
+	w.Close()
+	program := "MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff program bytes " + strings.Repeat("A", 300)
+	msg := "From: Sender <sender@example.net>\r\nTo: Bob <bob@example.org>\r\nSubject: invoice\r\nMessage-ID: <htmlpf@example.net>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n" +
+		"--outer\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n" +
+		"--alt\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nYour invoice is attached.\r\n" +
+		"--alt\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + qp.String() + "\r\n" +
+		"--alt--\r\n" +
+		"--outer\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString([]byte(program)) + "\r\n" +
+		"--outer--\r\n"
+	c := pf.Dial(t)
+	c.Ehlo("client.example")
+	c.XClient("ADDR=192.0.2.44 NAME=mail.example.net HELO=mail.example.net")
+	if r := c.Send("sender@example.net", []string{"bob@example.org"}, []byte(msg)); r.Code != 250 {
+		t.Fatalf("send: %v", r)
+	}
+	c.Quit()
+	got := pf.Delivered(t, 1, 30*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("delivered %d messages", len(got))
+	}
+	data := got[0].Data
+	tree := attachments.Walk(bytes.NewReader(data), int64(len(data)), attachments.WalkOptions{})
+	var parts []string
+	content := map[string]string{}
+	for _, e := range tree.Root.Leaves() {
+		var b bytes.Buffer
+		b.ReadFrom(e.Open())
+		parts = append(parts, e.MediaType+" "+e.Encoding)
+		content[e.MediaType] += b.String()
+	}
+	if want := "text/plain ,text/html quoted-printable,text/plain 8bit"; strings.Join(parts, ",") != want {
+		t.Errorf("delivered parts %v, want %s\n%s", parts, want, data)
+	}
+	if want := `<html><body><p>Your invoice is attached.</p><a>pay</a></body></html>`; content["text/html"] != want {
+		t.Errorf("delivered HTML %q, want %q", content["text/html"], want)
+	}
+	if !strings.Contains(content["text/plain"], "Your invoice is attached.") || !strings.Contains(content["text/plain"], `The attachment "setup.exe" was removed`) {
+		t.Errorf("text parts %q", content["text/plain"])
+	}
+	if len(tree.Problems) != 0 {
+		t.Errorf("delivered message has MIME problems: %v", tree.Problems)
+	}
+	d.waitLog(t, "Content Checks: Detected and have disabled HTML script tags in ", "")
+	d.waitLog(t, "Filename Checks: Program removed (", " setup.exe)")
 }
