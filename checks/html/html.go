@@ -155,6 +155,11 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, prior checks.Resul
 	parts := 0
 	var total int64
 	eol := attachments.LineEnding(src)
+	if tree.Truncated {
+		// Parts past the MIME limits were not read: what they hold is
+		// unknown, never taken for clean.
+		unscannable = append(unscannable, "MIME structure past the limits (max_mime_parts, max_mime_depth)")
+	}
 	for _, e := range tree.Root.Leaves() {
 		if e.MediaType != "text/html" || e.IsAttachment() && e.Disposition == "attachment" {
 			continue

@@ -250,3 +250,11 @@ func TestBuildsOnAttachmentsBody(t *testing.T) {
 		t.Errorf("script kept:\n%s", nb)
 	}
 }
+
+func TestPastMIMELimitsIsUnscannable(t *testing.T) {
+	m := message(t, nested)
+	r := run(t, func(c *Config) { c.Walk.MaxParts = 2 }, m)
+	if r.Status != StatusUnscannable || r.Facts["unscannable"] != true {
+		t.Errorf("status %s %q", r.Status, r.Reason)
+	}
+}
