@@ -275,6 +275,22 @@ func scriptURL(v string) bool {
 	return strings.HasPrefix(s, "javascript:") || strings.HasPrefix(s, "vbscript:") || strings.HasPrefix(s, "livescript:")
 }
 
+// metaScript reports <meta http-equiv=refresh content="0;url=javascript:…">.
+func metaScript(t *tag) bool {
+	eq, _ := t.get("http-equiv")
+	if !strings.EqualFold(strings.TrimSpace(eq), "refresh") {
+		return false
+	}
+	c, _ := t.get("content")
+	i := strings.Index(strings.ToLower(c), "url")
+	if i < 0 {
+		return false
+	}
+	rest := strings.TrimLeft(c[i+3:], " \t\r\n")
+	rest = strings.TrimPrefix(rest, "=")
+	return scriptURL(strings.Trim(rest, ` '"`))
+}
+
 // visit inspects one start tag: it counts what it finds and, for the
 // kinds to disarm, drops the tag (keep false) or changes it (rewritten).
 func visit(t *tag, s Settings, f *Found, formDepth *int) (keep, rewritten bool) {
@@ -297,6 +313,12 @@ func visit(t *tag, s Settings, f *Found, formDepth *int) (keep, rewritten bool) 
 		}
 	}
 	if t.name == "script" {
+		if found(KindScript) {
+			return false, false
+		}
+	}
+	if t.name == "meta" && metaScript(t) {
+		// A refresh to a script URL runs it as the mail opens.
 		if found(KindScript) {
 			return false, false
 		}

@@ -22,6 +22,7 @@ func TestRewrite(t *testing.T) {
 		{"javascript url", `<a href="javascript:alert(1)">l</a>`, `<a>l</a>`, KindScript},
 		{"javascript url hidden", "<a href=\" JaVa\tScRiPt:alert(1)\" title=t>l</a>", `<a title="t">l</a>`, KindScript},
 		{"vbscript url", `<img src="vbscript:msgbox(1)">`, `<img>`, KindScript},
+		{"meta refresh", `<head><meta http-equiv="Refresh" content="0; URL='javascript:go()'"><meta charset=utf-8></head>`, `<head><meta charset=utf-8></head>`, KindScript},
 		{"iframe", `<iframe src="http://e.example/" width=1>fallback</iframe>`, `<iframe width="1">fallback</iframe>`, KindIFrame},
 		{"srcdoc", `<iframe srcdoc="<script>x</script>"></iframe>`, `<iframe></iframe>`, KindIFrame},
 		{"form", `<form action="http://phish.example/login" method=post><input name=pw type=password><button formaction="http://x.example/">go</button></form><input name=out>`,
