@@ -86,6 +86,10 @@ type Limits struct {
 	// Walk bounds the walk over MIME parts: the limits every check shares
 	// (zero values are the attachments package's defaults).
 	Walk attachments.WalkOptions
+	// Shorteners are the host names whose http and https URLs are kept
+	// whole (Found.Short), at most MaxShort of them.
+	Shorteners map[string]bool
+	MaxShort   int
 }
 
 // Found is what one extraction found.
@@ -101,6 +105,8 @@ type Found struct {
 	// Unscannable says which MIME limit (parts, depth) left parts
 	// unread; "" when every part was read.
 	Unscannable string
+	// Short are the distinct URLs on a shortener host (Limits.Shorteners).
+	Short []ShortURL
 }
 
 // collector accumulates what an extraction finds.
@@ -487,6 +493,9 @@ func (c *collector) scan(b []byte, origin Origin) {
 			if hi := c.info(b[k:end], true); hi.ok {
 				c.found.URLs++
 				c.addKey(hi.h, hi.value, origin)
+				if c.lim.Shorteners != nil {
+					c.addShort(hi.h, string(b[j:i]), string(b[k:end]), string(b[end:urlTextEnd(b, end)]), origin)
+				}
 			}
 			urlEnd = end
 		case 'w', 'W':
