@@ -26,8 +26,8 @@ package uribl
 //     left of the check's own timeout, so the list queries keep theirs.
 //
 // A resolution that fails is SHORTENER_FAIL (score 0): never a listing.
-// Outcomes other than transport failures are cached (LRU, cache_size
-// entries, cache_ttl).
+// Outcomes other than timeouts and connection errors are cached (LRU,
+// cache_size entries, cache_ttl).
 
 import (
 	lru "container/list"
@@ -235,6 +235,9 @@ func newShortener(cfg ShortenerConfig, r dns.Resolver) (*shortener, error) {
 // multicast, unspecified or otherwise not public, or not on port 80/443.
 var errNotPublic = errors.New("not a public address on port 80 or 443")
 
+// errBadRedirect: a redirect without a usable target.
+var errBadRedirect = errors.New("redirect")
+
 // allowed reports whether ap may be dialed.
 func (s *shortener) allowed(ap netip.AddrPort) bool {
 	a := ap.Addr().Unmap()
@@ -327,6 +330,8 @@ type resolution struct {
 	Hosts   []string
 	Outcome string
 	Detail  string // why, for loop, hops and fail
+	// Transient: a timeout or a connection error, not cached.
+	Transient bool
 }
 
 // follow follows u's redirects.
@@ -336,11 +341,13 @@ func (s *shortener) follow(ctx context.Context, raw string) resolution {
 	if err != nil {
 		return resolution{Outcome: outcomeFail, Detail: "unparsable URL"}
 	}
+	cur.User = nil // no credentials sent
 	seen := map[string]bool{cur.String(): true}
 	for hop := 0; ; hop++ {
 		next, err := s.step(ctx, cur)
 		if err != nil {
 			res.Outcome, res.Detail = outcomeFail, failure(ctx, err)
+			res.Transient = !errors.Is(err, errNotPublic) && !errors.Is(err, errBadRedirect)
 			return res
 		}
 		if next == nil {
@@ -354,7 +361,7 @@ func (s *shortener) follow(ctx context.Context, raw string) resolution {
 			res.Outcome, res.Detail = outcomeFail, "redirect to an unsupported URL"
 			return res
 		}
-		next.Fragment = ""
+		next.Fragment, next.User = "", nil
 		if h := next.Hostname(); !slices.Contains(res.Hosts, h) {
 			res.Hosts = append(res.Hosts, h)
 		}
@@ -400,7 +407,7 @@ func (s *shortener) step(ctx context.Context, u *url.URL) (*url.URL, error) {
 	}
 	loc, err := resp.Location() // relative targets resolved against u
 	if err != nil {
-		return nil, fmt.Errorf("redirect %d without a usable Location", resp.StatusCode)
+		return nil, fmt.Errorf("%w: %d without a usable Location", errBadRedirect, resp.StatusCode)
 	}
 	return loc, nil
 }
@@ -453,7 +460,7 @@ func (s *shortener) resolveAll(ctx context.Context, urls []ShortURL) []resolutio
 		go func() {
 			defer wg.Done()
 			r := s.follow(ctx, u.URL)
-			if r.Outcome != outcomeFail || strings.Contains(r.Detail, errNotPublic.Error()) {
+			if !r.Transient {
 				s.cache.put(u.URL, r)
 			}
 			out[i] = r

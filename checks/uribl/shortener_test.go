@@ -332,3 +332,22 @@ func TestShortenerExtract(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// TestShortenerFailDetail: the reason a refused link gives, and that a
+// refusal is cached while a timeout is not.
+func TestShortenerFailDetail(t *testing.T) {
+	site := newShortSite(t)
+	c := shortCheck(t, site, func(s *ShortenerConfig) { s.Timeout = 200 * time.Millisecond })
+	m := shortMsg(t, site.at("short", "/to/http://10.0.0.1/"))
+	r := c.Check(context.Background(), m, nil)
+	if got := syms(r)[SymbolShortenerFail]; got != "short.example:"+site.port+"/to/http://10.0.0.1/: refused 10.0.0.1:80: not a public address on port 80 or 443" {
+		t.Errorf("%q", got)
+	}
+	if _, ok := c.short.cache.get(site.at("short", "/to/http://10.0.0.1/")); !ok {
+		t.Error("refusal not cached")
+	}
+	c.Check(context.Background(), shortMsg(t, site.at("short", "/slow")), nil)
+	if _, ok := c.short.cache.get(site.at("short", "/slow")); ok {
+		t.Error("timeout cached")
+	}
+}
