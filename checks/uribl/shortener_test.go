@@ -351,3 +351,28 @@ func TestShortenerFailDetail(t *testing.T) {
 		t.Error("timeout cached")
 	}
 }
+
+// TestShortenerHTTPS: a shortener on https (certificate checked) leads
+// to the listed host.
+func TestShortenerHTTPS(t *testing.T) {
+	site := newShortSite(t)
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", site.at("final", "/landing"))
+		w.WriteHeader(http.StatusMovedPermanently)
+	}))
+	defer tlsSrv.Close()
+	_, port, _ := net.SplitHostPort(tlsSrv.Listener.Addr().String())
+	c := shortCheck(t, site, func(s *ShortenerConfig) { s.Hosts = []string{"tls.example.com"} })
+	c.short.allowDial[netip.MustParseAddrPort(tlsSrv.Listener.Addr().String())] = true
+	m := shortMsg(t, "https://tls.example.com:"+port+"/x")
+	// Without the test server's certificate among the roots: refused.
+	r := c.Check(context.Background(), m, nil)
+	if got := syms(r); !strings.Contains(got[SymbolShortenerFail], "certificate") || got["URIBL_SHORT_LIST"] != "" {
+		t.Errorf("untrusted: %v", got)
+	}
+	c.short.client.Transport.(*http.Transport).TLSClientConfig = tlsSrv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	r = c.Check(context.Background(), m, nil)
+	if got := syms(r); got["URIBL_SHORT_LIST"] != "final.example:url" {
+		t.Errorf("trusted: %v %q", got, r.Reason)
+	}
+}
