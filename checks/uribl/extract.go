@@ -501,7 +501,7 @@ func (c *collector) scan(b []byte, origin Origin) {
 			if hi := c.info(b[k:end], true); hi.ok {
 				c.found.URLs++
 				c.addKey(hi.h, hi.value, origin)
-				if c.lim.Shorteners != nil {
+				if c.lim.Shorteners != nil && len(c.found.Short) < c.lim.MaxShort && shortHost(c.lim.Shorteners, hi.h.name) {
 					c.addShort(hi.h, string(b[j:i]), string(b[k:end]), string(b[end:urlTextEnd(b, end)]), origin)
 				}
 			}

@@ -376,3 +376,26 @@ func TestShortenerHTTPS(t *testing.T) {
 		t.Errorf("trusted: %v %q", got, r.Reason)
 	}
 }
+
+// BenchmarkExtractShorteners: extraction of a text with 1000 links on a
+// shortener, shorteners on (the first 10 kept whole) and off.
+func BenchmarkExtractShorteners(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("Content-Type: text/plain\r\n\r\n")
+	for i := range 1000 {
+		fmt.Fprintf(&sb, "see https://bit.ly/%d and http://www.example%d.com/x\r\n", i, i%40)
+	}
+	m := parse(b, sb.String())
+	for _, on := range []bool{false, true} {
+		lim := Limits{}
+		if on {
+			lim.Shorteners, lim.MaxShort = map[string]bool{"bit.ly": true}, 10
+		}
+		b.Run(fmt.Sprint("shorteners=", on), func(b *testing.B) {
+			b.SetBytes(m.Size())
+			for range b.N {
+				Extract(m, lim)
+			}
+		})
+	}
+}
