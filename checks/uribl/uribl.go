@@ -242,6 +242,9 @@ func (c *Check) Set() *dnsbl.Set { return c.set }
 // Close stops the background health probes.
 func (c *Check) Close() error {
 	c.set.Close()
+	if c.short != nil {
+		c.short.client.CloseIdleConnections()
+	}
 	return nil
 }
 
