@@ -54,6 +54,13 @@ const (
 	KindPDFEmbeddedFile
 	KindPDFAutoAction
 	KindEncryptedDoc
+	// Message formats and sizes a site's policy decides on
+	// (CategoryPolicy, see format.go).
+	KindMessagePartial
+	KindMessageExternalBody
+	KindMessageEncrypted
+	KindMessageSigned
+	KindAttachmentTooLarge
 )
 
 var kindNames = [...]string{
@@ -92,6 +99,11 @@ var kindNames = [...]string{
 	KindPDFEmbeddedFile:      "pdf-embedded-file",
 	KindPDFAutoAction:        "pdf-auto-action",
 	KindEncryptedDoc:         "encrypted-document",
+	KindMessagePartial:       "message-partial",
+	KindMessageExternalBody:  "message-external-body",
+	KindMessageEncrypted:     "message-encrypted",
+	KindMessageSigned:        "message-signed",
+	KindAttachmentTooLarge:   "attachment-too-large",
 }
 
 // String is the kind's stable name.

@@ -127,6 +127,10 @@ type Options struct {
 	// unscannable.
 	Memory     *Memory
 	MemoryWait time.Duration
+	// MaxAttachmentSize is a policy, not a scan limit: a file not inside
+	// an archive whose decoded size is over it is a finding of
+	// CategoryPolicy (0: no limit).
+	MaxAttachmentSize int64
 }
 
 func (o *Options) defaults() {
@@ -175,9 +179,11 @@ func ScanContext(ctx context.Context, src io.ReaderAt, size int64, opts Options)
 		}
 		s.add(Finding{Category: c, Kind: KindMIMEStructure, Path: p.Path, Detail: p.Detail})
 	}
+	s.formats()
 	for _, e := range s.rep.Tree.Root.Leaves() {
 		s.part(e)
 	}
+	s.oversize()
 	return s.rep
 }
 
@@ -408,6 +414,9 @@ func (s *scanner) part(e *Entity) {
 		s.add(Finding{Category: CategoryMalformed, Kind: KindBadEncoding, Path: e.Path, File: e.Filename(), Detail: fmt.Sprintf("%d bytes invalid in %s", d.Bad, e.Encoding)})
 	}
 	f := &File{Path: e.Path, Names: e.Names, Name: e.Filename(), Declared: e.MediaType, Entity: e, Size: size}
+	if !att && strings.HasPrefix(e.MediaType, "text/") {
+		s.inlinePGP(e, data)
+	}
 	if !att && len(data) == 0 {
 		return
 	}

@@ -70,6 +70,9 @@ const (
 
 // symbolOf maps a finding kind to its symbol and default score.
 func symbolOf(f attachments.Finding) (string, float64) {
+	if f.Category == attachments.CategoryPolicy {
+		return policySymbol(f.Kind), 0
+	}
 	switch f.Kind {
 	case attachments.KindVBA, attachments.KindXLM:
 		return SymMacro, 3
@@ -120,6 +123,16 @@ type Config struct {
 	MaxDepth       int         `yaml:"max_depth"`
 	MaxMIMEDepth   int         `yaml:"max_mime_depth"`
 	MaxMIMEParts   int         `yaml:"max_mime_parts"`
+	// Message-format policy (policy.go): what a message/partial
+	// fragment, a message/external-body, an encrypted or a signed
+	// message, a file over MaxAttachmentSize (decoded, not inside an
+	// archive; 0: no limit) costs: allow, quarantine or reject.
+	PartialMessages     PolicyAction `yaml:"partial_messages"`
+	ExternalBody        PolicyAction `yaml:"external_body"`
+	EncryptedMessages   PolicyAction `yaml:"encrypted_messages"`
+	SignedMessages      PolicyAction `yaml:"signed_messages"`
+	MaxAttachmentSize   checks.Size  `yaml:"max_attachment_size"`
+	OversizeAttachments PolicyAction `yaml:"oversize_attachments"`
 	// MaxEvents bounds the log lines one message gets.
 	MaxEvents int `yaml:"max_events"`
 	// MemoryBudget is shared by every message being checked at once:
@@ -157,6 +170,11 @@ func DefaultConfig() Config {
 		MaxEvents:            20,
 		MemoryBudget:         attachments.DefaultMemory,
 		MemoryWait:           10 * time.Second,
+		PartialMessages:      PolicyReject,
+		ExternalBody:         PolicyReject,
+		EncryptedMessages:    PolicyAllow,
+		SignedMessages:       PolicyAllow,
+		OversizeAttachments:  PolicyReject,
 	}
 }
 
@@ -247,6 +265,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 		MaxAttachments: c.cfg.MaxAttachments, MaxFileSize: int64(c.cfg.MaxFileSize), MaxTotal: int64(c.cfg.MaxTotal),
 		MaxRatio: c.cfg.MaxRatio, MaxEntries: c.cfg.MaxEntries, MaxDepth: c.cfg.MaxDepth,
 		Memory: c.cfg.Memory, MemoryWait: c.cfg.MemoryWait,
+		MaxAttachmentSize: int64(c.cfg.MaxAttachmentSize),
 	})
 	if err := ctx.Err(); err != nil {
 		return checks.Result{Status: checks.StatusTimeout, Err: err}
@@ -375,7 +394,17 @@ func (c *Check) result(m *checks.Message, src interface {
 			syms[name] = checks.Symbol{Name: name, Score: score, Detail: detail}
 		}
 	}
+	refused, held := []string{}, []string{}
 	for _, f := range rep.Findings {
+		switch c.policyOf(f) {
+		case PolicyReject:
+			refused = append(refused, f.Kind.String())
+		case PolicyQuarantine:
+			held = append(held, f.Kind.String())
+		}
+		if c.silent(f) {
+			continue
+		}
 		name, score := symbolOf(f)
 		addSym(name, score, f.Detail)
 		if f.Category == attachments.CategoryMalformed {
@@ -419,6 +448,8 @@ func (c *Check) result(m *checks.Message, src interface {
 		kinds = append(kinds, f.Kind.String())
 	}
 	r.Facts["findings"] = uniq(kinds)
+	r.Facts["refused"] = uniq(refused)
+	r.Facts["held"] = uniq(held)
 
 	switch {
 	case blocked:
@@ -436,6 +467,14 @@ func (c *Check) result(m *checks.Message, src interface {
 	case len(cats[attachments.CategoryEncrypted]) > 0:
 		r.Status = StatusEncrypted
 		r.Reason = firstDetail(cats[attachments.CategoryEncrypted])
+	}
+	if r.Reason == "" {
+		for _, f := range rep.Findings {
+			if a := c.policyOf(f); a == PolicyReject || a == PolicyQuarantine {
+				r.Reason = firstDetail([]attachments.Finding{f})
+				break
+			}
+		}
 	}
 	if !blocked && len(edits) > 0 {
 		nb, err := attachments.ApplyEdits(src, headerLen, size, edits)
@@ -487,5 +526,6 @@ func (*Check) Facts() map[string]any {
 	return map[string]any{
 		"blocked": false, "unscannable": false, "suspicious": false, "encrypted": false, "malformed": false,
 		"attachments": 0, "files": 0, "deleted": 0, "renamed": 0, "findings": []string{},
+		"refused": []string{}, "held": []string{},
 	}
 }

@@ -86,6 +86,10 @@ type Limits struct {
 	// Walk bounds the walk over MIME parts: the limits every check shares
 	// (zero values are the attachments package's defaults).
 	Walk attachments.WalkOptions
+	// Shorteners are the host names whose http and https URLs are kept
+	// whole (Found.Short), at most MaxShort of them.
+	Shorteners map[string]bool
+	MaxShort   int
 }
 
 // Found is what one extraction found.
@@ -101,6 +105,8 @@ type Found struct {
 	// Unscannable says which MIME limit (parts, depth) left parts
 	// unread; "" when every part was read.
 	Unscannable string
+	// Short are the distinct URLs on a shortener host (Limits.Shorteners).
+	Short []ShortURL
 }
 
 // collector accumulates what an extraction finds.
@@ -115,7 +121,10 @@ type collector struct {
 	// cache remembers what a host as written normalises to: mail repeats
 	// its hosts, and IDNA mapping and the public suffix search are the
 	// dear part of extraction.
-	cache map[string]hostInfo
+	// A URL's authority and an address's domain are read differently
+	// ("0" is the address 0.0.0.0 in a URL, no domain after "@"): one
+	// cache each.
+	cache, domainCache map[string]hostInfo
 }
 
 // hostInfo is a host as written, normalised.
@@ -133,7 +142,11 @@ const maxCache = 4096
 // info normalises a host as written (authority or domain bytes), through
 // the cache. authority says whether raw may carry userinfo and a port.
 func (c *collector) info(raw []byte, authority bool) hostInfo {
-	if hi, ok := c.cache[string(raw)]; ok {
+	cache := c.domainCache
+	if authority {
+		cache = c.cache
+	}
+	if hi, ok := cache[string(raw)]; ok {
 		return hi
 	}
 	var hi hostInfo
@@ -149,8 +162,8 @@ func (c *collector) info(raw []byte, authority bool) hostInfo {
 			hi.value, _, hi.known = dns.OrganizationalDomainOK(hi.h.name)
 		}
 	}
-	if len(c.cache) < maxCache {
-		c.cache[string(raw)] = hi
+	if len(cache) < maxCache {
+		cache[string(raw)] = hi
 	}
 	return hi
 }
@@ -175,7 +188,8 @@ func newCollector(lim Limits) *collector {
 	if lim.MaxLinks <= 0 {
 		lim.MaxLinks = 200
 	}
-	return &collector{lim: lim, keys: map[string]int{}, emails: map[string]int{}, budget: lim.MaxScan, cache: map[string]hostInfo{}}
+	return &collector{lim: lim, keys: map[string]int{}, emails: map[string]int{}, budget: lim.MaxScan,
+		cache: map[string]hostInfo{}, domainCache: map[string]hostInfo{}}
 }
 
 // Extract finds the URLs, hosts and addresses of m: in the Subject, the
@@ -487,6 +501,9 @@ func (c *collector) scan(b []byte, origin Origin) {
 			if hi := c.info(b[k:end], true); hi.ok {
 				c.found.URLs++
 				c.addKey(hi.h, hi.value, origin)
+				if c.lim.Shorteners != nil && len(c.found.Short) < c.lim.MaxShort && shortHost(c.lim.Shorteners, hi.h.name) {
+					c.addShort(hi.h, string(b[j:i]), string(b[k:end]), string(b[end:urlTextEnd(b, end)]), origin)
+				}
 			}
 			urlEnd = end
 		case 'w', 'W':

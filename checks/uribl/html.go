@@ -188,6 +188,11 @@ func (c *collector) link(v string, origin Origin) (host, string, bool) {
 	}
 	c.found.URLs++
 	c.addKey(hi.h, hi.value, origin)
+	if c.lim.Shorteners != nil {
+		if i := strings.IndexByte(s, ':'); i > 0 {
+			c.addShort(hi.h, s[:i], auth, rest, origin)
+		}
+	}
 	c.embedded(rest, origin)
 	return hi.h, rest, true
 }

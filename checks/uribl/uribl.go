@@ -90,12 +90,15 @@ type Config struct {
 	Timeout  time.Duration      `yaml:"timeout"`
 	Health   dnsbl.HealthConfig `yaml:"health"`
 	Phishing PhishingConfig     `yaml:"phishing"`
+	// Shorteners: follow shortened URLs and look up where they lead
+	// (shortener.go). Off by default.
+	Shorteners ShortenerConfig `yaml:"shorteners"`
 }
 
 // DefaultConfig returns no lists, 50 lookups, phishing on.
 func DefaultConfig() Config {
 	return Config{MaxLookups: 50, MaxResolve: 10, MaxURLs: 10000, MaxScan: 16 << 20, Timeout: 3 * time.Second,
-		Health: dnsbl.DefaultHealth(), Phishing: DefaultPhishing()}
+		Health: dnsbl.DefaultHealth(), Phishing: DefaultPhishing(), Shorteners: DefaultShorteners()}
 }
 
 // Options are the check's collaborators besides the resolver.
@@ -115,6 +118,7 @@ type Check struct {
 	exclude  map[string]bool
 	phishing *phishing
 	walk     attachments.WalkOptions
+	short    *shortener // nil when shorteners.enabled is off
 }
 
 // list is what one list takes.
@@ -201,6 +205,13 @@ func NewWithOptions(cfg Config, r dns.Resolver, o Options) (*Check, error) {
 		return nil, fmt.Errorf("uribl: %v", strings.TrimPrefix(err.Error(), "dnsbl: "))
 	}
 	c.set = set
+	short, err := newShortener(cfg.Shorteners, r)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Shorteners.Enabled {
+		c.short = short
+	}
 	if cfg.Phishing.Enabled {
 		if c.phishing, err = newPhishing(cfg.Phishing); err != nil {
 			return nil, err
@@ -222,7 +233,7 @@ func (c *Check) Name() string { return Name }
 // the allowlists and failed lists.
 func (*Check) Facts() map[string]any {
 	return map[string]any{"urls": 0, "domains": 0, "dropped": 0, "phishing": false, "queries": 0,
-		"allowed": []string{}, "failed": []string{}, "unscannable": false}
+		"allowed": []string{}, "failed": []string{}, "unscannable": false, "shortened": 0, "shortened_hosts": []string{}}
 }
 
 // Set returns the check's lists, for health reports.
@@ -231,12 +242,19 @@ func (c *Check) Set() *dnsbl.Set { return c.set }
 // Close stops the background health probes.
 func (c *Check) Close() error {
 	c.set.Close()
+	if c.short != nil {
+		c.short.client.CloseIdleConnections()
+	}
 	return nil
 }
 
 // Limits returns the extraction limits of the configuration.
 func (c *Check) Limits() Limits {
-	return Limits{MaxKeys: c.cfg.MaxLookups, MaxURLs: c.cfg.MaxURLs, MaxScan: int64(c.cfg.MaxScan), Exclude: c.exclude, Walk: c.walk}
+	lim := Limits{MaxKeys: c.cfg.MaxLookups, MaxURLs: c.cfg.MaxURLs, MaxScan: int64(c.cfg.MaxScan), Exclude: c.exclude, Walk: c.walk}
+	if c.short != nil && len(c.lists) > 0 {
+		lim.Shorteners, lim.MaxShort = c.short.hosts, c.short.cfg.MaxURLs
+	}
+	return lim
 }
 
 // source is the detail word of an origin set, as rspamd writes it.
@@ -262,6 +280,7 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 		"dropped":     found.Dropped,
 		"phishing":    false,
 		"unscannable": found.Unscannable != "",
+		"shortened":   0, "shortened_hosts": []string{},
 	}}
 	if found.Unscannable != "" {
 		// Parts past the shared MIME limits were not read: say so.
@@ -273,6 +292,14 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, _ checks.Results) 
 			res.Symbols = append(res.Symbols, syms...)
 			res.Facts["phishing"] = true
 		}
+	}
+	if len(found.Short) > 0 {
+		// Where shortened links lead is looked up like the body's hosts.
+		if why := c.shortened(ctx, found, &res); why != "" {
+			defer func() { res.Reason += why }()
+		}
+		res.Facts["domains"] = len(found.Keys)
+		res.Facts["dropped"] = found.Dropped
 	}
 	qs := c.queries(ctx, found)
 	res.Facts["queries"] = len(qs)
