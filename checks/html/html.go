@@ -191,6 +191,12 @@ func (c *Check) Check(ctx context.Context, m *checks.Message, prior checks.Resul
 		switch {
 		case !e.InPlace || e.BodyStart < headerLen:
 			why = "not stored in place (inside an encoded message)"
+		case !asciiCompatible(e.Params["charset"]) && onlyWebBugs(f.Disarmed):
+			// Tracking pixels in a part we cannot write back (Japanese
+			// newsletters in ISO-2022-JP): a privacy matter, not a danger
+			// that would justify holding the mail. Delivered as it is,
+			// the finding counted.
+			continue
 		case !asciiCompatible(e.Params["charset"]):
 			why = "charset " + e.Params["charset"] + " cannot be rewritten"
 		}
@@ -368,4 +374,14 @@ func encode(b []byte, enc, eol string) ([]byte, error) {
 		return []byte(out.String()), nil
 	}
 	return nil, fmt.Errorf("transfer encoding %s cannot be written", enc)
+}
+
+// onlyWebBugs reports whether what a rewrite disarmed is web bugs only.
+func onlyWebBugs(disarmed map[Kind]int) bool {
+	for k, n := range disarmed {
+		if k != KindWebBug && n > 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -215,6 +215,13 @@ func TestCharsetThatCannotBeRewritten(t *testing.T) {
 	if r.Status != StatusUnscannable || r.NewBody != nil {
 		t.Fatalf("status %s %q", r.Status, r.Reason)
 	}
+	// A tracking pixel alone in such a part is no reason to hold the
+	// mail: delivered as it is, the web bug counted.
+	m = message(t, "From: a@example.net\nMIME-Version: 1.0\nContent-Type: text/html; charset=ISO-2022-JP\n\n<p>news</p><img src=\"http://t.example/p.gif\" width=1 height=1>\n")
+	r = run(t, nil, m)
+	if r.Status == StatusUnscannable || r.NewBody != nil || r.Facts["unscannable"] != false {
+		t.Fatalf("web bug in ISO-2022-JP: status %s %q", r.Status, r.Reason)
+	}
 }
 
 func TestCleanHTMLUntouched(t *testing.T) {
