@@ -337,6 +337,7 @@ func (c *Check) result(m *checks.Message, src interface {
 		}
 	}
 	done := map[*attachments.Entity]bool{}
+	fileAction, renamedTo := map[*attachments.File]string{}, map[*attachments.File]string{}
 	for _, h := range hits {
 		name := displayName(h.file)
 		if t := attachments.Editable(h.file.Entity); t != nil && removed[t] {
@@ -354,6 +355,7 @@ func (c *Check) result(m *checks.Message, src interface {
 		switch h.rule.Action {
 		case attachments.Deny, attachments.Redirect:
 			blocked = true
+			fileAction[h.file] = FileBlocked
 			reasons = append(reasons, h.kind+" Checks: "+orDash(h.rule.LogText)+" ("+name+")")
 		case attachments.DenyDelete:
 			target := attachments.Editable(h.file.Entity)
@@ -361,6 +363,7 @@ func (c *Check) result(m *checks.Message, src interface {
 				// Nothing to cut out without touching the header: the
 				// file is the message itself.
 				blocked = true
+				fileAction[h.file] = FileBlocked
 				reasons = append(reasons, h.kind+" Checks: "+orDash(h.rule.LogText)+" ("+name+"; cannot be removed alone)")
 				continue
 			}
@@ -381,6 +384,7 @@ func (c *Check) result(m *checks.Message, src interface {
 			}
 			edits = append(edits, attachments.Edit{Entity: h.file.Entity, Data: hdr, HeaderOnly: true})
 			renamed = append(renamed, name+" → "+newName)
+			fileAction[h.file], renamedTo[h.file] = FileRenamed, newName
 		}
 	}
 	cats := map[attachments.Category][]attachments.Finding{}
@@ -395,12 +399,15 @@ func (c *Check) result(m *checks.Message, src interface {
 		}
 	}
 	refused, held := []string{}, []string{}
+	stops := map[string]bool{} // paths of files a finding refuses or holds
 	for _, f := range rep.Findings {
 		switch c.policyOf(f) {
 		case PolicyReject:
 			refused = append(refused, f.Kind.String())
+			stops[f.Path] = true
 		case PolicyQuarantine:
 			held = append(held, f.Kind.String())
+			stops[f.Path] = true
 		}
 		if c.silent(f) {
 			continue
@@ -476,6 +483,7 @@ func (c *Check) result(m *checks.Message, src interface {
 			}
 		}
 	}
+	editFailed := false
 	if !blocked && len(edits) > 0 {
 		nb, err := attachments.ApplyEdits(src, headerLen, size, edits)
 		if err == nil {
@@ -483,14 +491,72 @@ func (c *Check) result(m *checks.Message, src interface {
 		} else {
 			r.Status, r.Reason = checks.StatusBlocked, "could not remove attachments: "+err.Error()
 			r.Facts["blocked"] = true
+			editFailed = true
 		}
 	}
+	r.Facts["outcomes"] = fileOutcomes(rep.Files, removed, fileAction, renamedTo, stops, editFailed)
 	if len(events) > c.cfg.MaxEvents {
 		more := len(events) - c.cfg.MaxEvents
 		events = append(events[:c.cfg.MaxEvents], verdictlog.AttachmentOverflow(m.QueueID, more))
 	}
 	r.Events = events
 	return r
+}
+
+// What became of a file (FileOutcome.Action).
+const (
+	FileDelivered = "delivered"
+	FileRemoved   = "removed"
+	FileRenamed   = "renamed"
+	FileBlocked   = "blocked"
+)
+
+// FileOutcome is what the check did with one file it saw, as replay
+// --json reports it: Name as the log lines show it (a member with its
+// path inside the part, "bundle.zip/docs/x.exe"), Path where it sits in
+// the message ("2/bundle.zip/docs/x.exe"), Action one of the File*
+// constants (blocked: the check refuses or holds the message because of
+// it), RenamedTo the new name of a renamed file.
+type FileOutcome struct {
+	Name      string `json:"name"`
+	Path      string `json:"path"`
+	Action    string `json:"action"`
+	RenamedTo string `json:"renamed_to,omitempty"`
+}
+
+// fileOutcomes lists every file of the scan with its outcome. A file
+// removed by a deny+delete rule takes the files inside it along; when
+// the removal could not be made, the message is blocked for it.
+func fileOutcomes(files []*attachments.File, removed map[*attachments.Entity]bool, action, renamedTo map[*attachments.File]string, stops map[string]bool, editFailed bool) []FileOutcome {
+	out := make([]FileOutcome, 0, len(files))
+	for _, f := range files {
+		o := FileOutcome{Name: displayName(f), Path: f.Path, Action: FileDelivered}
+		if t := attachments.Editable(f.Entity); t != nil && removed[t] {
+			o.Action = FileRemoved
+			if editFailed {
+				o.Action = FileBlocked
+			}
+		}
+		if a, ok := action[f]; ok {
+			o.Action, o.RenamedTo = a, renamedTo[f]
+		}
+		if stops[f.Path] {
+			o.Action = FileBlocked
+		}
+		out = append(out, o)
+	}
+	// An archive whose member blocks the message blocks it too.
+	for i := range out {
+		if out[i].Action != FileBlocked {
+			continue
+		}
+		for j := range out {
+			if strings.HasPrefix(out[i].Path, out[j].Path+"/") {
+				out[j].Action = FileBlocked
+			}
+		}
+	}
+	return out
 }
 
 func firstDetail(fs []attachments.Finding) string {
@@ -526,6 +592,6 @@ func (*Check) Facts() map[string]any {
 	return map[string]any{
 		"blocked": false, "unscannable": false, "suspicious": false, "encrypted": false, "malformed": false,
 		"attachments": 0, "files": 0, "deleted": 0, "renamed": 0, "findings": []string{},
-		"refused": []string{}, "held": []string{},
+		"refused": []string{}, "held": []string{}, "outcomes": []FileOutcome{},
 	}
 }

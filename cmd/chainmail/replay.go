@@ -55,6 +55,10 @@ type replayResult struct {
 	Quarantine string `json:"quarantine,omitempty"`
 	Monitor    string `json:"would,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// What the attachment check did with each file, what the html check
+	// disarmed.
+	Attachments []jsonAttachment `json:"attachments"`
+	Disarmed    []string         `json:"disarmed,omitempty"`
 }
 
 type jsonResult struct {
@@ -80,6 +84,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 	auth := fl.String("auth", "", "SASL `USER` the client authenticated as")
 	queueID := fl.String("queue-id", "", "queue `ID` (default: derived from the file's content)")
 	asJSON := fl.Bool("json", false, "print one JSON object per message")
+	outPath := fl.String("out", "", "write each message the milter lets through to `DIR` as it would be delivered")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -154,6 +159,14 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		client = &milter.Client{Network: "tcp", Address: addr, Timeout: time.Duration(f.Milter.Timeout) + time.Minute}
 	}
 
+	var out *outDir
+	if *outPath != "" {
+		var err error
+		if out, err = newOutDir(*outPath); err != nil {
+			fmt.Fprintf(stderr, "chainmail replay: --out: %v\n", err)
+			return exitUsage
+		}
+	}
 	files, err := collect(fl.Args())
 	status := exitOK
 	if err != nil {
@@ -223,20 +236,29 @@ func replay(args []string, stdout, stderr io.Writer) int {
 			}
 
 			rec.reset()
-			out, err := replaySend(client, env, it.Raw)
+			o, err := replaySend(client, env, it.Raw)
 			v, lines := rec.take()
 			if err != nil {
 				fmt.Fprintf(stderr, "chainmail replay: %s: milter: %v\n", path, err)
 				status = exitFiles
 				continue
 			}
+			if out != nil {
+				if !delivers(o) {
+					fmt.Fprintf(stderr, "chainmail replay: %s: not written: message %s\n", path, o.Action)
+				} else if _, err := out.write(path, it.Raw, o); err != nil {
+					fmt.Fprintf(stderr, "chainmail replay: %s: --out: %v\n", path, err)
+					status = exitFiles
+				}
+			}
 			if rec == nil {
 				// --milter: what the milter answered is all there is.
 				if *asJSON {
-					enc.Encode(replayResult{File: path, QueueID: env.QueueID, Action: out.Action, Reply: out.Reply,
-						Headers: nonNil(out.Headers), Quarantine: out.Quarantine, Results: []jsonResult{}, Symbols: []checks.Symbol{}, Log: []string{}})
+					enc.Encode(replayResult{File: path, QueueID: env.QueueID, Action: o.Action, Reply: o.Reply,
+						Headers: nonNil(o.Headers), Quarantine: o.Quarantine, Results: []jsonResult{}, Symbols: []checks.Symbol{}, Log: []string{},
+						Attachments: []jsonAttachment{}})
 				} else {
-					fmt.Fprintln(stdout, outcomeLine(path, env.QueueID, out))
+					fmt.Fprintln(stdout, outcomeLine(path, env.QueueID, o))
 				}
 				continue
 			}
@@ -246,19 +268,21 @@ func replay(args []string, stdout, stderr io.Writer) int {
 				// the lines are those serve writes, the answer goes to
 				// stderr in text mode.
 				if *asJSON {
-					enc.Encode(replayResult{File: path, QueueID: env.QueueID, Action: out.Action, Reply: out.Reply,
-						Headers: []checks.Header{}, Results: []jsonResult{}, Symbols: []checks.Symbol{}, Log: lines})
+					enc.Encode(replayResult{File: path, QueueID: env.QueueID, Action: o.Action, Reply: o.Reply,
+						Headers: []checks.Header{}, Results: []jsonResult{}, Symbols: []checks.Symbol{}, Log: lines,
+						Attachments: []jsonAttachment{}})
 				} else {
 					for _, l := range lines {
 						fmt.Fprintln(stdout, l)
 					}
-					fmt.Fprintf(stderr, "chainmail replay: %s\n", outcomeLine(path, env.QueueID, out))
+					fmt.Fprintf(stderr, "chainmail replay: %s\n", outcomeLine(path, env.QueueID, o))
 				}
 				continue
 			}
 			if *asJSON {
 				r := replayResult{File: path, QueueID: env.QueueID, Action: v.Action.String(), Score: v.Score, Required: v.Required,
 					Reply: v.SMTPReply(), Symbols: v.Symbols, Headers: verdictHeaders(v), Log: lines}
+				r.Attachments, r.Disarmed = attachmentOutcomes(v)
 				if r.Symbols == nil {
 					r.Symbols = []checks.Symbol{}
 				}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"chainmail/attachments"
+)
+
+// replayOutConfig writes a configuration with the attachment check (a
+// deny+delete rule for programs) and the html check, and a rule that
+// rejects a blocked attachment.
+func replayOutConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "delete.rules")
+	if err := os.WriteFile(rules, []byte("deny+delete\t\\.exe$\tProgram removed\tPrograms are removed from mail\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`hostname: mx.chainmail.test
+checks:
+  - name: attachment
+    options:
+      filename_rules: [%q, default]
+  - name: html
+rules:
+  - name: attachment-blocked
+    if: 'attachment.status == "blocked"'
+    action: reject
+    reply: "550 5.7.1 Message rejected: it carries a blocked attachment"
+`, rules)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return conf
+}
+
+func base64Lines(data []byte) string {
+	enc := base64.StdEncoding.EncodeToString(data)
+	var b strings.Builder
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	return b.String() + enc + "\r\n"
+}
+
+// TestReplayOut: replay --out writes the message as the MTA delivers it:
+// the program replaced by the removal note, the script gone from the HTML
+// part, the forged X-Spam-Status removed and chainmail's fields added,
+// every other byte the one received. A rejected message is not written
+// and a name already taken is not overwritten.
+func TestReplayOut(t *testing.T) {
+	conf := replayOutConfig(t)
+	in := t.TempDir()
+	header := "Received: from mail.partner.test (mail.partner.test [192.0.2.9])\r\n\tby mx.chainmail.test with ESMTP id 4OutTest1\r\n" +
+		"From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: invoice\r\n" +
+		"X-Spam-Status: No, forged by the sender\r\nMessage-ID: <out1@partner.test>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
+	before := "This is a multi-part message in MIME format.\r\n" +
+		"--outer\r\n" +
+		"Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n" +
+		"--alt\r\n" +
+		"Content-Type: text/plain; charset=us-ascii\r\n\r\n" +
+		"See the HTML version.\r\n" +
+		"--alt\r\n" +
+		"Content-Type: text/html; charset=us-ascii\r\n" +
+		"Content-Transfer-Encoding: 7bit\r\n\r\n"
+	html := "<html><body><p>Your invoice</p>\r\n<script>window.location='http://evil.example/'</script>\r\n<p>Regards</p></body></html>"
+	wantHTML := "<html><body><p>Your invoice</p>\r\n\r\n<p>Regards</p></body></html>"
+	middle := "\r\n--alt--\r\n\r\n" +
+		"--outer\r\n" +
+		"Content-Type: text/plain; name=\"notes.txt\"\r\n" +
+		"Content-Disposition: attachment; filename=\"notes.txt\"\r\n\r\n" +
+		"plain notes\r\n" +
+		"--outer\r\n"
+	program := "Content-Type: application/octet-stream; name=\"setup.exe\"\r\n" +
+		"Content-Disposition: attachment; filename=\"setup.exe\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" +
+		base64Lines([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff program bytes "+strings.Repeat("A", 300)))
+	end := "--outer--\r\n"
+	msg := header + before + html + middle + program + end
+	if err := os.WriteFile(filepath.Join(in, "invoice.eml"), []byte(msg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The same message as a zip member: the default archive rules block it.
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("tool.exe")
+	w.Write([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff program bytes " + strings.Repeat("A", 300)))
+	zw.Close()
+	rejected := "From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: tools\r\nMessage-ID: <out2@partner.test>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
+		"--b\r\nContent-Type: application/zip; name=\"tools.zip\"\r\nContent-Disposition: attachment; filename=\"tools.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64Lines(zb.Bytes()) + "--b--\r\n"
+	if err := os.WriteFile(filepath.Join(in, "tools.eml"), []byte(rejected), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	outDir := filepath.Join(t.TempDir(), "delivered")
+	args := []string{"replay", "-c", conf, "--zone", emptyZone(t), "--client-ip", "192.0.2.9", "--out", outDir}
+	code, _, errOut := runCmd(t, append(args, in)...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "tools.eml: not written: message reject") {
+		t.Errorf("no line for the rejected message: %q", errOut)
+	}
+	if _, err := os.Stat(filepath.Join(outDir, "tools.eml")); err == nil {
+		t.Errorf("the rejected message was written")
+	}
+	got, err := os.ReadFile(filepath.Join(outDir, "invoice.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, body, ok := strings.Cut(string(got), "\r\n\r\n")
+	if !ok {
+		t.Fatalf("no header end:\n%s", got)
+	}
+	kept := strings.Replace(strings.TrimSuffix(header, "\r\n\r\n"), "X-Spam-Status: No, forged by the sender\r\n", "", 1)
+	if !strings.HasPrefix(h, kept+"\r\n") {
+		t.Errorf("header fields received changed:\n%s\nwant them to start with\n%s", h, kept)
+	}
+	added := strings.TrimPrefix(h, kept+"\r\n")
+	if strings.Contains(added, "forged by the sender") || !strings.Contains(added, "X-Spam-Status: ") {
+		t.Errorf("fields added:\n%s", added)
+	}
+	note := string(attachments.RemovalNote("setup.exe", "Programs are removed from mail", "\r\n"))
+	wantBody := before + wantHTML + middle + note + "\r\n" + end
+	if body != wantBody {
+		t.Errorf("delivered body\n%q\nwant\n%q", body, wantBody)
+	}
+
+	// Again into the same directory: nothing is overwritten.
+	code, _, errOut = runCmd(t, append(args, filepath.Join(in, "invoice.eml"))...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	again, err := os.ReadFile(filepath.Join(outDir, "invoice-2.eml"))
+	if err != nil || !bytes.Equal(again, got) {
+		t.Errorf("second run: %v, same content %v", err, bytes.Equal(again, got))
+	}
+}
+
+// TestReplayJSONAttachments: replay --json lists each file the attachment
+// check saw with what was done to it: a program inside a zip blocks the
+// message, and with it the zip, while the zip's other member would have
+// been delivered; a
+// program a deny+delete rule removes is "removed"; a disarmed script is
+// listed under disarmed.
+func TestReplayJSONAttachments(t *testing.T) {
+	conf := replayOutConfig(t)
+	in := t.TempDir()
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("docs/readme.txt")
+	w.Write([]byte("read me\n"))
+	w, _ = zw.Create("bin/tool.exe")
+	w.Write([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff program bytes " + strings.Repeat("A", 300)))
+	zw.Close()
+	zipped := "From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: tools\r\nMessage-ID: <j1@partner.test>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
+		"--b\r\nContent-Type: application/zip; name=\"tools.zip\"\r\nContent-Disposition: attachment; filename=\"tools.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64Lines(zb.Bytes()) + "--b--\r\n"
+	removed := "From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: setup\r\nMessage-ID: <j2@partner.test>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
+		"--b\r\nContent-Type: text/html\r\n\r\n<p>hi</p><script>alert(1)</script>\r\n" +
+		"--b\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64Lines([]byte("MZ\x90\x00\x03\x00\x00\x00 program")) + "--b--\r\n"
+	for name, m := range map[string]string{"1-zip.eml": zipped, "2-removed.eml": removed} {
+		if err := os.WriteFile(filepath.Join(in, name), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := runCmd(t, "replay", "-c", conf, "--zone", emptyZone(t), "--client-ip", "192.0.2.9", "--json", in)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	type result struct {
+		File        string
+		Action      string
+		Attachments []struct{ Name, Path, Action string }
+		Disarmed    []string
+	}
+	var rs []result
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var r result
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		rs = append(rs, r)
+	}
+	if len(rs) != 2 {
+		t.Fatalf("%d results: %s", len(rs), out)
+	}
+	actions := func(r result) map[string]string {
+		m := map[string]string{}
+		for _, a := range r.Attachments {
+			m[a.Name+" @"+a.Path] = a.Action
+		}
+		return m
+	}
+	z := actions(rs[0])
+	if rs[0].Action != "reject" || z["tools.zip/bin/tool.exe @1.2/tools.zip/bin/tool.exe"] != "blocked" ||
+		z["tools.zip/docs/readme.txt @1.2/tools.zip/docs/readme.txt"] != "delivered" || z["tools.zip @1.2"] != "blocked" {
+		t.Errorf("zip: action %s, attachments %v", rs[0].Action, z)
+	}
+	d := actions(rs[1])
+	if rs[1].Action == "reject" || d["setup.exe @1.2"] != "removed" {
+		t.Errorf("deny+delete: action %s, attachments %v", rs[1].Action, d)
+	}
+	if len(rs[1].Disarmed) == 0 {
+		t.Errorf("no disarmed kinds: %s", out)
+	}
+}
