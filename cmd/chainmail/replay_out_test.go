@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"chainmail/attachments"
+	"chainmail/checks"
+	"chainmail/milter"
 )
 
 // replayOutConfig writes a configuration with the attachment check (a
@@ -221,5 +223,37 @@ func TestReplayJSONAttachments(t *testing.T) {
 	}
 	if len(rs[1].Disarmed) == 0 {
 		t.Errorf("no disarmed kinds: %s", out)
+	}
+}
+
+// TestDeliveredMessage: the milter's changes applied to a message with
+// LF line ends: the second Subject rewritten (index among fields of that
+// name), a folded field removed, one added at the end of the header; the
+// other bytes as they were.
+func TestDeliveredMessage(t *testing.T) {
+	raw := "From: a@example.net\nSubject: one\nX-Spam-Status: Yes,\n\tforged\nsubject: two\n\nbody\r\nline\n"
+	o := &milter.Outcome{Action: "accept", Headers: []checks.Header{
+		{Name: "X-Spam-Status[1]"},
+		{Name: "X-Spam-Status", Value: "No, score=0.0\n\trequired=5.0"},
+		{Name: "Subject[2]", Value: "[SPAM] two"},
+	}}
+	want := "From: a@example.net\nSubject: one\nSubject: [SPAM] two\nX-Spam-Status: No, score=0.0\n\trequired=5.0\n\nbody\r\nline\n"
+	if got := string(deliveredMessage([]byte(raw), o)); got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+	o.Body = []byte("new\r\nbody\n")
+	want = "From: a@example.net\nSubject: one\nSubject: [SPAM] two\nX-Spam-Status: No, score=0.0\n\trequired=5.0\n\nnew\nbody\n"
+	if got := string(deliveredMessage([]byte(raw), o)); got != want {
+		t.Errorf("replaced body: got\n%q\nwant\n%q", got, want)
+	}
+	for in, want := range map[string]string{
+		"/x/inbox.mbox#3":       "inbox.mbox-3.eml",
+		"/x/cur/17.M1P2.h:2,S":  "17.M1P2.h_2,S",
+		"/x/.hidden eml":        "_hidden_eml",
+		"/x/../a/b/message.eml": "message.eml",
+	} {
+		if got := outName(in); got != want {
+			t.Errorf("outName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
