@@ -257,3 +257,37 @@ func TestDeliveredMessage(t *testing.T) {
 		}
 	}
 }
+
+// A quarantined message is what would sit in the hold queue: --out writes
+// it, as it would be delivered from there.
+func TestReplayOutQuarantined(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(conf, []byte(`hostname: mx.chainmail.test
+checks:
+  - name: gtube
+rules:
+  - name: hold-invoices
+    if: 'envelope.from endsWith "@partner.test"'
+    action: quarantine
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "held.eml")
+	msg := "From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: invoice\r\nMessage-ID: <held@partner.test>\r\n\r\nplease pay\r\n"
+	if err := os.WriteFile(in, []byte(msg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outDir := filepath.Join(dir, "out")
+	code, stdout, errOut := runCmd(t, "replay", "-c", conf, "--zone", emptyZone(t), "--from", "alice@partner.test", "--json", "--out", outDir, in)
+	if code != exitOK || !strings.Contains(stdout, `"action":"quarantine"`) {
+		t.Fatalf("exit %d: %s\n%s", code, stdout, errOut)
+	}
+	got, err := os.ReadFile(filepath.Join(outDir, "held.eml"))
+	if err != nil {
+		t.Fatalf("the quarantined message was not written: %v\n%s", err, errOut)
+	}
+	if !strings.HasSuffix(string(got), "\r\n\r\nplease pay\r\n") || !strings.HasPrefix(string(got), "From: alice@partner.test\r\n") {
+		t.Errorf("written:\n%s", got)
+	}
+}
