@@ -368,3 +368,49 @@ func TestTokenKeyIsFNV1a(t *testing.T) {
 		t.Fatalf("tokenKey(hello) = %s", got)
 	}
 }
+
+// TestRareTokensExpire: the database stays bounded. In the real bbolt
+// store, a token seen in fewer than 3 learned messages is gone
+// rare_token_ttl after it was last learned (and the janitor deletes it
+// from the file); one seen in 3 or more stays until token_ttl.
+func TestRareTokensExpire(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), bolt.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := mustNew(t, DefaultConfig(), st)
+	for _, rare := range []string{"zebraone", "zebratwo", "zebrathree"} {
+		raw := "From: a@shop.example\r\nSubject: offer\r\n\r\ncommonword " + rare + "\r\n"
+		if _, err := c.Train(ctx, readMessage(t, []byte(raw)), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(tok string) float64 {
+		t.Helper()
+		_, _, cs, err := lookup(ctx, st, []string{tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs[0].spam + cs[0].ham
+	}
+	if count("commonword") != 3 || count("zebraone") != 1 {
+		t.Fatalf("after learning: commonword %v, zebraone %v", count("commonword"), count("zebraone"))
+	}
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(time.Duration(DefaultConfig().RareTokenTTL) + time.Hour)
+	if count("zebraone") != 0 || count("commonword") != 3 {
+		t.Errorf("after rare_token_ttl: zebraone %v (want 0), commonword %v (want 3)", count("zebraone"), count("commonword"))
+	}
+	if n, err := st.Expire(); err != nil || n < 3 {
+		t.Errorf("the janitor deleted %d keys (%v), want the rare tokens at least", n, err)
+	}
+	clock.Add(time.Duration(DefaultConfig().TokenTTL))
+	if count("commonword") != 0 {
+		t.Errorf("after token_ttl: commonword %v, want 0", count("commonword"))
+	}
+}
