@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -22,12 +21,7 @@ func mail(name string, data []byte) *checks.Message {
 	var b bytes.Buffer
 	b.WriteString("--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\n")
 	fmt.Fprintf(&b, "Content-Type: application/octet-stream; name=%q\r\nContent-Disposition: attachment; filename=%q\r\nContent-Transfer-Encoding: base64\r\n\r\n", name, name)
-	enc := base64.StdEncoding.EncodeToString(data)
-	for len(enc) > 76 {
-		b.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	b.WriteString(enc + "\r\n--b--\r\n")
+	b.WriteString(checktest.Base64Lines(data) + "--b--\r\n")
 	body := checks.NewSpool(0, "")
 	body.Write(b.Bytes())
 	return &checks.Message{

@@ -41,12 +41,7 @@ func msg(parts ...part) *checks.Message {
 			continue
 		}
 		fmt.Fprintf(&b, "Content-Type: %s; name=\"%s\"\r\nContent-Disposition: attachment; filename=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n\r\n", p.ctype, p.name, p.name)
-		enc := base64.StdEncoding.EncodeToString(p.data)
-		for len(enc) > 76 {
-			b.WriteString(enc[:76] + "\r\n")
-			enc = enc[76:]
-		}
-		b.WriteString(enc + "\r\n")
+		b.WriteString(checktest.Base64Lines(p.data))
 	}
 	b.WriteString("--XyZ--\r\n")
 	s := checks.NewSpool(0, "")

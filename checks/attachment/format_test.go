@@ -3,7 +3,6 @@ package attachment
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -29,15 +28,7 @@ func raw(t *testing.T, s string) *checks.Message {
 	return m
 }
 
-func b64(data []byte) string {
-	enc := base64.StdEncoding.EncodeToString(data)
-	var b strings.Builder
-	for len(enc) > 76 {
-		b.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	return b.String() + enc + "\r\n"
-}
+func b64(data []byte) string { return checktest.Base64Lines(data) }
 
 // setupExe is a program large enough to be sent in two fragments.
 var setupExe = append([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff"), bytes.Repeat([]byte("setup payload "), 200)...)

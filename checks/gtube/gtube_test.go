@@ -3,7 +3,6 @@ package gtube
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"io"
 	"mime/quotedprintable"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"chainmail/attachments"
 	"chainmail/checks"
+	"chainmail/checks/checktest"
 )
 
 func readMessage(t *testing.T, raw string) *checks.Message {
@@ -50,16 +50,7 @@ func wantClean(t *testing.T, r checks.Result) {
 	}
 }
 
-func b64(s string) string {
-	enc := base64.StdEncoding.EncodeToString([]byte(s))
-	var b strings.Builder
-	for len(enc) > 76 {
-		b.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	b.WriteString(enc + "\r\n")
-	return b.String()
-}
+func b64(s string) string { return checktest.Base64Lines([]byte(s)) }
 
 func qp(t *testing.T, s string) string {
 	t.Helper()

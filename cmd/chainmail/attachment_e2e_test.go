@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"chainmail/attachments"
+	"chainmail/checks/checktest"
 	"chainmail/milter/mtatest"
 )
 
@@ -22,12 +23,7 @@ func attachmentMessage(subject string, files ...string) []byte {
 	b.WriteString("--=_part_boundary\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThree files attached.\r\n")
 	for i := 0; i+2 < len(files); i += 3 {
 		fmt.Fprintf(&b, "--=_part_boundary\r\nContent-Type: %s; name=\"%s\"\r\nContent-Disposition: attachment; filename=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n\r\n", files[i+1], files[i], files[i])
-		enc := base64.StdEncoding.EncodeToString([]byte(files[i+2]))
-		for len(enc) > 76 {
-			b.WriteString(enc[:76] + "\r\n")
-			enc = enc[76:]
-		}
-		b.WriteString(enc + "\r\n")
+		b.WriteString(checktest.Base64Lines([]byte(files[i+2])))
 	}
 	b.WriteString("--=_part_boundary--\r\n")
 	return b.Bytes()

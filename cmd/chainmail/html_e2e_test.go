@@ -17,6 +17,29 @@ import (
 	"chainmail/milter/mtatest"
 )
 
+// The body of a multipart/mixed message (boundary "outer") whose HTML
+// alternative carries a script, in pieces: what comes before the HTML
+// text, the HTML, the HTML as the html check disarms it, and a plain
+// attachment after it (before the closing delimiter or a next part).
+const (
+	invoiceBefore = "This is a multi-part message in MIME format.\r\n" +
+		"--outer\r\n" +
+		"Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n" +
+		"--alt\r\n" +
+		"Content-Type: text/plain; charset=us-ascii\r\n\r\n" +
+		"See the HTML version.\r\n" +
+		"--alt\r\n" +
+		"Content-Type: text/html; charset=us-ascii\r\n" +
+		"Content-Transfer-Encoding: 7bit\r\n\r\n"
+	invoiceHTML     = "<html><body><p>Your invoice</p>\r\n<script>window.location='http://evil.example/'</script>\r\n<p>Regards</p></body></html>"
+	invoiceDisarmed = "<html><body><p>Your invoice</p>\r\n\r\n<p>Regards</p></body></html>"
+	invoiceNotes    = "\r\n--alt--\r\n\r\n" +
+		"--outer\r\n" +
+		"Content-Type: text/plain; name=\"notes.txt\"\r\n" +
+		"Content-Disposition: attachment; filename=\"notes.txt\"\r\n\r\n" +
+		"plain notes\r\n"
+)
+
 // TestHTMLDisarmedThroughMilter: a message whose HTML part carries a
 // script reaches the MTA, over the milter protocol, without it; every
 // other byte of the body is the one sent, and the verdict log says what
@@ -33,22 +56,7 @@ checks:
 `, logPath)
 	srv := startServing(t, cfg, t.Logf)
 
-	before := "This is a multi-part message in MIME format.\r\n" +
-		"--outer\r\n" +
-		"Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n" +
-		"--alt\r\n" +
-		"Content-Type: text/plain; charset=us-ascii\r\n\r\n" +
-		"See the HTML version.\r\n" +
-		"--alt\r\n" +
-		"Content-Type: text/html; charset=us-ascii\r\n" +
-		"Content-Transfer-Encoding: 7bit\r\n\r\n"
-	html := "<html><body><p>Your invoice</p>\r\n<script>window.location='http://evil.example/'</script>\r\n<p>Regards</p></body></html>"
-	after := "\r\n--alt--\r\n\r\n" +
-		"--outer\r\n" +
-		"Content-Type: text/plain; name=\"notes.txt\"\r\n" +
-		"Content-Disposition: attachment; filename=\"notes.txt\"\r\n\r\n" +
-		"plain notes\r\n" +
-		"--outer--\r\n"
+	before, html, after := invoiceBefore, invoiceHTML, invoiceNotes+"--outer--\r\n"
 	header := "From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: invoice\r\nMessage-ID: <html1@partner.test>\r\n" +
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
 	env := checks.Envelope{ClientIP: net.ParseIP("192.0.2.9"), HELO: "mail.partner.test", MailFrom: "alice@partner.test",
@@ -57,8 +65,7 @@ checks:
 	if out.Action != "accept" {
 		t.Fatalf("action %s %s", out.Action, out.Reply)
 	}
-	wantHTML := "<html><body><p>Your invoice</p>\r\n\r\n<p>Regards</p></body></html>"
-	want := strings.ReplaceAll(before+wantHTML+after, "\r\n", "\n") // the client reads the MTA's line ends
+	want := strings.ReplaceAll(before+invoiceDisarmed+after, "\r\n", "\n") // the client reads the MTA's line ends
 	if string(out.Body) != want {
 		t.Errorf("delivered body\n%s\nwant\n%s", out.Body, want)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"archive/zip"
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"chainmail/attachments"
 	"chainmail/checks"
+	"chainmail/checks/checktest"
 	"chainmail/milter"
 )
 
@@ -44,16 +44,6 @@ rules:
 	return conf
 }
 
-func base64Lines(data []byte) string {
-	enc := base64.StdEncoding.EncodeToString(data)
-	var b strings.Builder
-	for len(enc) > 76 {
-		b.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	return b.String() + enc + "\r\n"
-}
-
 // TestReplayOut: replay --out writes the message as the MTA delivers it:
 // the program replaced by the removal note, the script gone from the HTML
 // part, the forged X-Spam-Status removed and chainmail's fields added,
@@ -66,27 +56,11 @@ func TestReplayOut(t *testing.T) {
 		"From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: invoice\r\n" +
 		"X-Spam-Status: No, forged by the sender\r\nMessage-ID: <out1@partner.test>\r\n" +
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
-	before := "This is a multi-part message in MIME format.\r\n" +
-		"--outer\r\n" +
-		"Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n" +
-		"--alt\r\n" +
-		"Content-Type: text/plain; charset=us-ascii\r\n\r\n" +
-		"See the HTML version.\r\n" +
-		"--alt\r\n" +
-		"Content-Type: text/html; charset=us-ascii\r\n" +
-		"Content-Transfer-Encoding: 7bit\r\n\r\n"
-	html := "<html><body><p>Your invoice</p>\r\n<script>window.location='http://evil.example/'</script>\r\n<p>Regards</p></body></html>"
-	wantHTML := "<html><body><p>Your invoice</p>\r\n\r\n<p>Regards</p></body></html>"
-	middle := "\r\n--alt--\r\n\r\n" +
-		"--outer\r\n" +
-		"Content-Type: text/plain; name=\"notes.txt\"\r\n" +
-		"Content-Disposition: attachment; filename=\"notes.txt\"\r\n\r\n" +
-		"plain notes\r\n" +
-		"--outer\r\n"
+	before, html, wantHTML, middle := invoiceBefore, invoiceHTML, invoiceDisarmed, invoiceNotes+"--outer\r\n"
 	program := "Content-Type: application/octet-stream; name=\"setup.exe\"\r\n" +
 		"Content-Disposition: attachment; filename=\"setup.exe\"\r\n" +
 		"Content-Transfer-Encoding: base64\r\n\r\n" +
-		base64Lines([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff program bytes "+strings.Repeat("A", 300)))
+		checktest.Base64Lines([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff program bytes "+strings.Repeat("A", 300)))
 	end := "--outer--\r\n"
 	msg := header + before + html + middle + program + end
 	if err := os.WriteFile(filepath.Join(in, "invoice.eml"), []byte(msg), 0o644); err != nil {
@@ -102,7 +76,7 @@ func TestReplayOut(t *testing.T) {
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
 		"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
 		"--b\r\nContent-Type: application/zip; name=\"tools.zip\"\r\nContent-Disposition: attachment; filename=\"tools.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
-		base64Lines(zb.Bytes()) + "--b--\r\n"
+		checktest.Base64Lines(zb.Bytes()) + "--b--\r\n"
 	if err := os.WriteFile(filepath.Join(in, "tools.eml"), []byte(rejected), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -172,12 +146,12 @@ func TestReplayJSONAttachments(t *testing.T) {
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
 		"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
 		"--b\r\nContent-Type: application/zip; name=\"tools.zip\"\r\nContent-Disposition: attachment; filename=\"tools.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
-		base64Lines(zb.Bytes()) + "--b--\r\n"
+		checktest.Base64Lines(zb.Bytes()) + "--b--\r\n"
 	removed := "From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: setup\r\nMessage-ID: <j2@partner.test>\r\n" +
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
 		"--b\r\nContent-Type: text/html\r\n\r\n<p>hi</p><script>alert(1)</script>\r\n" +
 		"--b\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
-		base64Lines([]byte("MZ\x90\x00\x03\x00\x00\x00 program")) + "--b--\r\n"
+		checktest.Base64Lines([]byte("MZ\x90\x00\x03\x00\x00\x00 program")) + "--b--\r\n"
 	for name, m := range map[string]string{"1-zip.eml": zipped, "2-removed.eml": removed} {
 		if err := os.WriteFile(filepath.Join(in, name), []byte(m), 0o644); err != nil {
 			t.Fatal(err)
