@@ -2,8 +2,8 @@ package config
 
 import (
 	"net"
-	"os"
-	"strings"
+
+	"chainmail/checks/secret"
 )
 
 // Feedback configures serve's feedback endpoint: POST /learn and GET
@@ -15,24 +15,17 @@ type Feedback struct {
 	TokenFile string `yaml:"token_file"`
 }
 
-// MinTokenLength is the shortest feedback token accepted.
-const MinTokenLength = 16
-
 // FeedbackToken reads the token of feedback.token_file ("" when the
 // setting is empty), with an error at its line when it cannot be used.
 func (f *File) FeedbackToken() (string, error) {
 	if f.Feedback.TokenFile == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(f.Feedback.TokenFile)
+	t, err := secret.ReadToken(f.Feedback.TokenFile)
 	if err != nil {
 		return "", f.errAt("feedback.token_file", "%v", err)
 	}
-	t := strings.TrimSpace(string(b))
-	if len(t) < MinTokenLength {
-		return "", f.errAt("feedback.token_file", "%s: the token must be at least %d characters (like: head -c 24 /dev/urandom | base64 > %s)", f.Feedback.TokenFile, MinTokenLength, f.Feedback.TokenFile)
-	}
-	return t, nil
+	return string(t), nil
 }
 
 // validateFeedback: the endpoint lives on the metrics listener, which

@@ -39,7 +39,6 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +46,7 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/address"
 	"chainmail/checks/auth"
+	"chainmail/checks/secret"
 	"chainmail/checks/verdictlog"
 	rep "chainmail/reputation"
 	"chainmail/store"
@@ -121,13 +121,11 @@ func New(cfg Config, st store.Store, res rep.Resolver, logf func(string, ...any)
 	}
 	var token string
 	if cfg.FeedbackTokenFile != "" {
-		b, err := os.ReadFile(cfg.FeedbackTokenFile)
+		t, err := secret.ReadToken(cfg.FeedbackTokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("feedback_token_file: %v", err)
 		}
-		if token = strings.TrimSpace(string(b)); len(token) < 16 {
-			return nil, fmt.Errorf("feedback_token_file %s: the token must be at least 16 characters", cfg.FeedbackTokenFile)
-		}
+		token = string(t)
 	}
 	var ages rep.AgeSource
 	if cfg.RDAP.Enabled {

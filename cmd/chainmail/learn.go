@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -20,6 +19,7 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/config"
 	"chainmail/checks/reputation"
+	"chainmail/checks/secret"
 	"chainmail/store"
 	"chainmail/store/bolt"
 )
@@ -338,15 +338,8 @@ func readToken(path string) (string, error) {
 	if path == "" {
 		return "", errors.New("--token-file is needed")
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	t := string(bytes.TrimSpace(b))
-	if t == "" {
-		return "", fmt.Errorf("%s: empty token", path)
-	}
-	return t, nil
+	t, err := secret.ReadToken(path)
+	return string(t), err
 }
 
 // learnServe runs the feedback endpoint until SIGINT or SIGTERM, for
