@@ -2,6 +2,7 @@ package attachments
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -244,6 +245,27 @@ func headerSafe(s string) string {
 // the file name in Content-Type and Content-Disposition replaced by
 // newName; other fields are kept byte for byte.
 func RenameHeader(e *Entity, newName string) ([]byte, error) {
+	return RewriteHeader(e, PartChange{Name: newName})
+}
+
+// PartChange is what RewriteHeader changes in a part's header block.
+type PartChange struct {
+	// Name is the new file name (Content-Type name, Content-Disposition
+	// filename), "" to keep it.
+	Name string
+	// MediaType is the new Content-Type value, "" to keep it.
+	MediaType string
+	// Base64: the body is replaced by base64 (Content-Transfer-Encoding).
+	Base64 bool
+	// Disarmed adds an X-Chainmail-Disarmed field saying what was
+	// removed ("" adds none).
+	Disarmed string
+}
+
+// RewriteHeader returns e's header block (as sent, Start to BodyStart)
+// with the changes made; fields it does not change are kept byte for
+// byte, and a changed field keeps its parameters.
+func RewriteHeader(e *Entity, ch PartChange) ([]byte, error) {
 	if e.BodyStart < e.Start {
 		return nil, ErrNotInPlace
 	}
@@ -256,14 +278,31 @@ func RenameHeader(e *Entity, newName string) ([]byte, error) {
 		eol = "\n"
 	}
 	lines := strings.SplitAfter(string(raw), "\n")
+	// The empty line that ends the block (absent in a header that runs
+	// to the end of the part) stays last.
+	var tail string
+	if n := len(lines); n > 0 && strings.TrimRight(lines[n-1], "\r\n") == "" {
+		if lines[n-1] == "" && n > 1 && strings.TrimRight(lines[n-2], "\r\n") == "" {
+			tail, lines = lines[n-2], lines[:n-2]
+		} else if lines[n-1] != "" {
+			tail, lines = lines[n-1], lines[:n-1]
+		} else {
+			lines = lines[:n-1]
+		}
+	}
 	var out strings.Builder
+	sawType, sawCTE := false, false
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		name := ""
 		if j := strings.IndexByte(l, ':'); j > 0 && l[0] != ' ' && l[0] != '\t' {
 			name = strings.ToLower(strings.TrimSpace(l[:j]))
 		}
-		if name != "content-type" && name != "content-disposition" {
+		changes := name == "content-type" && (ch.Name != "" || ch.MediaType != "") ||
+			name == "content-disposition" && ch.Name != "" ||
+			name == "content-transfer-encoding" && ch.Base64
+		sawType = sawType || name == "content-type"
+		if !changes {
 			out.WriteString(l)
 			continue
 		}
@@ -273,28 +312,84 @@ func RenameHeader(e *Entity, newName string) ([]byte, error) {
 			i++
 			field += " " + strings.TrimSpace(lines[i])
 		}
+		if name == "content-transfer-encoding" {
+			if !sawCTE {
+				out.WriteString("Content-Transfer-Encoding: base64" + eol)
+			}
+			sawCTE = true
+			continue
+		}
 		colon := strings.IndexByte(field, ':')
 		value, params := ParseParams(field[colon+1:])
+		if name == "content-type" && ch.MediaType != "" {
+			value = ch.MediaType
+		}
 		param := "name"
 		if name == "content-disposition" {
 			param = "filename"
 		}
 		var b strings.Builder
 		b.WriteString(field[:colon+1] + " " + value)
+		had := false
 		for _, p := range params {
 			base := p.Name
 			if k := strings.IndexByte(base, '*'); k >= 0 {
 				base = base[:k]
 			}
-			if base == param {
+			if base == param && ch.Name != "" {
+				had = true
 				continue
 			}
 			b.WriteString(";" + eol + "\t" + p.Name + "=" + quoteParam(p.Value))
 		}
-		b.WriteString(";" + eol + "\t" + encodeParam(param, newName))
+		if ch.Name != "" && (had || name == "content-disposition" || param == "name") {
+			b.WriteString(";" + eol + "\t" + encodeParam(param, ch.Name))
+		}
 		out.WriteString(b.String() + eol)
 	}
+	if ch.MediaType != "" && !sawType {
+		out.WriteString("Content-Type: " + ch.MediaType)
+		if ch.Name != "" {
+			out.WriteString(";" + eol + "\t" + encodeParam("name", ch.Name))
+		}
+		out.WriteString(eol)
+	}
+	if ch.Base64 && !sawCTE {
+		out.WriteString("Content-Transfer-Encoding: base64" + eol)
+	}
+	if ch.Disarmed != "" {
+		out.WriteString("X-Chainmail-Disarmed: " + headerSafe(ch.Disarmed) + eol)
+	}
+	if tail == "" {
+		tail = eol
+	}
+	out.WriteString(tail)
 	return []byte(out.String()), nil
+}
+
+// ReplacePart returns a whole new part for e (an Edit's Data): its header
+// rewritten by ch, then content in base64, in lines of 76 characters. Like
+// RemovalNote it ends without a line break.
+func ReplacePart(e *Entity, ch PartChange, content []byte) ([]byte, error) {
+	ch.Base64 = true
+	hdr, err := RewriteHeader(e, ch)
+	if err != nil {
+		return nil, err
+	}
+	eol := "\r\n"
+	if bytes.HasSuffix(hdr, []byte("\n")) && !bytes.HasSuffix(hdr, []byte("\r\n")) {
+		eol = "\n"
+	}
+	enc := base64.StdEncoding.EncodeToString(content)
+	out := make([]byte, 0, len(hdr)+len(enc)+len(enc)/76*len(eol))
+	out = append(out, hdr...)
+	for i := 0; i < len(enc); i += 76 {
+		if i > 0 {
+			out = append(out, eol...)
+		}
+		out = append(out, enc[i:min(i+76, len(enc))]...)
+	}
+	return out, nil
 }
 
 func quoteParam(v string) string {

@@ -70,6 +70,9 @@ type File struct {
 	// Entity is the MIME part that carries the file.
 	Entity    *Entity
 	Encrypted bool
+	// Parent is the file this one was unpacked from (nil for a MIME
+	// part's own file).
+	Parent *File
 }
 
 // NameList returns the names of f for rule matching.

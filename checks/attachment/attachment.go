@@ -49,6 +49,9 @@ const (
 	StatusDeleted checks.Status = "deleted"
 	// StatusEncrypted: an encrypted document.
 	StatusEncrypted checks.Status = "encrypted"
+	// StatusDisarmed: active content was removed from files that are
+	// delivered.
+	StatusDisarmed checks.Status = "disarmed"
 )
 
 // Symbols.
@@ -66,6 +69,7 @@ const (
 	SymMismatch         = "ATTACHMENT_TYPE_MISMATCH"
 	SymDisguisedName    = "ATTACHMENT_DISGUISED_NAME"
 	SymMalformed        = "ATTACHMENT_MALFORMED"
+	SymDisarmed         = "ATTACHMENT_DISARMED"
 )
 
 // symbolOf maps a finding kind to its symbol and default score.
@@ -133,6 +137,9 @@ type Config struct {
 	SignedMessages      PolicyAction `yaml:"signed_messages"`
 	MaxAttachmentSize   checks.Size  `yaml:"max_attachment_size"`
 	OversizeAttachments PolicyAction `yaml:"oversize_attachments"`
+	// ActiveContent is the QuickSand policy (quicksand.go): per category
+	// of file, what is done with it.
+	ActiveContent ActiveContent `yaml:"active_content"`
 	// MaxEvents bounds the log lines one message gets.
 	MaxEvents int `yaml:"max_events"`
 	// MemoryBudget is shared by every message being checked at once:
@@ -175,6 +182,7 @@ func DefaultConfig() Config {
 		EncryptedMessages:    PolicyAllow,
 		SignedMessages:       PolicyAllow,
 		OversizeAttachments:  PolicyReject,
+		ActiveContent:        DefaultActiveContent(),
 	}
 }
 
@@ -387,9 +395,20 @@ func (c *Check) result(m *checks.Message, src interface {
 			fileAction[h.file], renamedTo[h.file] = FileRenamed, newName
 		}
 	}
+	q := &quicksand{consumed: map[int]bool{}}
+	if !blocked {
+		q = c.quicksand(m.QueueID, src, headerLen, rep, removed)
+		edits = append(edits, q.edits...)
+		deleted = append(deleted, q.removed...)
+		events = append(events, q.events...)
+	}
+	// Findings of files the active-content policy removed, disarmed or
+	// delivered by its settings no longer decide the status.
 	cats := map[attachments.Category][]attachments.Finding{}
-	for _, f := range rep.Findings {
-		cats[f.Category] = append(cats[f.Category], f)
+	for i, f := range rep.Findings {
+		if !q.consumed[i] {
+			cats[f.Category] = append(cats[f.Category], f)
+		}
 	}
 	// Symbols: one per kind of finding, the highest score of its kind.
 	syms := map[string]checks.Symbol{}
@@ -398,7 +417,7 @@ func (c *Check) result(m *checks.Message, src interface {
 			syms[name] = checks.Symbol{Name: name, Score: score, Detail: detail}
 		}
 	}
-	refused, held := []string{}, []string{}
+	refused, held := append([]string{}, q.refused...), append([]string{}, q.held...)
 	stops := map[string]bool{} // paths of files a finding refuses or holds
 	for _, f := range rep.Findings {
 		switch c.policyOf(f) {
@@ -433,6 +452,9 @@ func (c *Check) result(m *checks.Message, src interface {
 	if len(deleted) > 0 && !blocked {
 		addSym(SymDeleted, 1, strings.Join(deleted, ", "))
 	}
+	if len(q.disarmed) > 0 && !blocked {
+		addSym(SymDisarmed, 0, strings.Join(q.disarmed, ", "))
+	}
 	for _, s := range syms {
 		r.Symbols = append(r.Symbols, s)
 	}
@@ -450,6 +472,8 @@ func (c *Check) result(m *checks.Message, src interface {
 	r.Facts["files"] = len(rep.Files)
 	r.Facts["deleted"] = len(deleted)
 	r.Facts["renamed"] = len(renamed)
+	r.Facts["disarmed"] = len(q.disarmed)
+	r.Facts["active_refused"] = len(q.refused) > 0
 	var kinds []string
 	for _, f := range rep.Findings {
 		kinds = append(kinds, f.Kind.String())
@@ -471,6 +495,9 @@ func (c *Check) result(m *checks.Message, src interface {
 	case len(deleted) > 0:
 		r.Status = StatusDeleted
 		r.Reason = "removed " + strings.Join(deleted, ", ")
+	case len(q.disarmed) > 0:
+		r.Status = StatusDisarmed
+		r.Reason = "disarmed " + strings.Join(q.disarmed, ", ")
 	case len(cats[attachments.CategoryEncrypted]) > 0:
 		r.Status = StatusEncrypted
 		r.Reason = firstDetail(cats[attachments.CategoryEncrypted])
@@ -494,7 +521,12 @@ func (c *Check) result(m *checks.Message, src interface {
 			editFailed = true
 		}
 	}
-	r.Facts["outcomes"] = fileOutcomes(rep.Files, removed, fileAction, renamedTo, stops, editFailed)
+	for f, a := range q.outcome {
+		if _, ok := fileAction[f]; !ok || a == FileBlocked {
+			fileAction[f] = a
+		}
+	}
+	r.Facts["outcomes"] = fileOutcomes(rep.Files, removed, fileAction, renamedTo, q.category, stops, editFailed)
 	if len(events) > c.cfg.MaxEvents {
 		more := len(events) - c.cfg.MaxEvents
 		events = append(events[:c.cfg.MaxEvents], verdictlog.AttachmentOverflow(m.QueueID, more))
@@ -522,15 +554,18 @@ type FileOutcome struct {
 	Path      string `json:"path"`
 	Action    string `json:"action"`
 	RenamedTo string `json:"renamed_to,omitempty"`
+	// Category is the file's active-content category: safe,
+	// suspicious, encrypted or indeterminate.
+	Category string `json:"category,omitempty"`
 }
 
 // fileOutcomes lists every file of the scan with its outcome. A file
 // removed by a deny+delete rule takes the files inside it along; when
 // the removal could not be made, the message is blocked for it.
-func fileOutcomes(files []*attachments.File, removed map[*attachments.Entity]bool, action, renamedTo map[*attachments.File]string, stops map[string]bool, editFailed bool) []FileOutcome {
+func fileOutcomes(files []*attachments.File, removed map[*attachments.Entity]bool, action, renamedTo, category map[*attachments.File]string, stops map[string]bool, editFailed bool) []FileOutcome {
 	out := make([]FileOutcome, 0, len(files))
 	for _, f := range files {
-		o := FileOutcome{Name: displayName(f), Path: f.Path, Action: FileDelivered}
+		o := FileOutcome{Name: displayName(f), Path: f.Path, Action: FileDelivered, Category: category[f]}
 		if t := attachments.Editable(f.Entity); t != nil && removed[t] {
 			o.Action = FileRemoved
 			if editFailed {
@@ -541,6 +576,9 @@ func fileOutcomes(files []*attachments.File, removed map[*attachments.Entity]boo
 			o.Action, o.RenamedTo = a, renamedTo[f]
 		}
 		if stops[f.Path] {
+			o.Action = FileBlocked
+		}
+		if editFailed && (o.Action == FileRemoved || o.Action == FileDisarmed) {
 			o.Action = FileBlocked
 		}
 		out = append(out, o)
@@ -593,5 +631,6 @@ func (*Check) Facts() map[string]any {
 		"blocked": false, "unscannable": false, "suspicious": false, "encrypted": false, "malformed": false,
 		"attachments": 0, "files": 0, "deleted": 0, "renamed": 0, "findings": []string{},
 		"refused": []string{}, "held": []string{}, "outcomes": []FileOutcome{},
+		"disarmed": 0, "active_refused": false,
 	}
 }

@@ -102,7 +102,7 @@ const DefaultEngine = "chainmail"
 // Families are the families of events a tag can be set for (Config.Tags),
 // each with its events: message (rbl, message, spam_actions, monitor,
 // delivery, check), dnsbl (rbl_fail, uribl_fail, helo_fail, the lists'
-// warnings), attachment (filename, filetype, attachment, html), antivirus
+// warnings), attachment (filename, filetype, attachment, quicksand, html), antivirus
 // (infected), whaling, sdr (sdr_domains, sdr_verdict, sdr_evidence),
 // quota, greylist and log (operational lines).
 var Families = []string{"message", "dnsbl", "attachment", "antivirus", "whaling", "sdr", "quota", "greylist", "log"}
@@ -112,7 +112,7 @@ func Family(event string) string {
 	switch event {
 	case "rbl", "message", "spam_actions", "monitor", "delivery", "check":
 		return "message"
-	case "filename", "filetype", "attachment", "html":
+	case "filename", "filetype", "attachment", "quicksand", "html":
 		return "attachment"
 	case "infected":
 		return "antivirus"
