@@ -80,6 +80,8 @@ func runDisarm(corpus string) error {
 		}
 	}
 	disarmed, stillActive := 0, 0
+	var done []benchFile // the files Disarm accepts
+	var doneBytes int64
 	reasons := map[string]int{}
 	for _, f := range active {
 		d, err := attachments.Disarm(f.name, f.data)
@@ -92,6 +94,8 @@ func runDisarm(corpus string) error {
 			continue
 		}
 		disarmed++
+		done = append(done, f)
+		doneBytes += int64(len(f.data))
 		if len(attachments.Analyse(d.Data)) > 0 {
 			stillActive++
 		}
@@ -136,6 +140,14 @@ func runDisarm(corpus string) error {
 		}
 	}))
 	fmt.Printf("    (Disarm: every file with active content, a refusal counted at what it cost to decide)\n")
+	if len(done) > 0 {
+		cost("Disarm", len(done), doneBytes, median(func() {
+			for _, f := range done {
+				attachments.Disarm(f.name, f.data)
+			}
+		}))
+		fmt.Printf("    (Disarm: the files it disarms only)\n")
+	}
 	if stillActive > 0 {
 		return fmt.Errorf("%d disarmed files still carry active content", stillActive)
 	}
