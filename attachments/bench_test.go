@@ -47,3 +47,40 @@ func BenchmarkScan10MBZip(b *testing.B) {
 	rand.Read(data)
 	benchScan(b, message("data.zip", zipOf(b, "data.bin", data)))
 }
+
+// Disarm over every corpus document with active content (oletools' test
+// data, SpamAssassin's olevbmacro attachments), refusals included: bytes
+// are the documents' sizes.
+func BenchmarkDisarm(b *testing.B) {
+	var active []disarmSample
+	var n int64
+	for _, s := range disarmSamples(b) {
+		if len(Analyse(s.Data)) > 0 {
+			active = append(active, s)
+			n += int64(len(s.Data))
+		}
+	}
+	b.ReportAllocs()
+	b.SetBytes(n)
+	for b.Loop() {
+		for _, s := range active {
+			Disarm(s.Name, s.Data)
+		}
+	}
+}
+
+// Analyse over every corpus document of the disarming set.
+func BenchmarkAnalyse(b *testing.B) {
+	samples := disarmSamples(b)
+	var n int64
+	for _, s := range samples {
+		n += int64(len(s.Data))
+	}
+	b.ReportAllocs()
+	b.SetBytes(n)
+	for b.Loop() {
+		for _, s := range samples {
+			Analyse(s.Data)
+		}
+	}
+}

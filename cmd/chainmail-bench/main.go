@@ -4,8 +4,10 @@
 // domain), drives DKIM-signed messages through it at a chosen concurrency,
 // and prints throughput, latency percentiles, server CPU per message, DNS
 // queries per message and the server's peak RSS. Further sections measure
-// the DNS list checks, the attachment check, and (adversarial.go) whether
-// blocked messages get through under CPU pressure, and (classify.go) how
+// the DNS list checks, the attachment check, (disarm.go) what disarming
+// makes of the corpus's Office documents and what it costs,
+// (adversarial.go) whether blocked messages get through under CPU
+// pressure, and (classify.go) how
 // well chainmail's bayes check, bogofilter and SpamAssassin tell spam from
 // ham on the SpamAssassin public corpus. -sections picks them.
 //
@@ -46,8 +48,8 @@ func main() {
 	size := flag.Int("size", 10*1024, "message size in bytes")
 	dnsbl := flag.Bool("dnsbl", true, "also measure the DNS list checks (rbl, uribl) and URL extraction")
 	atts := flag.Bool("attachments", true, "also measure the attachment check on gargantua.eml and a 10 MB attachment")
-	corpus := flag.String("corpus", "../shared/corpus", "the shared test corpus (for gargantua.eml)")
-	sections := flag.String("sections", "all", "comma-separated sections to run: throughput, dnsbl, attachments, adversarial, classification, or all")
+	corpus := flag.String("corpus", "../shared/corpus", "the shared test corpus (gargantua.eml; oletools-test-data and SpamAssassin's olevbmacro messages for disarm)")
+	sections := flag.String("sections", "all", "comma-separated sections to run: throughput, dnsbl, attachments, disarm, adversarial, classification, or all")
 	strict := flag.Bool("strict", false, "exit with status 2 when the adversarial section delivered a blocked message")
 	var adv advOptions
 	flag.IntVar(&adv.heavy, "adv-heavy", 120, "adversarial: CPU-heavy messages")
@@ -72,11 +74,11 @@ func main() {
 		switch s = strings.TrimSpace(s); s {
 		case "all":
 			want["throughput"], want["dnsbl"], want["attachments"], want["adversarial"] = true, *dnsbl, *atts, true
-			want["classification"] = true
-		case "throughput", "dnsbl", "attachments", "adversarial", "classification":
+			want["classification"], want["disarm"] = true, true
+		case "throughput", "dnsbl", "attachments", "disarm", "adversarial", "classification":
 			want[s] = true
 		default:
-			fmt.Fprintf(os.Stderr, "chainmail-bench: -sections: unknown section %q (throughput, dnsbl, attachments, adversarial, classification, all)\n", s)
+			fmt.Fprintf(os.Stderr, "chainmail-bench: -sections: unknown section %q (throughput, dnsbl, attachments, disarm, adversarial, classification, all)\n", s)
 			os.Exit(1)
 		}
 	}
@@ -95,6 +97,12 @@ func main() {
 	if want["attachments"] {
 		if err := runAttachments(*bin, *corpus); err != nil {
 			fmt.Fprintln(os.Stderr, "chainmail-bench: attachments:", err)
+			os.Exit(1)
+		}
+	}
+	if want["disarm"] {
+		if err := runDisarm(*corpus); err != nil {
+			fmt.Fprintln(os.Stderr, "chainmail-bench: disarm:", err)
 			os.Exit(1)
 		}
 	}
