@@ -71,8 +71,9 @@ type File struct {
 	Entity    *Entity
 	Encrypted bool
 	// Parent is the file this one was unpacked from (nil for a MIME
-	// part's own file).
+	// part's own file); Entry its name as the container lists it.
 	Parent *File
+	Entry  string
 }
 
 // NameList returns the names of f for rule matching.

@@ -30,7 +30,7 @@ func (s *scanner) member(parent *File, name, source string, data []byte, size in
 	f := &File{
 		Path: containerPath(parent) + "/" + strings.TrimLeft(name, "/"), Names: names,
 		Size: size, Member: container != "tnef" && container != "uuencode", Container: container, Entity: parent.Entity,
-		Parent: parent,
+		Parent: parent, Entry: name,
 	}
 	if len(names) > 0 {
 		f.Name = names[0].Name

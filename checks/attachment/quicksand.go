@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 
@@ -265,6 +266,8 @@ func (c *Check) quicksand(id string, src io.ReaderAt, headerLen int64, rep *atta
 		data   *attachments.Disarmed
 	}
 	var plans []*plan
+	zips := map[*attachments.Entity]*zipWork{}
+	var zipOrder []*zipWork
 	for _, u := range order {
 		f := u.file
 		if f.Entity != nil && skip[attachments.Editable(f.Entity)] {
@@ -348,13 +351,31 @@ func (c *Check) quicksand(id string, src io.ReaderAt, headerLen int64, rep *atta
 			continue
 		}
 		if f.Parent != nil {
-			// Inside an archive that is not rewritten: the archive goes.
-			if !q.removedTop[target] {
-				q.removedTop[target] = true
-				q.edits = append(q.edits, attachments.Edit{Entity: target, Data: attachments.RemovalNote(displayName(t), "it carries active content that could not be removed alone", attachments.LineEnding(src))})
-				q.events = append(q.events, verdictlog.QuickSand{File: qs.File, Archive: displayName(t), Category: u.category, Action: FileRemoved, Detail: p.detail}.ArchiveRemoved(id))
-				q.removed = append(q.removed, displayName(t))
+			if f.Parent == t && f.Container == "zip" && f.Entry != "" {
+				// A member of a zip of its own: the zip is rewritten.
+				z := zips[target]
+				if z == nil {
+					z = &zipWork{top: t, target: target, changes: map[string]*attachments.ZipChange{}}
+					zips[target] = z
+					zipOrder = append(zipOrder, z)
+				}
+				if p.action == ActionDisarm {
+					z.changes[f.Entry] = &attachments.ZipChange{Name: path.Join(path.Dir(f.Entry), p.data.Name), Data: p.data.Data}
+					if p.data.Name == "" {
+						z.changes[f.Entry].Name = ""
+					}
+					z.events = append(z.events, qs.Disarmed(id))
+					z.disarmed = append(z.disarmed, f)
+				} else {
+					z.changes[f.Entry] = &attachments.ZipChange{Remove: true}
+					qs.Action, qs.Detail = FileRemoved, p.detail
+					z.events = append(z.events, qs.Removed(id, p.why))
+					z.removed = append(z.removed, f)
+				}
+				continue
 			}
+			// Inside an archive that cannot be rewritten: the archive goes.
+			q.removeArchive(id, t, target, src, qs.File, u.category, p.detail)
 			continue
 		}
 		if p.action == ActionDisarm {
@@ -383,11 +404,47 @@ func (c *Check) quicksand(id string, src io.ReaderAt, headerLen int64, rep *atta
 		q.events = append(q.events, qs.Removed(id, p.why))
 		q.removed = append(q.removed, name)
 	}
+	// The zips whose members were disarmed or removed, unless the whole
+	// zip went for another of its files.
+	for _, z := range zipOrder {
+		if q.removedTop[z.target] {
+			continue
+		}
+		data, err := c.partData(z.top)
+		var nz, part []byte
+		if err == nil {
+			nz, err = attachments.RewriteZip(data, z.changes)
+		}
+		if err == nil {
+			var what []string
+			for _, f := range z.disarmed {
+				what = append(what, "disarmed "+f.Entry)
+			}
+			for _, f := range z.removed {
+				what = append(what, "removed "+f.Entry)
+			}
+			part, err = attachments.ReplacePart(z.target, attachments.PartChange{Disarmed: strings.Join(what, "; ")}, nz)
+		}
+		if err != nil {
+			q.removeArchive(id, z.top, z.target, src, "", CategorySuspicious, "archive could not be rewritten: "+err.Error())
+			continue
+		}
+		q.edits = append(q.edits, attachments.Edit{Entity: z.target, Data: part})
+		q.events = append(q.events, z.events...)
+		for _, f := range z.disarmed {
+			q.outcome[f] = FileDisarmed
+			q.disarmed = append(q.disarmed, displayName(f))
+		}
+		for _, f := range z.removed {
+			q.outcome[f] = FileRemoved
+			q.removed = append(q.removed, displayName(f))
+		}
+	}
 	// What was cut out or disarmed is no longer in the message: its
 	// findings no longer speak for the policy.
 	for _, p := range plans {
 		t := top(p.u.file)
-		gone := t.Entity != nil && q.removedTop[attachments.Editable(t.Entity)] || q.outcome[p.u.file] == FileDisarmed
+		gone := t.Entity != nil && q.removedTop[attachments.Editable(t.Entity)] || q.outcome[p.u.file] == FileDisarmed || q.outcome[p.u.file] == FileRemoved
 		if gone {
 			for _, i := range p.u.findings {
 				q.consumed[i] = true
@@ -395,10 +452,26 @@ func (c *Check) quicksand(id string, src io.ReaderAt, headerLen int64, rep *atta
 		}
 	}
 	for f := range q.category {
-		if t := top(f); t.Entity != nil && q.removedTop[attachments.Editable(t.Entity)] {
+		u := unitOf(f)
+		switch {
+		case top(f).Entity != nil && q.removedTop[attachments.Editable(top(f).Entity)]:
 			q.outcome[f] = FileRemoved
-		} else if q.outcome[unitOf(f)] == FileDisarmed {
-			q.outcome[f] = FileDisarmed
+		case u != f && (q.outcome[u] == FileDisarmed || q.outcome[u] == FileRemoved):
+			q.outcome[f] = q.outcome[u]
+		}
+	}
+	// Everything found in a file that is no longer delivered goes with it.
+	gone := func(f *attachments.File) bool {
+		for x := f; x != nil; x = x.Parent {
+			if q.outcome[x] == FileRemoved {
+				return true
+			}
+		}
+		return false
+	}
+	for i, fd := range rep.Findings {
+		if f := byPath[fd.Path]; f != nil && gone(f) {
+			q.consumed[i] = true
 		}
 	}
 	q.held, q.refused = uniq(q.held), uniq(q.refused)
@@ -427,25 +500,58 @@ func removalReason(why string) string {
 	return "it is too big to be checked"
 }
 
-// disarm reads a MIME part's file and disarms it; on failure it returns
-// nil and why.
-func (c *Check) disarm(f *attachments.File) (*attachments.Disarmed, string) {
-	if f.Parent != nil || f.Entity == nil {
-		return nil, "inside an archive"
+// zipWork is a zip of its own MIME part whose members are disarmed or
+// removed: the changes, then the lines and outcomes they give once the
+// zip is rewritten.
+type zipWork struct {
+	top               *attachments.File
+	target            *attachments.Entity
+	changes           map[string]*attachments.ZipChange
+	events            []checks.Event
+	disarmed, removed []*attachments.File
+}
+
+// removeArchive cuts out the MIME part t of an archive (once) because a
+// file inside it had to go and the archive cannot be rewritten.
+func (q *quicksand) removeArchive(id string, t *attachments.File, target *attachments.Entity, src io.ReaderAt, file, category, detail string) {
+	if q.removedTop[target] {
+		return
 	}
+	q.removedTop[target] = true
+	q.edits = append(q.edits, attachments.Edit{Entity: target, Data: attachments.RemovalNote(displayName(t), "it carries active content that could not be removed alone", attachments.LineEnding(src))})
+	q.events = append(q.events, verdictlog.QuickSand{File: file, Archive: displayName(t), Category: category, Action: FileRemoved, Detail: detail}.ArchiveRemoved(id))
+	q.removed = append(q.removed, displayName(t))
+}
+
+// partData reads the decoded content of a MIME part's own file, at most
+// max_file_size bytes.
+func (c *Check) partData(f *attachments.File) ([]byte, error) {
 	limit := int64(c.cfg.MaxFileSize)
 	data, err := io.ReadAll(io.LimitReader(f.Entity.Open(), limit+1))
 	if err != nil {
-		return nil, "part could not be read: " + err.Error()
+		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, "larger than max_file_size"
+		return nil, errors.New("larger than max_file_size")
+	}
+	return data, nil
+}
+
+// disarm reads a file (a MIME part's own, or a member of the zip that is
+// one) and disarms it; on failure it returns nil and why.
+func (c *Check) disarm(f *attachments.File) (*attachments.Disarmed, string) {
+	if f.Entity == nil || f.Parent != nil && (f.Parent.Parent != nil || f.Container != "zip") {
+		return nil, "inside an archive that cannot be rewritten"
+	}
+	data, err := c.partData(top(f))
+	if err == nil && f.Parent != nil {
+		data, err = attachments.ReadZipEntry(data, f.Entry, int64(c.cfg.MaxFileSize))
+	}
+	if err != nil {
+		return nil, "could not be read: " + err.Error()
 	}
 	d, err := attachments.Disarm(f.Name, data)
 	if err != nil {
-		if !errors.Is(err, attachments.ErrCannotDisarm) {
-			return nil, "cannot be disarmed: " + err.Error()
-		}
 		return nil, err.Error()
 	}
 	return d, ""
