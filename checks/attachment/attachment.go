@@ -559,12 +559,16 @@ type FileOutcome struct {
 	Category string `json:"category,omitempty"`
 }
 
-// fileOutcomes lists every file of the scan with its outcome. A file
+// fileOutcomes lists every file of the scan with its outcome (the parts
+// of an Office Open XML document are not files of their own). A file
 // removed by a deny+delete rule takes the files inside it along; when
 // the removal could not be made, the message is blocked for it.
 func fileOutcomes(files []*attachments.File, removed map[*attachments.Entity]bool, action, renamedTo, category map[*attachments.File]string, stops map[string]bool, editFailed bool) []FileOutcome {
 	out := make([]FileOutcome, 0, len(files))
 	for _, f := range files {
+		if f.Parent != nil && document(f.Parent) && f.Container == "zip" && action[f] != FileBlocked && !stops[f.Path] {
+			continue // a part of an Office document, judged with it
+		}
 		o := FileOutcome{Name: displayName(f), Path: f.Path, Action: FileDelivered, Category: category[f]}
 		if t := attachments.Editable(f.Entity); t != nil && removed[t] {
 			o.Action = FileRemoved
