@@ -3,13 +3,11 @@ package attachments
 import (
 	"archive/zip"
 	"bytes"
-	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -78,29 +76,6 @@ func disarmSamples(tb testing.TB) []disarmSample {
 		}
 	}
 	return out
-}
-
-// sofficeBinary finds LibreOffice (Debian packages
-// libreoffice-writer-nogui, -calc-nogui, -impress-nogui). Without it the
-// test is skipped loudly, or fails when the CI variable is set, as the
-// other tests that need a real program do.
-func sofficeBinary(t testing.TB) string {
-	t.Helper()
-	bin, err := exec.LookPath("soffice")
-	if err == nil {
-		return bin
-	}
-	for _, p := range []string{"/usr/bin/soffice", "/usr/lib/libreoffice/program/soffice"} {
-		if _, serr := os.Stat(p); serr == nil {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("LibreOffice is not installed (%v); apt-get install libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui", err)
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI is set, so this is a failure, not a skip)", msg)
-	}
-	t.Skipf("!!! SKIPPING %s: %s !!!", t.Name(), msg)
-	return ""
 }
 
 // The LibreOffice application that opens a file, by its extension.
@@ -189,27 +164,13 @@ func loConvert(t *testing.T, soffice string, files map[string][]byte) map[string
 		go func() {
 			defer wg.Done()
 			outDir := filepath.Join(dir, "out", app)
-			profile := "file://" + filepath.Join(dir, "profile-"+app)
-			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-			defer cancel()
-			args := append([]string{"--headless", "--norestore", "-env:UserInstallation=" + profile, "--convert-to", loFilters[app].filter, "--outdir", outDir}, inputs...)
-			cmd := exec.CommandContext(ctx, soffice, args...)
-			cmd.WaitDelay = 5 * time.Second
-			var log bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &log, &log
 			t0 := time.Now()
-			err := cmd.Run()
+			err := checktest.SofficeConvert(t, soffice, loFilters[app].filter, outDir, inputs...)
 			mu.Lock()
 			defer mu.Unlock()
 			t.Logf("soffice %s: %d files in %v", app, len(inputs), time.Since(t0).Round(time.Millisecond))
-			if ctx.Err() != nil {
-				errs = append(errs, fmt.Sprintf("soffice %s: timed out: %s", app, log.String()))
-				return
-			}
 			if err != nil {
-				// soffice exits 0 even when some inputs fail to load;
-				// anything else is the harness failing.
-				errs = append(errs, fmt.Sprintf("soffice %s: %v: %s", app, err, log.String()))
+				errs = append(errs, app+": "+err.Error())
 				return
 			}
 			for _, in := range inputs {
@@ -513,7 +474,7 @@ func wordDDEResults(r io.Reader) []string {
 
 func TestDisarmedStillOpens(t *testing.T) {
 	samples := disarmSamples(t)
-	soffice := sofficeBinary(t)
+	soffice := checktest.Soffice(t)
 	type pair struct {
 		s         disarmSample
 		d         *Disarmed
@@ -597,7 +558,7 @@ func TestOfficeHarnessDetectsBrokenFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	soffice := sofficeBinary(t)
+	soffice := checktest.Soffice(t)
 
 	repack := func(edit func(name string, b []byte) ([]byte, bool)) []byte { return zipEdit(t, clean, edit) }
 	random := make([]byte, 4096)
