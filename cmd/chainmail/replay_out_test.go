@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -263,5 +264,50 @@ rules:
 	}
 	if !strings.HasSuffix(string(got), "\r\n\r\nplease pay\r\n") || !strings.HasPrefix(string(got), "From: alice@partner.test\r\n") {
 		t.Errorf("written:\n%s", got)
+	}
+}
+
+// TestReplayDisarmedDocument: replay --json gives a macro document's
+// category and what became of it, and replay --out writes the message
+// with the document disarmed, as the milter would deliver it.
+func TestReplayDisarmedDocument(t *testing.T) {
+	conf := replayOutConfig(t)
+	in := t.TempDir()
+	msg := "From: alice@partner.test\r\nTo: bob@example.org\r\nSubject: order\r\nMessage-ID: <qs1@partner.test>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nthe order form\r\n" +
+		"--b\r\nContent-Type: application/octet-stream; name=\"order.docm\"\r\nContent-Disposition: attachment; filename=\"order.docm\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		checktest.Base64Lines(autoRunDocm(t)) + "--b--\r\n"
+	if err := os.WriteFile(filepath.Join(in, "order.eml"), []byte(msg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outDir := filepath.Join(t.TempDir(), "delivered")
+	code, out, errOut := runCmd(t, "replay", "-c", conf, "--zone", emptyZone(t), "--client-ip", "192.0.2.9", "--json", "--out", outDir, in)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var r struct {
+		Action      string
+		Attachments []struct{ Name, Path, Action, Category string }
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(r.Attachments) != 1 || r.Attachments[0].Name != "order.docm" || r.Attachments[0].Action != "disarmed" || r.Attachments[0].Category != "suspicious" {
+		t.Errorf("attachments %+v", r.Attachments)
+	}
+	written, err := os.ReadFile(filepath.Join(outDir, "order.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := attachments.Walk(bytes.NewReader(written), int64(len(written)), attachments.WalkOptions{})
+	var docx []byte
+	for _, e := range tree.Root.Leaves() {
+		if e.Filename() == "order.docx" {
+			docx, _ = io.ReadAll(e.Open())
+		}
+	}
+	if docx == nil || len(attachments.Analyse(docx)) != 0 {
+		t.Errorf("written message: no disarmed order.docx (%d bytes)\n%.2000s", len(docx), written)
 	}
 }

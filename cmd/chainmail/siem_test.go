@@ -84,10 +84,11 @@ var siemLineOf = map[string]string{
 	"sdr-grep":    "MID 4SdrA070 SDR: Consolidated Sender Reputation",
 }
 
-// siemNotMade are the events of patterns.tsv that chainmail has no
-// counterpart of: Libraesva's QuickSand disarms Office and PDF files,
-// which chainmail does not do.
-var siemNotMade = map[string]bool{"quicksand": true}
+// siemMany are the events of patterns.tsv with one row per wording
+// (QuickSand's: disarmed, removed because …, ignored, …): each of
+// chainmail's lines that starts with the prefix must be read whole by one
+// of them.
+var siemMany = map[string]string{"quicksand": "QuickSand "}
 
 // TestSIEMPatterns sends one message per event through serve's own
 // configuration loader and the milter protocol, with the settings a
@@ -171,6 +172,8 @@ checks:
 	}
 	attach("4SiemExe", "SHIPPING DOC..exe", append([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"), make([]byte, 200)...))
 	attach("4SiemVir", "notes.txt", checktest.EICAR(t))
+	attach("4SiemDocm", "order.docm", autoRunDocm(t))
+	attach("4SiemPdf", "report.pdf", []byte("%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"))
 
 	// Two messages from one SASL user: the second is over the quota and
 	// deferred at RCPT.
@@ -197,8 +200,10 @@ checks:
 		lines = append(lines, logLine{withTag: m[1], text: m[3]})
 	}
 
+	many := map[string][]siemPattern{}
 	for _, p := range patterns {
-		if siemNotMade[p.event] {
+		if _, ok := siemMany[p.event]; ok {
+			many[p.event] = append(many[p.event], p)
 			continue
 		}
 		sel, ok := siemLineOf[p.event]
@@ -222,6 +227,27 @@ checks:
 		}
 		if !found {
 			t.Errorf("%s: no line with %q in the log:\n%s", p.event, sel, data)
+		}
+	}
+	for event, prefix := range siemMany {
+		n := 0
+		for _, l := range lines {
+			if !strings.HasPrefix(l.text, prefix) {
+				continue
+			}
+			n++
+			read := false
+			for _, p := range many[event] {
+				if m := p.re.FindString(l.text); m == l.text {
+					read = true
+				}
+			}
+			if !read {
+				t.Errorf("%s: no row of patterns.tsv reads the whole line %q", event, l.text)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no line starting %q in the log:\n%s", event, prefix, data)
 		}
 	}
 }
