@@ -177,4 +177,3 @@ func disarmOOXML(string, []byte) (*Disarmed, error) {
 	return nil, cannot("OOXML disarming not written")
 }
 func disarmPDF([]byte) (*Disarmed, error) { return nil, cannot("PDF disarming not written") }
-func disarmRTF([]byte) (*Disarmed, error) { return nil, cannot("RTF disarming not written") }
