@@ -176,4 +176,3 @@ func disarmOLE(string, []byte) (*Disarmed, error) { return nil, cannot("OLE2 dis
 func disarmOOXML(string, []byte) (*Disarmed, error) {
 	return nil, cannot("OOXML disarming not written")
 }
-func disarmPDF([]byte) (*Disarmed, error) { return nil, cannot("PDF disarming not written") }

@@ -1,0 +1,156 @@
+package attachments
+
+import (
+	"bytes"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"testing"
+)
+
+// testPDF builds a small PDF with a correct cross-reference table: objs
+// are the bodies of objects 1, 2, ...; object 1 is the catalog (its
+// dictionary gets catalogExtra), 2 the pages, 3 one page showing text
+// (with pageExtra).
+func testPDF(catalogExtra, pageExtra string, more ...string) []byte {
+	content := "BT /F1 24 Tf 72 720 Td (Hello disarmed world) Tj ET"
+	objs := []string{
+		"<< /Type /Catalog /Pages 2 0 R " + catalogExtra + " >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> " + pageExtra + " >>",
+		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content),
+		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+	}
+	objs = append(objs, more...)
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+	offs := make([]int, len(objs))
+	for i, o := range objs {
+		offs[i] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
+	for _, o := range offs {
+		fmt.Fprintf(&b, "%010d 00000 n \n", o)
+	}
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
+	return b.Bytes()
+}
+
+func zlibString(s string) string {
+	var b bytes.Buffer
+	w := zlib.NewWriter(&b)
+	w.Write([]byte(s))
+	w.Close()
+	return b.String()
+}
+
+// checkXref verifies that every offset in the cross-reference table
+// still points at its "N 0 obj".
+func checkXref(t *testing.T, b []byte) {
+	t.Helper()
+	m := regexp.MustCompile(`startxref\s+(\d+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no startxref")
+	}
+	x, _ := strconv.Atoi(string(m[1]))
+	if !bytes.HasPrefix(b[x:], []byte("xref")) {
+		t.Fatal("startxref does not point at the xref table")
+	}
+	for i, e := range regexp.MustCompile(`(\d{10}) 00000 n`).FindAllSubmatch(b[x:], -1) {
+		off, _ := strconv.Atoi(string(e[1]))
+		if want := fmt.Sprintf("%d 0 obj", i+1); !bytes.HasPrefix(b[off:], []byte(want)) {
+			t.Errorf("xref entry %d points at %.10q", i+1, b[off:])
+		}
+	}
+}
+
+var disarmPDFCases = []struct {
+	name string
+	pdf  []byte
+	gone []string // names that must not be left
+}{
+	{"OpenAction JavaScript", testPDF("/OpenAction 6 0 R", "", "<< /Type /Action /S /JavaScript /JS (app.alert\\('hi'\\);) >>"),
+		[]string{"/OpenAction", "/JavaScript", "/JS"}},
+	{"page AA", testPDF("", "/AA << /O 6 0 R >>", "<< /S /JavaScript /JS 7 0 R >>", "<< /Length 10 >>\nstream\napp.beep()\nendstream"),
+		[]string{"/AA", "/JavaScript", "/JS"}},
+	{"Launch", testPDF("/OpenAction << /S /Launch /F (cmd.exe) /Win << /F (calc.exe) >> >>", ""),
+		[]string{"/OpenAction", "/Launch"}},
+	{"embedded file", testPDF("/Names << /EmbeddedFiles << /Names [(a.exe) 6 0 R] >> >>", "",
+		"<< /Type /Filespec /F (a.exe) /EF << /F 7 0 R >> >>",
+		"<< /Type /EmbeddedFile /Length 2 >>\nstream\nMZ\nendstream"),
+		[]string{"/EmbeddedFiles", "/EmbeddedFile"}},
+	{"escaped names", testPDF("/Open#41ction << /S /J#61vaScript /#4AS (app.alert\\(1\\)) >> /#41A << >>", ""),
+		[]string{"/Open#41ction", "/J#61vaScript", "/#4AS", "/#41A"}},
+	{"XFA and SubmitForm", testPDF("/AcroForm << /Fields [] /XFA 6 0 R >>", "", "<< /S /SubmitForm /F (http://x/) >>"),
+		[]string{"/XFA", "/SubmitForm"}},
+}
+
+func TestDisarmPDF(t *testing.T) {
+	for _, c := range disarmPDFCases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.name != "XFA and SubmitForm" && len(Analyse(c.pdf)) == 0 {
+				t.Fatal("test PDF not seen as active")
+			}
+			checkXref(t, c.pdf)
+			d, err := Disarm("a.pdf", c.pdf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Data) != len(c.pdf) {
+				t.Fatalf("length changed: %d → %d", len(c.pdf), len(d.Data))
+			}
+			checkXref(t, d.Data)
+			for _, n := range c.gone {
+				if bytes.Contains(d.Data, []byte(n+" ")) || bytes.Contains(d.Data, []byte(n+"(")) || bytes.Contains(d.Data, []byte(n+"<")) {
+					t.Errorf("%s left", n)
+				}
+			}
+			// Only the neutralised tokens changed.
+			changed := 0
+			for i := range d.Data {
+				if d.Data[i] != c.pdf[i] {
+					changed++
+				}
+			}
+			if changed == 0 || changed > 60 {
+				t.Errorf("%d bytes changed", changed)
+			}
+			if !bytes.Contains(d.Data, []byte("(Hello disarmed world) Tj")) || len(d.Removed) == 0 {
+				t.Errorf("content lost or nothing reported: %v", d.Removed)
+			}
+			if os.Getenv("DISARM_PDF_OUT") != "" {
+				os.WriteFile(os.Getenv("DISARM_PDF_OUT")+"/"+c.name+".pdf", d.Data, 0o644)
+			}
+		})
+	}
+}
+
+func TestDisarmPDFRefuses(t *testing.T) {
+	objStm := "6 0 << /S /JavaScript /JS (app.alert\\(1\\)) >>"
+	cases := map[string][]byte{
+		"JavaScript in an object stream": testPDF("/OpenAction 6 0 R", "",
+			fmt.Sprintf("<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream", len(zlibString(objStm)), zlibString(objStm))),
+		"encrypted with object streams": testPDF("", "", "<< /Type /ObjStm /N 0 /First 0 /Length 0 >>\nstream\n\nendstream",
+			"<< /Filter /Standard /V 2 >>"),
+	}
+	// The encrypted case names /Encrypt in its trailer.
+	cases["encrypted with object streams"] = bytes.Replace(cases["encrypted with object streams"], []byte("/Root 1 0 R"), []byte("/Root 1 0 R /Encrypt 7 0 R"), 1)
+	for name, b := range cases {
+		if _, err := Disarm("a.pdf", b); !errors.Is(err, ErrCannotDisarm) {
+			t.Errorf("%s: err %v", name, err)
+		}
+	}
+	// A name that is harmless alone (an /OpenAction going to a page)
+	// in an object stream is no reason to refuse.
+	s := "6 0 << /OpenAction << /S /GoTo /D [3 0 R /Fit] >> >>"
+	b := testPDF("/OpenAction 6 0 R /Names << /JavaScript 7 0 R >>", "",
+		fmt.Sprintf("<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream", len(zlibString(s)), zlibString(s)))
+	if _, err := Disarm("a.pdf", b); err != nil {
+		t.Errorf("harmless object stream: %v", err)
+	}
+}
