@@ -172,7 +172,6 @@ func analyse(data []byte, depth int) []Active {
 }
 
 // Stubs, replaced by the format files.
-func disarmOLE(string, []byte) (*Disarmed, error) { return nil, cannot("OLE2 disarming not written") }
 func disarmOOXML(string, []byte) (*Disarmed, error) {
 	return nil, cannot("OOXML disarming not written")
 }

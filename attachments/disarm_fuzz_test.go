@@ -40,3 +40,31 @@ func FuzzDisarmRTF(f *testing.F) {
 		checkDisarmed(t, "x.rtf", b, 0)
 	})
 }
+
+func FuzzDisarmPDF(f *testing.F) {
+	for _, c := range disarmPDFCases {
+		f.Add(c.pdf)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !isPDF(b) {
+			b = append([]byte("%PDF-1.7\n"), b...)
+		}
+		d, err := disarmPDF(b)
+		if err == nil && len(d.Data) != len(b) {
+			t.Fatalf("length changed: %d → %d", len(b), len(d.Data))
+		}
+		checkDisarmed(t, "x.pdf", b, 0)
+	})
+}
+
+func FuzzDisarmOLE(f *testing.F) {
+	f.Add(testDoc())
+	f.Add(testDoc("MacroR", "MacroT"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := disarmOLE("x.doc", b)
+		if err == nil && len(d.Data) != len(b) {
+			t.Fatalf("length changed: %d → %d", len(b), len(d.Data))
+		}
+		checkDisarmed(t, "x.doc", b, 0)
+	})
+}
