@@ -91,6 +91,15 @@ func neutraliseVBA(o *OLE, data []byte) (*Disarmed, error) {
 	if err := w.zeroStreams(targets); err != nil {
 		return nil, err
 	}
+	n := 0
+	for _, e := range o.Entries {
+		if isVBAName(e.Name) {
+			n++
+		}
+	}
+	if n > 64 {
+		return nil, cannot("%d VBA directory entries", n)
+	}
 	for i, e := range o.Entries {
 		if !isVBAName(e.Name) {
 			continue
@@ -132,6 +141,9 @@ type oleWriter struct {
 	rootSec []uint32 // the mini stream's sectors
 	// Sectors and mini sectors in use by what must not change.
 	keep, keepMini map[uint32]bool
+	// The directory trees: members by storage, storage by member.
+	tree   map[int][]int
+	treeOf map[int]int
 }
 
 func newOLEWriter(o *OLE, data []byte) (*oleWriter, error) {
@@ -277,7 +289,10 @@ func (w *oleWriter) entryOffset(i int) int64 {
 }
 
 // rename gives entry i a name of the same length that is no VBA name
-// and keeps its order against every sibling of its directory tree.
+// and keeps its order against every sibling of its directory tree: the
+// new name must lie strictly between the nearest siblings of the same
+// length below and above the old one (siblings of another length are
+// ordered by length alone).
 func (w *oleWriter) rename(i int) error {
 	e := w.o.Entries[i]
 	off := w.entryOffset(i)
@@ -288,26 +303,34 @@ func (w *oleWriter) rename(i int) error {
 	if len(old) == 0 {
 		return cannot("OLE2 entry with an empty name")
 	}
-	var sibs [][]uint16
+	var lo, hi []uint16
 	if e.Path != "" {
-		for _, j := range w.siblings(i) {
-			sibs = append(sibs, utf16.Encode([]rune(w.o.Entries[j].Name)))
+		if w.tree == nil {
+			w.trees()
+		}
+		for _, j := range w.tree[w.treeOf[i]] {
+			s := utf16.Encode([]rune(w.o.Entries[j].Name))
+			if j == i || len(s) != len(old) {
+				continue
+			}
+			switch c := cfbCompare(s, old); {
+			case c == 0:
+				return cannot("OLE2 directory holds %s twice", e.Path)
+			case c < 0 && (lo == nil || cfbCompare(s, lo) > 0):
+				lo = s
+			case c > 0 && (hi == nil || cfbCompare(s, hi) < 0):
+				hi = s
+			}
 		}
 	}
 	const pool = "x_0123456789abcdefghijklmnopqrstuvwyz"
 	for pos := len(old) - 1; pos >= 0; pos-- {
-	next:
 		for _, c := range pool {
 			cand := append([]uint16(nil), old...)
 			cand[pos] = uint16(c)
-			if isVBAName(string(utf16.Decode(cand))) || cfbCompare(cand, old) == 0 {
+			if isVBAName(string(utf16.Decode(cand))) || cfbCompare(cand, old) == 0 ||
+				lo != nil && cfbCompare(lo, cand) >= 0 || hi != nil && cfbCompare(cand, hi) >= 0 {
 				continue
-			}
-			for _, s := range sibs {
-				a, b := cfbCompare(old, s), cfbCompare(cand, s)
-				if b == 0 || a != b {
-					continue next
-				}
 			}
 			for k, u := range cand {
 				binary.LittleEndian.PutUint16(w.out[off+int64(2*k):], u)
@@ -318,40 +341,35 @@ func (w *oleWriter) rename(i int) error {
 	return cannot("no name for %s that keeps the OLE2 directory in order", e.Path)
 }
 
-// siblings lists the other members of the red-black tree entry i is in.
-func (w *oleWriter) siblings(i int) []int {
+// trees sorts the directory entries into their red-black trees (one per
+// storage, found from its child), each entry in the first tree that
+// reaches it.
+func (w *oleWriter) trees() {
 	ents := w.o.Entries
+	w.tree = map[int][]int{}
+	w.treeOf = map[int]int{}
+	seen := map[uint32]bool{}
 	for p := range ents {
 		if ents[p].Type != 1 && ents[p].Type != 5 || ents[p].child == oleNoEntry {
 			continue
 		}
-		var members []int
-		found := false
-		seen := map[uint32]bool{}
 		stack := []uint32{ents[p].child}
-		for len(stack) > 0 && len(members) <= len(ents) {
+		for len(stack) > 0 {
 			n := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			if int(n) >= len(ents) || seen[n] {
 				continue
 			}
 			seen[n] = true
-			if int(n) == i {
-				found = true
-			} else {
-				members = append(members, int(n))
-			}
+			w.tree[p] = append(w.tree[p], int(n))
+			w.treeOf[int(n)] = p
 			for _, c := range []uint32{ents[n].left, ents[n].right} {
 				if c != oleNoEntry {
 					stack = append(stack, c)
 				}
 			}
 		}
-		if found {
-			return members
-		}
 	}
-	return nil
 }
 
 // cfbCompare orders directory names as [MS-CFB] 2.6.4 does: shorter
