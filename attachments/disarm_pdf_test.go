@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -133,10 +134,12 @@ func TestDisarmPDF(t *testing.T) {
 func TestDisarmPDFRefuses(t *testing.T) {
 	objStm := "6 0 << /S /JavaScript /JS (app.alert\\(1\\)) >>"
 	cases := map[string][]byte{
-		"JavaScript in an object stream": testPDF("/OpenAction 6 0 R", "",
-			fmt.Sprintf("<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream", len(zlibString(objStm)), zlibString(objStm))),
+		"object stream with a predictor": testPDF("/OpenAction 6 0 R", "",
+			fmt.Sprintf("<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /DecodeParms << /Predictor 12 >> /Length %d >>\nstream\n%s\nendstream", len(zlibString(objStm)), zlibString(objStm))),
 		"encrypted with object streams": testPDF("", "", "<< /Type /ObjStm /N 0 /First 0 /Length 0 >>\nstream\n\nendstream",
 			"<< /Filter /Standard /V 2 >>"),
+		"truncated object stream": testPDF("/OpenAction 6 0 R", "",
+			fmt.Sprintf("<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream", len(zlibString(objStm))-4, zlibString(objStm)[:len(zlibString(objStm))-4])),
 	}
 	// The encrypted case names /Encrypt in its trailer.
 	cases["encrypted with object streams"] = bytes.Replace(cases["encrypted with object streams"], []byte("/Root 1 0 R"), []byte("/Root 1 0 R /Encrypt 7 0 R"), 1)
@@ -145,12 +148,102 @@ func TestDisarmPDFRefuses(t *testing.T) {
 			t.Errorf("%s: err %v", name, err)
 		}
 	}
-	// A name that is harmless alone (an /OpenAction going to a page)
-	// in an object stream is no reason to refuse.
-	s := "6 0 << /OpenAction << /S /GoTo /D [3 0 R /Fit] >> >>"
-	b := testPDF("/OpenAction 6 0 R /Names << /JavaScript 7 0 R >>", "",
-		fmt.Sprintf("<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream", len(zlibString(s)), zlibString(s)))
-	if _, err := Disarm("a.pdf", b); err != nil {
-		t.Errorf("harmless object stream: %v", err)
+}
+
+func TestDisarmPDFObjectStream(t *testing.T) {
+	in := testObjStmPDF()
+	if len(Analyse(in)) == 0 {
+		t.Fatal("test PDF not seen as active")
 	}
+	d, err := Disarm("a.pdf", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The original bytes are kept but for the neutralised names and the
+	// zeroed old object stream; the update follows.
+	if !bytes.HasPrefix(d.Data[len(in):], []byte("7 0 obj")) || !bytes.HasSuffix(d.Data, []byte("%%EOF\n")) {
+		t.Fatalf("no incremental update: %q", d.Data[len(in):])
+	}
+	old := bytes.Index(in, []byte("/Type /ObjStm"))
+	changed := 0
+	for i := range in {
+		if in[i] != d.Data[i] && i < old {
+			changed++
+		}
+	}
+	if changed != 2 { // /OpenAction → /openaction
+		t.Errorf("%d bytes changed before the object stream", changed)
+	}
+	// The new object stream holds the neutralised action at the same
+	// offsets, and the new section points at it.
+	tail := d.Data[len(in):]
+	s := bytes.Index(tail, []byte("stream\n")) + len("stream\n")
+	r, err := zlib.NewReader(bytes.NewReader(tail[s:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	if want := "6 0 << /Type /Action /S /javascript /js (app.alert\\(1\\);) >>"; string(got) != want {
+		t.Errorf("object stream now %q", got)
+	}
+	m := regexp.MustCompile(`xref\n7 1\n(\d{10}) 00000 n \ntrailer\n<< /Size 9 /Root 1 0 R /Prev (\d+) >>\nstartxref\n(\d+)\n%%EOF\n$`).FindSubmatch(d.Data)
+	if m == nil {
+		t.Fatalf("update section: %q", tail[bytes.LastIndex(tail, []byte("endobj")):])
+	}
+	if off, _ := strconv.Atoi(string(m[1])); off != len(in) {
+		t.Errorf("object 7 at %d, want %d", off, len(in))
+	}
+	if prev, _ := strconv.Atoi(string(m[2])); !bytes.HasPrefix(in[prev:], []byte("8 0 obj")) {
+		t.Errorf("/Prev %d", prev)
+	}
+	if x, _ := strconv.Atoi(string(m[3])); !bytes.HasPrefix(d.Data[x:], []byte("xref\n7 1")) {
+		t.Errorf("startxref %d", x)
+	}
+	if os.Getenv("DISARM_PDF_OUT") != "" {
+		os.WriteFile(os.Getenv("DISARM_PDF_OUT")+"/objstm.pdf", d.Data, 0o644)
+	}
+}
+
+// testObjStmPDF builds a PDF 1.5 whose catalog's /OpenAction is object
+// 6, a JavaScript action kept in the compressed object stream 7; the
+// cross-reference is a stream (object 8), as object streams require.
+func testObjStmPDF() []byte {
+	content := "BT /F1 24 Tf 72 720 Td (Hello disarmed world) Tj ET"
+	action := "<< /Type /Action /S /JavaScript /JS (app.alert\\(1\\);) >>"
+	hdr := "6 0 "
+	stm := zlibString(hdr + action)
+	objs := []string{
+		"<< /Type /Catalog /Pages 2 0 R /OpenAction 6 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content),
+		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+	}
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+	offs := map[int]int{}
+	obj := func(n int, body string) {
+		offs[n] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", n, body)
+	}
+	for i, o := range objs {
+		obj(i+1, o)
+	}
+	obj(7, fmt.Sprintf("<< /Type /ObjStm /N 1 /First %d /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream", len(hdr), len(stm), stm))
+	xrefAt := b.Len()
+	var x []byte
+	row := func(typ byte, f2 uint32, f3 uint16) {
+		x = append(x, typ, byte(f2>>24), byte(f2>>16), byte(f2>>8), byte(f2), byte(f3>>8), byte(f3))
+	}
+	row(0, 0, 0xffff)
+	for n := 1; n <= 5; n++ {
+		row(1, uint32(offs[n]), 0)
+	}
+	row(2, 7, 0) // object 6: index 0 in object stream 7
+	row(1, uint32(offs[7]), 0)
+	row(1, uint32(xrefAt), 0)
+	xs := zlibString(string(x))
+	fmt.Fprintf(&b, "8 0 obj\n<< /Type /XRef /Size 9 /W [1 4 2] /Root 1 0 R /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream\nendobj\n", len(xs), xs)
+	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefAt)
+	return b.Bytes()
 }
