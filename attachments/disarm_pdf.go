@@ -26,10 +26,10 @@ var pdfNeutralise = map[string]bool{
 // "/javascript", "/J#61vaScript" → "/javascriptxx"). PDF names are
 // case-sensitive, so no reader takes the new names for the old ones; no
 // byte moves, so the cross-reference table stays right. Names that live
-// inside compressed (object) streams cannot be changed in place: when
-// one of those is left, the file is refused. An encrypted PDF with object
-// streams is refused as well, since what its streams hold cannot be
-// seen.
+// inside compressed (object) streams cannot be changed in place: those
+// streams are written again as an incremental update at the end (see
+// pdfUpdateStreams), or the file is refused. An encrypted PDF with object
+// streams is refused, since what its streams hold cannot be seen.
 func disarmPDF(data []byte) (*Disarmed, error) {
 	out := append([]byte(nil), data...)
 	d := &Disarmed{}
@@ -197,6 +197,13 @@ func pdfUpdateStreams(b []byte) ([]byte, []string, error) {
 	}
 	if len(ups) == 0 {
 		return b, nil, nil
+	}
+	grow := 0
+	for _, u := range ups {
+		grow += len(u.text)
+	}
+	if grow > len(b)+64<<10 {
+		return nil, nil, cannot("PDF streams written again would more than double the file")
 	}
 	// The trailer entries carried over from the last section.
 	m := pdfStartXref.FindAllSubmatch(b, -1)

@@ -247,3 +247,29 @@ func testObjStmPDF() []byte {
 	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefAt)
 	return b.Bytes()
 }
+
+func TestDisarmPDFUpdateClassicXref(t *testing.T) {
+	objStm := "6 0 << /S /JavaScript /JS (app.alert\\(1\\)) >>"
+	in := testPDF("/OpenAction 6 0 R", "",
+		fmt.Sprintf("<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length 7 0 R >>\nstream\n%s\nendstream", zlibString(objStm)),
+		fmt.Sprint(len(zlibString(objStm))))
+	d, err := Disarm("a.pdf", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := string(d.Data[len(in):])
+	if !regexp.MustCompile(`^6 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length \d+ >>\nstream\n`).MatchString(tail) ||
+		!regexp.MustCompile(`trailer\n<< /Size 8 /Root 1 0 R /Prev \d+ >>\nstartxref\n\d+\n%%EOF\n$`).MatchString(tail) {
+		t.Errorf("update: %q", tail)
+	}
+	checkXref(t, d.Data[:len(in)])
+
+	// A name that is harmless alone (an /OpenAction going to a page) in
+	// an object stream is no reason for an update.
+	s := "6 0 << /OpenAction << /S /GoTo /D [3 0 R /Fit] >> >>"
+	in = testPDF("/Names << /JavaScript 7 0 R >>", "",
+		fmt.Sprintf("<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream", len(zlibString(s)), zlibString(s)))
+	if d, err := Disarm("a.pdf", in); err != nil || len(d.Data) != len(in) {
+		t.Errorf("harmless object stream: err %v", err)
+	}
+}
