@@ -426,7 +426,7 @@ func PDFActive(b []byte, budget int64) []Active {
 
 // pdfActive is PDFActive, also returning the bytes inflated.
 func pdfActive(b []byte, budget int64) ([]Active, int64) {
-	names := pdfNames(b)
+	names := pdfNames(pdfMaskFiltered(b))
 	var used int64
 	if budget > 0 {
 		for _, s := range pdfStreams(b, budget) {
@@ -456,6 +456,55 @@ func pdfActive(b []byte, budget int64) ([]Active, int64) {
 }
 
 var pdfName = regexp.MustCompile(`/[A-Za-z#0-9]{2,20}`)
+
+// pdfMaskFiltered returns b with the bodies of filtered streams (images,
+// fonts, compressed object streams: a /Filter in the stream's dictionary)
+// blanked, at the same length. Their bytes are binary, where "/JS" or "/AA"
+// turn up by chance about once per MB; what a compressed object stream
+// holds is read by inflating it (pdfStreams), not from its raw bytes.
+func pdfMaskFiltered(b []byte) []byte {
+	var out []byte
+	for p := 0; ; {
+		i := bytes.Index(b[p:], []byte("stream"))
+		if i < 0 {
+			break
+		}
+		s := p + i
+		p = s + len("stream")
+		if s >= 3 && string(b[s-3:s]) == "end" {
+			continue
+		}
+		body := p
+		if bytes.HasPrefix(b[body:], []byte("\r\n")) {
+			body += 2
+		} else if bytes.HasPrefix(b[body:], []byte("\n")) {
+			body++
+		} else {
+			continue
+		}
+		// The stream's dictionary: back to its object's "obj".
+		from := max(0, s-4096)
+		d := bytes.LastIndex(b[from:s], []byte("obj"))
+		if d < 0 || !bytes.Contains(b[from+d:s], []byte("/Filter")) {
+			continue
+		}
+		end := bytes.Index(b[body:], []byte("endstream"))
+		if end < 0 {
+			end = len(b) - body
+		}
+		if out == nil {
+			out = append([]byte(nil), b...)
+		}
+		for k := body; k < body+end; k++ {
+			out[k] = ' '
+		}
+		p = body + end
+	}
+	if out == nil {
+		return b
+	}
+	return out
+}
 
 func pdfNames(b []byte) map[string]bool {
 	out := map[string]bool{}

@@ -67,7 +67,9 @@ func disarmPDF(data []byte) (*Disarmed, error) {
 // when it is seen, not rewritten).
 func neutralisePDFNames(b []byte) []string {
 	var names []string
-	for _, loc := range pdfName.FindAllIndex(b, -1) {
+	// Names in the bodies of filtered streams are binary data, not names
+	// (pdfMaskFiltered): they are left as they are.
+	for _, loc := range pdfName.FindAllIndex(pdfMaskFiltered(b), -1) {
 		tok := b[loc[0]:loc[1]]
 		name := pdfUnescape(tok)
 		if name == "/Encrypt" {

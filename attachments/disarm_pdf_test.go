@@ -273,3 +273,31 @@ func TestDisarmPDFUpdateClassicXref(t *testing.T) {
 		t.Errorf("harmless object stream: err %v", err)
 	}
 }
+
+// Binary stream data that happens to read like an action name is data:
+// an image with "/JS " and "/AA " in its bytes is not active content, and
+// a disarm of the file's real JavaScript leaves the image's bytes alone.
+func TestPDFNamesInBinaryStreams(t *testing.T) {
+	img := "\xff\xd8\xff\xe0 /JS /AA\x00/OpenAction \x91\xff\xd9"
+	image := fmt.Sprintf("<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /Filter /DCTDecode /Length %d >>\nstream\n%s\nendstream", len(img), img)
+	clean := testPDF("", "", image)
+	if a := Analyse(clean); len(a) != 0 {
+		t.Errorf("image bytes taken for active content: %v", a)
+	}
+	// An unfiltered stream is read as it is: its names count.
+	raw := "<< /Length 30 >>\nstream\n<< /S /JavaScript /JS (x) >>\nendstream"
+	if a := Analyse(testPDF("", "", raw)); len(a) == 0 {
+		t.Error("JavaScript in an unfiltered stream not found")
+	}
+	active := testPDF("/OpenAction << /S /JavaScript /JS (app.alert(1)) >>", "", image)
+	d, err := Disarm("a.pdf", active)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(d.Data, []byte(img)) {
+		t.Error("the image's bytes were changed")
+	}
+	if bytes.Contains(d.Data, []byte("/OpenAction <<")) {
+		t.Error("the real OpenAction is left")
+	}
+}
