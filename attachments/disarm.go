@@ -173,8 +173,6 @@ func analyse(data []byte, depth int) []Active {
 
 // Stubs, replaced by the format files.
 func disarmOLE(string, []byte) (*Disarmed, error) { return nil, cannot("OLE2 disarming not written") }
-func disarmOOXML(string, []byte) (*Disarmed, error) {
-	return nil, cannot("OOXML disarming not written")
-}
+
 func disarmPDF([]byte) (*Disarmed, error) { return nil, cannot("PDF disarming not written") }
 func disarmRTF([]byte) (*Disarmed, error) { return nil, cannot("RTF disarming not written") }
