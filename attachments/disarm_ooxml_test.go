@@ -309,3 +309,233 @@ func decodeB64(b []byte) []byte {
 	n, _ := base64.StdEncoding.Decode(out, clean)
 	return out[:n]
 }
+
+// buildZip makes a zip of the named entries, in order, deflated.
+func buildZip(t testing.TB, entries ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := zip.NewWriter(&buf)
+	for i := 0; i+1 < len(entries); i += 2 {
+		fw, err := w.Create(entries[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write([]byte(entries[i+1]))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+const (
+	xmlDecl   = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n"
+	relsNS    = `<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">`
+	relBase   = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+	wordNS    = `xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"`
+	docmTypes = xmlDecl + `<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.ms-word.document.macroEnabled.main+xml"/><Override PartName="/word/vbaData.xml" ContentType="application/vnd.ms-word.vbaData+xml"/><Override PartName="/word/settings.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.settings+xml"/></Types>`
+	pkgRels   = xmlDecl + relsNS + `<Relationship Id="rId1" Type="` + relBase + `officeDocument" Target="word/document.xml"/></Relationships>`
+)
+
+// docmWithVBA is a small macro-enabled Word document with a VBA project,
+// a remote template and a DDEAUTO field split over runs.
+func docmWithVBA(t testing.TB) []byte {
+	return buildZip(t,
+		"[Content_Types].xml", docmTypes,
+		"_rels/.rels", pkgRels,
+		"word/document.xml", xmlDecl+`<w:document `+wordNS+`><w:body><w:p><w:r><w:t>Hello</w:t></w:r>`+
+			`<w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText xml:space="preserve"> DDE</w:instrText></w:r><w:r><w:instrText>AUTO c:\\windows\\system32\\cmd.exe "/k calc"</w:instrText></w:r>`+
+			`<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>visible result</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r>`+
+			`<w:fldSimple w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple></w:p></w:body></w:document>`,
+		"word/_rels/document.xml.rels", xmlDecl+relsNS+`<Relationship Id="rId1" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" Target="vbaProject.bin"/><Relationship Id="rId2" Type="`+relBase+`settings" Target="settings.xml"/><Relationship Id="rId3" Type="`+relBase+`hyperlink" Target="https://example.org/" TargetMode="External"/></Relationships>`,
+		"word/vbaProject.bin", "not really a VBA project",
+		"word/_rels/vbaProject.bin.rels", xmlDecl+relsNS+`<Relationship Id="rId1" Type="http://schemas.microsoft.com/office/2006/relationships/wordVbaData" Target="vbaData.xml"/></Relationships>`,
+		"word/vbaData.xml", xmlDecl+`<wne:vbaSuppData xmlns:wne="http://schemas.microsoft.com/office/word/2006/wordml"/>`,
+		"word/settings.xml", xmlDecl+`<w:settings `+wordNS+`><w:zoom w:percent="100"/><w:attachedTemplate r:id="rId1"/><w:defaultTabStop w:val="720"/></w:settings>`,
+		"word/_rels/settings.xml.rels", xmlDecl+relsNS+`<Relationship Id="rId1" Type="`+relBase+`attachedTemplate" Target="http://198.51.100.7/t.dotm" TargetMode="External"/></Relationships>`,
+	)
+}
+
+func TestDisarmOOXMLDocm(t *testing.T) {
+	orig := docmWithVBA(t)
+	kinds := map[FindingKind]bool{}
+	for _, a := range Analyse(orig) {
+		kinds[a.Kind] = true
+	}
+	if !kinds[KindVBA] || !kinds[KindDDE] || !kinds[KindExternalTemplate] {
+		t.Fatalf("fixture not seen as active: %v", Analyse(orig))
+	}
+	d, err := Disarm("Invoice.docm", orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDisarmedOOXML(t, "Invoice.docm", orig, d)
+	if d.Name != "Invoice.docx" || d.MIME != "application/vnd.openxmlformats-officedocument.wordprocessingml.document" {
+		t.Errorf("name %q MIME %q", d.Name, d.MIME)
+	}
+	parts, _ := ooxmlEntries(t, d.Data)
+	for _, n := range []string{"word/vbaProject.bin", "word/_rels/vbaProject.bin.rels", "word/vbaData.xml"} {
+		if _, ok := parts[n]; ok {
+			t.Errorf("%s left", n)
+		}
+	}
+	ct := string(parts["[Content_Types].xml"])
+	if !strings.Contains(ct, `<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>`) ||
+		strings.Contains(ct, "vbaData") || strings.Contains(ct, `Extension="bin"`) {
+		t.Errorf("content types: %s", ct)
+	}
+	rels := string(parts["word/_rels/document.xml.rels"])
+	if strings.Contains(rels, "vbaProject") || !strings.Contains(rels, "https://example.org/") || !strings.Contains(rels, "settings.xml") {
+		t.Errorf("document relationships: %s", rels)
+	}
+	if s := string(parts["word/settings.xml"]); strings.Contains(s, "attachedTemplate") || !strings.Contains(s, `<w:zoom w:percent="100"/><w:defaultTabStop w:val="720"/>`) {
+		t.Errorf("settings: %s", s)
+	}
+	if s := string(parts["word/_rels/settings.xml.rels"]); strings.Contains(s, "198.51.100.7") {
+		t.Errorf("settings relationships: %s", s)
+	}
+	doc := string(parts["word/document.xml"])
+	if strings.Contains(doc, "cmd.exe") || strings.Contains(doc, "DDE") || !strings.Contains(doc, "visible result") ||
+		!strings.Contains(doc, `w:fldCharType="begin"`) || !strings.Contains(doc, `<w:fldSimple w:instr=" PAGE ">`) {
+		t.Errorf("document: %s", doc)
+	}
+}
+
+// A file named .docx keeps its name; a docm without VBA still becomes a
+// docx.
+func TestDisarmOOXMLNames(t *testing.T) {
+	d, err := Disarm("report.docx", docmWithVBA(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "" || d.MIME != "application/vnd.openxmlformats-officedocument.wordprocessingml.document" {
+		t.Errorf(".docx with VBA: name %q MIME %q", d.Name, d.MIME)
+	}
+	noVBA := buildZip(t,
+		"[Content_Types].xml", xmlDecl+`<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.ms-word.document.macroEnabled.main+xml"/></Types>`,
+		"_rels/.rels", pkgRels,
+		"word/document.xml", xmlDecl+`<w:document `+wordNS+`><w:body><w:p><w:fldSimple w:instr="DDEAUTO cmd /c calc"><w:r><w:t>x</w:t></w:r></w:fldSimple></w:p></w:body></w:document>`,
+	)
+	d, err = Disarm("clean.docm", noVBA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDisarmedOOXML(t, "clean.docm", noVBA, d)
+	for ext, want := range map[string]string{"a.dotm": "a.dotx", "a.xlam": "a.xlsx", "a.ppsm": "a.ppsx", "a.potm": "a.potx", "a.XLSM": "a.xlsx"} {
+		d, err := disarmOOXML(ext, noVBA)
+		if err != nil || d.Name != want {
+			t.Errorf("%s: %v %+v", ext, err, d)
+		}
+	}
+}
+
+const xlsmTypes = xmlDecl + `<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.ms-excel.sheet.macroEnabled.main+xml"/><Override PartName="/xl/macrosheets/sheet1.xml" ContentType="application/vnd.ms-excel.macrosheet+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/worksheets/sheet2.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/calcChain.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.calcChain+xml"/></Types>`
+
+func xlsmWithMacroSheet(t testing.TB, sheets string) []byte {
+	return buildZip(t,
+		"[Content_Types].xml", xlsmTypes,
+		"_rels/.rels", xmlDecl+relsNS+`<Relationship Id="rId1" Type="`+relBase+`officeDocument" Target="xl/workbook.xml"/></Relationships>`,
+		"xl/workbook.xml", xmlDecl+`<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><bookViews><workbookView activeTab="2"/></bookViews>`+sheets+
+			`<definedNames><definedName name="_xlnm.Auto_Open">Macro1!$A$1</definedName><definedName name="_xlnm.Print_Area" localSheetId="2">Data!$A$1:$B$2</definedName><definedName name="local" localSheetId="1">'Macro1'!$A$2</definedName></definedNames></workbook>`,
+		"xl/_rels/workbook.xml.rels", xmlDecl+relsNS+`<Relationship Id="rId1" Type="http://schemas.microsoft.com/office/2006/relationships/xlMacrosheet" Target="macrosheets/sheet1.xml"/><Relationship Id="rId2" Type="`+relBase+`worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId3" Type="`+relBase+`worksheet" Target="/xl/worksheets/sheet2.xml"/><Relationship Id="rId4" Type="`+relBase+`calcChain" Target="calcChain.xml"/></Relationships>`,
+		"xl/macrosheets/sheet1.xml", `<xm:macrosheet xmlns:xm="http://schemas.microsoft.com/office/excel/2006/main"><sheetData><row r="1"><c r="A1"><f>EXEC("calc")</f></c></row></sheetData></xm:macrosheet>`,
+		"xl/worksheets/sheet1.xml", `<worksheet><sheetData/></worksheet>`,
+		"xl/worksheets/sheet2.xml", `<worksheet><sheetData/></worksheet>`,
+		"xl/calcChain.xml", `<calcChain><c r="A1" i="2"/></calcChain>`,
+	)
+}
+
+func TestDisarmOOXMLMacroSheet(t *testing.T) {
+	orig := xlsmWithMacroSheet(t, `<sheets><sheet name="First" sheetId="1" r:id="rId2"/><sheet name="Macro1" sheetId="2" r:id="rId1"/><sheet name="Data" sheetId="3" r:id="rId3"/></sheets>`)
+	d, err := Disarm("book.xlsm", orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDisarmedOOXML(t, "book.xlsm", orig, d)
+	parts, _ := ooxmlEntries(t, d.Data)
+	wb := string(parts["xl/workbook.xml"])
+	for _, want := range []string{`activeTab="1"`, `<sheets><sheet name="First" sheetId="1" r:id="rId2"/><sheet name="Data" sheetId="3" r:id="rId3"/></sheets>`,
+		`<definedNames><definedName name="_xlnm.Print_Area" localSheetId="1">Data!$A$1:$B$2</definedName></definedNames>`} {
+		if !strings.Contains(wb, want) {
+			t.Errorf("workbook lacks %s:\n%s", want, wb)
+		}
+	}
+	if strings.Contains(wb, "Macro1") || strings.Contains(wb, "Auto_Open") {
+		t.Errorf("workbook: %s", wb)
+	}
+	if _, ok := parts["xl/calcChain.xml"]; ok {
+		t.Error("calculation chain kept")
+	}
+	// Only macro sheets: nothing would be left to open.
+	only := xlsmWithMacroSheet(t, `<sheets><sheet name="Macro1" sheetId="2" r:id="rId1"/></sheets>`)
+	if _, err := Disarm("only.xlsm", only); !errors.Is(err, ErrCannotDisarm) || !strings.Contains(err.Error(), "only macro sheets") {
+		t.Errorf("workbook of macro sheets only: %v", err)
+	}
+}
+
+func TestDisarmOOXMLRefuses(t *testing.T) {
+	good := docmWithVBA(t)
+	// A duplicate entry name.
+	dup := buildZip(t, "[Content_Types].xml", docmTypes, "word/vbaProject.bin", "x", "WORD/vbaProject.bin", "y")
+	// An entry flagged encrypted.
+	enc := bytes.Clone(good)
+	for _, sig := range [][]byte{[]byte("PK\x03\x04"), []byte("PK\x01\x02")} {
+		off := 6
+		if sig[2] == 1 {
+			off = 8
+		}
+		for i := bytes.Index(enc, sig); i >= 0; {
+			enc[i+off] |= 1
+			j := bytes.Index(enc[i+4:], sig)
+			if j < 0 {
+				break
+			}
+			i += 4 + j
+		}
+	}
+	for name, c := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"duplicate": {dup, "duplicate zip entry"},
+		"encrypted": {enc, "encrypted zip entry"},
+		"truncated": {good[:len(good)-30], "unreadable zip"},
+		"no types":  {buildZip(t, "word/vbaProject.bin", "x"), "without [Content_Types].xml"},
+	} {
+		_, err := Disarm(name+".docm", c.data)
+		if !errors.Is(err, ErrCannotDisarm) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
+		}
+	}
+}
+
+func TestDisarmOOXMLEmptyCompoundFile(t *testing.T) {
+	b := emptyCompoundFile()
+	o, err := ParseOLE(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Entries) == 0 || o.Entries[0].Type != 5 {
+		t.Errorf("entries %+v", o.Entries)
+	}
+	if a := Analyse(b); len(a) != 0 {
+		t.Errorf("active: %v", a)
+	}
+}
+
+func FuzzDisarmOOXML(f *testing.F) {
+	f.Add(docmWithVBA(f))
+	f.Add(xlsmWithMacroSheet(f, `<sheets><sheet name="Macro1" sheetId="2" r:id="rId1"/><sheet name="x" sheetId="1" r:id="rId2"/></sheets>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := Disarm("f.docm", data)
+		if err != nil {
+			if !errors.Is(err, ErrCannotDisarm) {
+				t.Fatalf("error not wrapping ErrCannotDisarm: %v", err)
+			}
+			return
+		}
+		if _, err := zip.NewReader(bytes.NewReader(d.Data), int64(len(d.Data))); err != nil && bytes.HasPrefix(data, []byte("PK\x03\x04")) {
+			t.Fatalf("output unreadable: %v", err)
+		}
+	})
+}
