@@ -429,7 +429,14 @@ func disarmPackage(name string, data []byte, depth int) (*Disarmed, error) {
 			return nil, err
 		}
 		if !bytes.HasPrefix(bytes.TrimLeft(b, "\xef\xbb\xbf \r\n\t"), []byte("<")) {
-			return nil, cannot("relationship removed from a binary part %s", src)
+			// A binary part (xlsb) names its relationships in UTF-16:
+			// one that names a removed one would need rewriting.
+			for id := range ids {
+				if bytes.Contains(b, utf16le(id)) {
+					return nil, cannot("relationship %s removed from the binary part %s", id, src)
+				}
+			}
+			continue
 		}
 		nb := b
 		if strings.EqualFold(src, "xl/workbook.xml") {

@@ -156,6 +156,17 @@ func checkDisarmedOOXML(t *testing.T, name string, orig []byte, d *Disarmed) {
 			t.Errorf("%s: content type for missing part %s", name, part)
 		}
 	}
+	// Every part has a type.
+	defaults := map[string]bool{}
+	for _, m := range ctDefault.FindAllString(ct, -1) {
+		defaults[strings.ToLower(attrs([]byte(m))["Extension"])] = true
+	}
+	for n := range after {
+		ext := strings.ToLower(strings.TrimPrefix(path.Ext(n), "."))
+		if n != "[Content_Types].xml" && !strings.HasSuffix(n, "/") && !defaults[ext] && !strings.Contains(ct, `PartName="/`+n+`"`) {
+			t.Errorf("%s: part %s has no content type", name, n)
+		}
+	}
 	if strings.Contains(strings.ToLower(ct), "macroenabled") && !strings.Contains(ct, "sheet.binary.macroEnabled.main") {
 		t.Errorf("%s: macro-enabled content type left: %s", name, ct)
 	}
@@ -538,4 +549,37 @@ func FuzzDisarmOOXML(f *testing.F) {
 			t.Fatalf("output unreadable: %v", err)
 		}
 	})
+}
+
+// The binary workbook keeps its name and type; its VBA project goes
+// without the binary part being touched.
+func TestDisarmOOXMLXlsbVBA(t *testing.T) {
+	orig := buildZip(t,
+		"[Content_Types].xml", xmlDecl+`<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="bin" ContentType="application/vnd.ms-excel.sheet.binary.macroEnabled.main"/><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Override PartName="/xl/vbaProject.bin" ContentType="application/vnd.ms-office.vbaProject"/></Types>`,
+		"_rels/.rels", xmlDecl+relsNS+`<Relationship Id="rId1" Type="`+relBase+`officeDocument" Target="xl/workbook.bin"/></Relationships>`,
+		"xl/workbook.bin", "\x83\x01\x00binary records",
+		"xl/_rels/workbook.bin.rels", xmlDecl+relsNS+`<Relationship Id="rId7" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" Target="vbaProject.bin"/></Relationships>`,
+		"xl/vbaProject.bin", "VBA",
+	)
+	d, err := Disarm("book.xlsb", orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDisarmedOOXML(t, "book.xlsb", orig, d)
+	if d.Name != "" || d.MIME != "" {
+		t.Errorf("name %q MIME %q", d.Name, d.MIME)
+	}
+	parts, _ := ooxmlEntries(t, d.Data)
+	if _, ok := parts["xl/vbaProject.bin"]; ok || strings.Contains(string(parts["xl/_rels/workbook.bin.rels"]), "vbaProject") {
+		t.Error("VBA project kept")
+	}
+	// A binary part that names the relationship removed: refused.
+	named := buildZip(t,
+		"[Content_Types].xml", `<Types><Default Extension="bin" ContentType="x"/><Default Extension="rels" ContentType="y"/></Types>`,
+		"xl/workbook.bin", "r\x00I\x00d\x007\x00",
+		"xl/_rels/workbook.bin.rels", relsNS+`<Relationship Id="rId7" Type="`+relBase+`oleObject" Target="http://192.0.2.1/x" TargetMode="External"/></Relationships>`,
+	)
+	if _, err := Disarm("n.xlsb", named); !errors.Is(err, ErrCannotDisarm) || !strings.Contains(err.Error(), "binary part") {
+		t.Errorf("binary part naming a removed relationship: %v", err)
+	}
 }
