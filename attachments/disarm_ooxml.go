@@ -912,7 +912,6 @@ func (p *opc) write() ([]byte, error) {
 		h.Method = zip.Deflate
 		h.Extra = nil
 		h.CRC32, h.CompressedSize64, h.UncompressedSize64 = 0, 0, 0
-		h.CompressedSize, h.UncompressedSize = 0, 0
 		h.Flags &^= 0x8 // the writer sets the descriptor flag itself
 		fw, err := w.CreateHeader(&h)
 		if err != nil {
