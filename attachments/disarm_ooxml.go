@@ -9,6 +9,7 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -461,15 +462,19 @@ func disarmPackage(name string, data []byte, depth int) (*Disarmed, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !ddeXML(b) {
+		// Every field is looked at, not only what ddeXML sees: a DDE
+		// field nested in another one goes too.
+		if !bytes.Contains(bytes.ToUpper(b), []byte("DDE")) {
 			continue
 		}
 		nb := neutraliseDDE(b)
 		if ddeXML(nb) {
 			return nil, cannot("DDE field in %s that cannot be neutralised", f.Name)
 		}
-		p.set(f.Name, nb)
-		p.notes = append(p.notes, "DDE field in "+f.Name)
+		if !bytes.Equal(nb, b) {
+			p.set(f.Name, nb)
+			p.notes = append(p.notes, "DDE field in "+f.Name)
+		}
 	}
 
 	// 5. Embedded objects with active content.
@@ -835,11 +840,7 @@ func neutraliseDDE(b []byte) []byte {
 
 func sortedSpans(s [][2]int) [][2]int {
 	out := append([][2]int(nil), s...)
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j][0] < out[j-1][0]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
 	return out
 }
 

@@ -139,7 +139,7 @@ func checkDisarmedOOXML(t *testing.T, name string, orig []byte, d *Disarmed) {
 		relsChanged := !bytes.Equal(before[relsOf(n)], after[relsOf(n)])
 		switch {
 		case n == "[Content_Types].xml", strings.HasSuffix(ln, ".rels"), relsChanged:
-		case strings.HasPrefix(ln, "word/") && ddeXML(b):
+		case strings.HasPrefix(ln, "word/") && bytes.Contains(bytes.ToUpper(b), []byte("DDE")):
 		case len(analyseSuspicious(b, 1)) > 0:
 		case extLinkRemoved && strings.HasPrefix(ln, "xl/worksheets/"):
 		default:
@@ -581,5 +581,61 @@ func TestDisarmOOXMLXlsbVBA(t *testing.T) {
 	)
 	if _, err := Disarm("n.xlsb", named); !errors.Is(err, ErrCannotDisarm) || !strings.Contains(err.Error(), "binary part") {
 		t.Errorf("binary part naming a removed relationship: %v", err)
+	}
+}
+
+func xlsxWithLinks(t testing.TB, ddeFirst bool) []byte {
+	dde := `<externalLink xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><ddeLink ddeService="cmd" ddeTopic="/c calc"/></externalLink>`
+	book := `<externalLink xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><externalBook r:id="rId1"/></externalLink>`
+	first, second := book, dde
+	if ddeFirst {
+		first, second = dde, book
+	}
+	return buildZip(t,
+		"[Content_Types].xml", `<Types><Default Extension="xml" ContentType="application/xml"/><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Override PartName="/xl/externalLinks/externalLink1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.externalLink+xml"/><Override PartName="/xl/externalLinks/externalLink2.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.externalLink+xml"/></Types>`,
+		"xl/workbook.xml", `<workbook xmlns:r="r"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets><externalReferences><externalReference r:id="rId2"/><externalReference r:id="rId3"/></externalReferences><definedNames><definedName name="a">[2]!x</definedName><definedName name="b">[1]Sheet!A1</definedName></definedNames></workbook>`,
+		"xl/_rels/workbook.xml.rels", relsNS+`<Relationship Id="rId1" Type="`+relBase+`worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="`+relBase+`externalLink" Target="externalLinks/externalLink1.xml"/><Relationship Id="rId3" Type="`+relBase+`externalLink" Target="externalLinks/externalLink2.xml"/></Relationships>`,
+		"xl/worksheets/sheet1.xml", `<worksheet><sheetData><row r="1"><c r="A1"><f>[2]!x</f><v>7</v></c><c r="B1"><f>[1]Sheet!A1</f><v>8</v></c></row></sheetData></worksheet>`,
+		"xl/externalLinks/externalLink1.xml", first,
+		"xl/externalLinks/externalLink2.xml", second,
+	)
+}
+
+func TestDisarmOOXMLExternalLinks(t *testing.T) {
+	orig := xlsxWithLinks(t, false)
+	d, err := Disarm("links.xlsx", orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDisarmedOOXML(t, "links.xlsx", orig, d)
+	parts, _ := ooxmlEntries(t, d.Data)
+	if wb := string(parts["xl/workbook.xml"]); !strings.Contains(wb, `<externalReferences><externalReference r:id="rId2"/></externalReferences><definedNames><definedName name="b">[1]Sheet!A1</definedName></definedNames>`) {
+		t.Errorf("workbook: %s", wb)
+	}
+	if s := string(parts["xl/worksheets/sheet1.xml"]); !strings.Contains(s, `<c r="A1"><v>7</v></c><c r="B1"><f>[1]Sheet!A1</f><v>8</v></c>`) {
+		t.Errorf("sheet: %s", s)
+	}
+	// The DDE link first: the other would need renumbering.
+	if _, err := Disarm("links.xlsx", xlsxWithLinks(t, true)); !errors.Is(err, ErrCannotDisarm) || !strings.Contains(err.Error(), "renumber") {
+		t.Errorf("DDE link before another: %v", err)
+	}
+}
+
+// A DDE field nested in another field: only its instruction goes.
+func TestDisarmOOXMLNestedDDE(t *testing.T) {
+	doc := `<w:document ` + wordNS + `><w:body><w:p>` +
+		`<w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText> IF 1 = 1 "</w:instrText></w:r>` +
+		`<w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText>DDEAUTO cmd "/c calc"</w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r>` +
+		`<w:r><w:instrText>" "no"</w:instrText></w:r><w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>shown</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r>` +
+		`</w:p></w:body></w:document>`
+	orig := buildZip(t, "[Content_Types].xml", `<Types><Default Extension="xml" ContentType="application/xml"/></Types>`, "word/document.xml", doc)
+	d, err := Disarm("n.docx", orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := ooxmlEntries(t, d.Data)
+	want := strings.Replace(doc, `DDEAUTO cmd "/c calc"`, "", 1)
+	if got := string(parts["word/document.xml"]); got != want {
+		t.Errorf("document:\n%s\nwant\n%s", got, want)
 	}
 }
