@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"html"
 	"io"
+	"net/url"
 	"path"
 	"regexp"
 	"sort"
@@ -90,7 +91,7 @@ type opc struct {
 	data    map[string][]byte    // read contents, by zip name
 	changed map[string][]byte    // new contents, by zip name
 	removed map[string]bool      // lower-case part names taken out
-	budget  int64
+	budget  *int64               // inflated bytes left, shared with embedded packages
 	notes   []string
 }
 
@@ -109,7 +110,7 @@ func (p *opc) read(name string) ([]byte, error) {
 	if b, ok := p.data[f.Name]; ok {
 		return b, nil
 	}
-	if p.budget-int64(f.UncompressedSize64) < 0 && f.UncompressedSize64 > 0 {
+	if *p.budget-int64(f.UncompressedSize64) < 0 && f.UncompressedSize64 > 0 {
 		return nil, cannot("package inflates beyond %d bytes", ooxmlBudget)
 	}
 	rc, err := f.Open()
@@ -117,14 +118,14 @@ func (p *opc) read(name string) ([]byte, error) {
 		return nil, cannot("unreadable entry %s: %v", f.Name, err)
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, p.budget+1))
+	b, err := io.ReadAll(io.LimitReader(rc, *p.budget+1))
 	if err != nil {
 		return nil, cannot("unreadable entry %s: %v", f.Name, err)
 	}
-	if int64(len(b)) > p.budget {
+	if int64(len(b)) > *p.budget {
 		return nil, cannot("package inflates beyond %d bytes", ooxmlBudget)
 	}
-	p.budget -= int64(len(b))
+	*p.budget -= int64(len(b))
 	p.data[f.Name] = b
 	return b, nil
 }
@@ -328,16 +329,17 @@ var refWhole = map[string]bool{
 }
 
 func disarmOOXML(name string, data []byte) (*Disarmed, error) {
-	return disarmPackage(name, data, 0)
+	budget := int64(ooxmlBudget)
+	return disarmPackage(name, data, 0, &budget)
 }
 
-func disarmPackage(name string, data []byte, depth int) (*Disarmed, error) {
+func disarmPackage(name string, data []byte, depth int, budget *int64) (*Disarmed, error) {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, cannot("unreadable zip: %v", err)
 	}
 	p := &opc{zr: zr, byName: map[string]*zip.File{}, data: map[string][]byte{},
-		changed: map[string][]byte{}, removed: map[string]bool{}, budget: ooxmlBudget}
+		changed: map[string][]byte{}, removed: map[string]bool{}, budget: budget}
 	for _, f := range zr.File {
 		if f.Flags&1 != 0 {
 			return nil, cannot("encrypted zip entry %s", f.Name)
@@ -494,8 +496,8 @@ func disarmPackage(name string, data []byte, depth int) (*Disarmed, error) {
 		case IsOLE(b):
 			p.set(f.Name, emptyCompoundFile())
 			p.notes = append(p.notes, "embedded object "+f.Name)
-		case bytes.HasPrefix(b, []byte("PK\x03\x04")) && depth < 1:
-			d, err := disarmPackage(f.Name, b, depth+1)
+		case bytes.HasPrefix(b, []byte("PK\x03\x04")) && depth < 2:
+			d, err := disarmPackage(f.Name, b, depth+1, p.budget)
 			if err != nil {
 				return nil, cannot("embedded document %s: %v", f.Name, err)
 			}
@@ -552,6 +554,9 @@ func (p *opc) contentTypes(b []byte) ([]byte, string) {
 	b = ctOverride.ReplaceAllFunc(b, func(m []byte) []byte {
 		a := attrs(m)
 		part := strings.TrimPrefix(html.UnescapeString(a["PartName"]), "/")
+		if u, err := url.PathUnescape(part); err == nil {
+			part = u
+		}
 		if p.removed[strings.ToLower(part)] {
 			return nil
 		}
@@ -559,16 +564,39 @@ func (p *opc) contentTypes(b []byte) ([]byte, string) {
 			mime = to.mime
 			return bytes.Replace(m, []byte(a["ContentType"]), []byte(to.main), 1)
 		}
-		return m
+		return macroFreePackage(m, a["ContentType"])
 	})
 	b = ctDefault.ReplaceAllFunc(b, func(m []byte) []byte {
 		a := attrs(m)
 		if strings.EqualFold(a["ContentType"], "application/vnd.ms-office.vbaProject") {
 			return nil
 		}
-		return m
+		return macroFreePackage(m, a["ContentType"])
 	})
 	return b, mime
+}
+
+// ooxmlPackageTypes: the media types of macro-enabled documents, which
+// [Content_Types].xml gives to embedded documents. What is embedded has
+// no VBA left (the embedded objects with active content were disarmed),
+// so the macro-free type is the right one.
+var ooxmlPackageTypes = map[string]string{
+	"application/vnd.ms-word.document.macroenabled.12":           ooxmlExtMIME[".docx"],
+	"application/vnd.ms-word.template.macroenabled.12":           ooxmlExtMIME[".dotx"],
+	"application/vnd.ms-excel.sheet.macroenabled.12":             ooxmlExtMIME[".xlsx"],
+	"application/vnd.ms-excel.template.macroenabled.12":          ooxmlExtMIME[".xltx"],
+	"application/vnd.ms-excel.addin.macroenabled.12":             ooxmlExtMIME[".xlsx"],
+	"application/vnd.ms-powerpoint.presentation.macroenabled.12": ooxmlExtMIME[".pptx"],
+	"application/vnd.ms-powerpoint.slideshow.macroenabled.12":    ooxmlExtMIME[".ppsx"],
+	"application/vnd.ms-powerpoint.template.macroenabled.12":     ooxmlExtMIME[".potx"],
+	"application/vnd.ms-powerpoint.addin.macroenabled.12":        ooxmlExtMIME[".pptx"],
+}
+
+func macroFreePackage(m []byte, ct string) []byte {
+	if to, ok := ooxmlPackageTypes[strings.ToLower(ct)]; ok {
+		return bytes.Replace(m, []byte(ct), []byte(to), 1)
+	}
+	return m
 }
 
 var (

@@ -639,3 +639,64 @@ func TestDisarmOOXMLNestedDDE(t *testing.T) {
 		t.Errorf("document:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// A macro-enabled document embedded in a document is disarmed in its
+// turn, and typed as the macro-free document it has become.
+func TestDisarmOOXMLEmbeddedDocument(t *testing.T) {
+	inner := docmWithVBA(t)
+	orig := buildZip(t,
+		"[Content_Types].xml", `<Types><Default Extension="xml" ContentType="application/xml"/><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="docm" ContentType="application/vnd.ms-word.document.macroEnabled.12"/></Types>`,
+		"word/document.xml", `<w:document `+wordNS+`><o:OLEObject r:id="rId1"/></w:document>`,
+		"word/_rels/document.xml.rels", relsNS+`<Relationship Id="rId1" Type="`+relBase+`package" Target="embeddings/Microsoft_Word_Document1.docm"/></Relationships>`,
+		"word/embeddings/Microsoft_Word_Document1.docm", string(inner),
+	)
+	if len(Analyse(orig)) == 0 {
+		t.Fatal("fixture not active")
+	}
+	d, err := Disarm("outer.docx", orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDisarmedOOXML(t, "outer.docx", orig, d)
+	parts, _ := ooxmlEntries(t, d.Data)
+	if !strings.Contains(string(parts["[Content_Types].xml"]), `<Default Extension="docm" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document"/>`) {
+		t.Errorf("content types: %s", parts["[Content_Types].xml"])
+	}
+	// Two levels down, as far as Analyse looks.
+	deeper := buildZip(t,
+		"[Content_Types].xml", `<Types><Default Extension="xml" ContentType="application/xml"/><Default Extension="docx" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document"/></Types>`,
+		"word/embeddings/outer.docx", string(orig),
+	)
+	if len(Analyse(deeper)) == 0 {
+		t.Fatal("deeper fixture not active")
+	}
+	if d, err := Disarm("deeper.docx", deeper); err != nil {
+		t.Errorf("two levels down: %v", err)
+	} else {
+		checkDisarmedOOXML(t, "deeper.docx", deeper, d)
+	}
+	// An embedded file that is neither OLE2 nor a package: refused.
+	odd := buildZip(t,
+		"[Content_Types].xml", `<Types><Default Extension="xml" ContentType="application/xml"/></Types>`,
+		"word/embeddings/x.bin", "ID;P\r\nNN;NAuto_Open;ER1C1\r\n",
+	)
+	if _, err := Disarm("odd.docx", odd); !errors.Is(err, ErrCannotDisarm) || !strings.Contains(err.Error(), "active content in word/embeddings/x.bin") {
+		t.Errorf("embedded SYLK macro: %v", err)
+	}
+}
+
+// A part that inflates beyond the budget is refused, not read whole.
+func TestDisarmOOXMLBudget(t *testing.T) {
+	big := "DDE" + strings.Repeat(" ", ooxmlBudget)
+	bomb := buildZip(t,
+		"[Content_Types].xml", `<Types><Default Extension="xml" ContentType="application/xml"/></Types>`,
+		"word/vbaProject.bin", "x",
+		"word/document.xml", big,
+	)
+	if len(bomb) > 1<<20 {
+		t.Fatalf("bomb of %d bytes", len(bomb))
+	}
+	if _, err := disarmOOXML("bomb.docm", bomb); !errors.Is(err, ErrCannotDisarm) || !strings.Contains(err.Error(), "inflates beyond") {
+		t.Errorf("bomb: %v", err)
+	}
+}
