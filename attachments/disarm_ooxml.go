@@ -295,15 +295,19 @@ func dropRefs(b []byte, ids map[string]bool, whole map[string]bool) []byte {
 		if whole[local] {
 			end := loc[1]
 			if loc[6] == loc[7] { // not self-closing
+				end = -1
 				closing := []byte("</" + qname)
-				if i := bytes.Index(b[end:], closing); i >= 0 {
-					if j := bytes.IndexByte(b[end+i:], '>'); j >= 0 {
-						end += i + j + 1
+				if i := bytes.Index(b[loc[1]:], closing); i >= 0 {
+					if j := bytes.IndexByte(b[loc[1]+i:], '>'); j >= 0 {
+						end = loc[1] + i + j + 1
 					}
 				}
 			}
-			last = end
-			continue
+			if end >= 0 {
+				last = end
+				continue
+			}
+			// no end to the element: only the attribute goes
 		}
 		// strip the attributes, preceding whitespace included
 		p := 0

@@ -700,3 +700,19 @@ func TestDisarmOOXMLBudget(t *testing.T) {
 		t.Errorf("bomb: %v", err)
 	}
 }
+
+func TestDisarmOOXMLDropRefs(t *testing.T) {
+	ids := map[string]bool{"rId1": true}
+	for in, want := range map[string]string{
+		`<a><w:attachedTemplate r:id="rId1"/><b/></a>`:                      `<a><b/></a>`,
+		`<a><w:subDoc r:id="rId1"><x/></w:subDoc><b/></a>`:                  `<a><b/></a>`,
+		`<a><o:OLEObject Type="Link" r:id="rId1" UpdateMode="Always"/></a>`: `<a><o:OLEObject Type="Link" UpdateMode="Always"/></a>`,
+		`<a><o:OLEObject r:id="rId2"/></a>`:                                 `<a><o:OLEObject r:id="rId2"/></a>`,
+		`<a><w:subDoc r:id="rId1"><x/>`:                                     `<a><w:subDoc><x/>`,
+		`<p:oleObj name="D" r:id='rId1' progId="Word.Document.8"><p:link/>`: `<p:oleObj name="D" progId="Word.Document.8"><p:link/>`,
+	} {
+		if got := string(dropRefs([]byte(in), ids, refWhole)); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", in, got, want)
+		}
+	}
+}
