@@ -170,8 +170,3 @@ func analyse(data []byte, depth int) []Active {
 	}
 	return TextActive(data[:min(len(data), textScan)])
 }
-
-// Stubs, replaced by the format files.
-func disarmOOXML(string, []byte) (*Disarmed, error) {
-	return nil, cannot("OOXML disarming not written")
-}
