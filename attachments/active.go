@@ -322,7 +322,7 @@ func ddeXML(b []byte) bool {
 	// suffix that starts at a word is enough for the joined text.
 	s := joined.String()
 	for i := 0; i < len(s); i++ {
-		if (i == 0 || s[i-1] == ' ') && ddeInstr.MatchString(s[i:]) {
+		if (i == 0 || strings.IndexByte(" \t\"{", s[i-1]) >= 0) && ddeInstr.MatchString(s[i:]) {
 			return true
 		}
 	}

@@ -629,6 +629,9 @@ func TestDisarmOOXMLNestedDDE(t *testing.T) {
 		`<w:r><w:instrText>" "no"</w:instrText></w:r><w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>shown</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r>` +
 		`</w:p></w:body></w:document>`
 	orig := buildZip(t, "[Content_Types].xml", `<Types><Default Extension="xml" ContentType="application/xml"/></Types>`, "word/document.xml", doc)
+	if a := Analyse(orig); len(a) != 1 || a[0].Kind != KindDDE {
+		t.Errorf("the nested DDE field is not found: %v", a)
+	}
 	d, err := Disarm("n.docx", orig)
 	if err != nil {
 		t.Fatal(err)
