@@ -3,7 +3,6 @@ package attachments
 import (
 	"archive/zip"
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"html"
 	"io"
@@ -925,37 +924,17 @@ func emptyCompoundFile() []byte {
 // write makes the new zip: entries in their order, the untouched ones
 // copied raw, the changed ones deflated, the removed ones left out.
 func (p *opc) write() ([]byte, error) {
-	var buf bytes.Buffer
-	w := zip.NewWriter(&buf)
-	w.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
-		return flate.NewWriter(out, flate.DefaultCompression)
-	})
+	changes := map[string]*ZipChange{}
 	for _, f := range p.zr.File {
 		if p.removed[strings.ToLower(f.Name)] {
-			continue
-		}
-		nb, ok := p.changed[f.Name]
-		if !ok {
-			if err := w.Copy(f); err != nil {
-				return nil, cannot("copying %s: %v", f.Name, err)
-			}
-			continue
-		}
-		h := f.FileHeader
-		h.Method = zip.Deflate
-		h.Extra = nil
-		h.CRC32, h.CompressedSize64, h.UncompressedSize64 = 0, 0, 0
-		h.Flags &^= 0x8 // the writer sets the descriptor flag itself
-		fw, err := w.CreateHeader(&h)
-		if err != nil {
-			return nil, cannot("writing %s: %v", f.Name, err)
-		}
-		if _, err := fw.Write(nb); err != nil {
-			return nil, cannot("writing %s: %v", f.Name, err)
+			changes[f.Name] = &ZipChange{Remove: true}
+		} else if nb, ok := p.changed[f.Name]; ok {
+			changes[f.Name] = &ZipChange{Data: nb}
 		}
 	}
-	if err := w.Close(); err != nil {
+	out, err := rewriteZip(p.zr, changes)
+	if err != nil {
 		return nil, cannot("writing the package: %v", err)
 	}
-	return buf.Bytes(), nil
+	return out, nil
 }

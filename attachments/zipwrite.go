@@ -3,8 +3,10 @@ package attachments
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // ZipChange is what RewriteZip does to one entry: Remove it, or replace
@@ -54,6 +56,22 @@ func RewriteZip(data []byte, changes map[string]*ZipChange) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return rewriteZip(zr, changes)
+}
+
+// flatePool keeps deflate writers between entries: each holds about a
+// megabyte of tables, which is most of what rewriting costs otherwise.
+var flatePool sync.Pool
+
+type pooledFlate struct{ *flate.Writer }
+
+func (p pooledFlate) Close() error {
+	err := p.Writer.Close()
+	flatePool.Put(p.Writer)
+	return err
+}
+
+func rewriteZip(zr *zip.Reader, changes map[string]*ZipChange) ([]byte, error) {
 	seen := map[string]bool{}
 	for _, f := range zr.File {
 		if seen[f.Name] {
@@ -68,6 +86,14 @@ func RewriteZip(data []byte, changes map[string]*ZipChange) ([]byte, error) {
 	}
 	var out bytes.Buffer
 	w := zip.NewWriter(&out)
+	w.RegisterCompressor(zip.Deflate, func(dst io.Writer) (io.WriteCloser, error) {
+		if fw, ok := flatePool.Get().(*flate.Writer); ok {
+			fw.Reset(dst)
+			return pooledFlate{fw}, nil
+		}
+		fw, err := flate.NewWriter(dst, flate.DefaultCompression)
+		return pooledFlate{fw}, err
+	})
 	if zr.Comment != "" {
 		if err := w.SetComment(zr.Comment); err != nil {
 			return nil, err
