@@ -457,6 +457,30 @@ func pdfActive(b []byte, budget int64) ([]Active, int64) {
 
 var pdfName = regexp.MustCompile(`/[A-Za-z#0-9]{2,20}`)
 
+// nextPDFStream finds the first "stream" keyword at or after p that
+// starts a stream's data (not "endstream", followed by a line end): kw is
+// where the keyword is, body where the data starts. ok is false when
+// there is none.
+func nextPDFStream(b []byte, p int) (kw, body int, ok bool) {
+	for {
+		i := bytes.Index(b[p:], []byte("stream"))
+		if i < 0 {
+			return 0, 0, false
+		}
+		kw = p + i
+		p = kw + len("stream")
+		if kw >= 3 && string(b[kw-3:kw]) == "end" {
+			continue
+		}
+		switch {
+		case bytes.HasPrefix(b[p:], []byte("\r\n")):
+			return kw, p + 2, true
+		case bytes.HasPrefix(b[p:], []byte("\n")):
+			return kw, p + 1, true
+		}
+	}
+}
+
 // pdfMaskFiltered returns b with the bodies of filtered streams (images,
 // fonts, compressed object streams: a /Filter in the stream's dictionary)
 // blanked, at the same length. Their bytes are binary, where "/JS" or "/AA"
@@ -465,23 +489,11 @@ var pdfName = regexp.MustCompile(`/[A-Za-z#0-9]{2,20}`)
 func pdfMaskFiltered(b []byte) []byte {
 	var out []byte
 	for p := 0; ; {
-		i := bytes.Index(b[p:], []byte("stream"))
-		if i < 0 {
+		s, body, ok := nextPDFStream(b, p)
+		if !ok {
 			break
 		}
-		s := p + i
-		p = s + len("stream")
-		if s >= 3 && string(b[s-3:s]) == "end" {
-			continue
-		}
-		body := p
-		if bytes.HasPrefix(b[body:], []byte("\r\n")) {
-			body += 2
-		} else if bytes.HasPrefix(b[body:], []byte("\n")) {
-			body++
-		} else {
-			continue
-		}
+		p = body
 		// The stream's dictionary: back to its object's "obj".
 		from := max(0, s-4096)
 		d := bytes.LastIndex(b[from:s], []byte("obj"))
@@ -534,21 +546,12 @@ func pdfNames(b []byte) map[string]bool {
 // all.
 func pdfStreams(b []byte, budget int64) [][]byte {
 	var out [][]byte
-	p := 0
-	for budget > 0 {
-		i := bytes.Index(b[p:], []byte("stream"))
-		if i < 0 {
+	for p := 0; budget > 0; {
+		_, s, ok := nextPDFStream(b, p)
+		if !ok {
 			break
 		}
-		s := p + i + len("stream")
 		p = s
-		if bytes.HasPrefix(b[s:], []byte("\r\n")) {
-			s += 2
-		} else if bytes.HasPrefix(b[s:], []byte("\n")) {
-			s++
-		} else {
-			continue
-		}
 		if s+2 > len(b) || b[s]&0x0f != 8 {
 			continue // not a zlib header
 		}

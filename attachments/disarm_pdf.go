@@ -128,20 +128,11 @@ func pdfUpdateStreams(b []byte) ([]byte, []string, error) {
 	var removed []string
 	budget := int64(analyseBudget)
 	for p := 0; budget > 0; {
-		i := bytes.Index(b[p:], []byte("stream"))
-		if i < 0 {
+		kw, s, ok := nextPDFStream(b, p)
+		if !ok {
 			break
 		}
-		kw := p + i
-		s := kw + len("stream")
 		p = s
-		if bytes.HasPrefix(b[s:], []byte("\r\n")) {
-			s += 2
-		} else if bytes.HasPrefix(b[s:], []byte("\n")) {
-			s++
-		} else {
-			continue
-		}
 		if s+2 > len(b) || b[s]&0x0f != 8 {
 			continue
 		}

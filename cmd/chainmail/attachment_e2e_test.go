@@ -29,6 +29,25 @@ func attachmentMessage(subject string, files ...string) []byte {
 	return b.Bytes()
 }
 
+// deliverOne sends msg from sender@example.net to bob@example.org through
+// pf, as client 192.0.2.44 (mail.example.net), and returns the one
+// message Postfix delivers.
+func deliverOne(t *testing.T, pf *mtatest.Postfix, msg []byte) []byte {
+	t.Helper()
+	c := pf.Dial(t)
+	c.Ehlo("client.example")
+	c.XClient("ADDR=192.0.2.44 NAME=mail.example.net HELO=mail.example.net")
+	if r := c.Send("sender@example.net", []string{"bob@example.org"}, msg); r.Code != 250 {
+		t.Fatalf("send: %v", r)
+	}
+	c.Quit()
+	got := pf.Delivered(t, 1, 30*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("delivered %d messages", len(got))
+	}
+	return got[0].Data
+}
+
 // Through a real Postfix: a deny+delete rule removes the program and the
 // message is delivered with a note in its place and every other part
 // intact; with chainmail's default rules a program is rejected at end of

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"chainmail/attachments"
 	"chainmail/checks"
@@ -121,18 +120,7 @@ checks:
 		"--outer\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
 		base64.StdEncoding.EncodeToString([]byte(program)) + "\r\n" +
 		"--outer--\r\n"
-	c := pf.Dial(t)
-	c.Ehlo("client.example")
-	c.XClient("ADDR=192.0.2.44 NAME=mail.example.net HELO=mail.example.net")
-	if r := c.Send("sender@example.net", []string{"bob@example.org"}, []byte(msg)); r.Code != 250 {
-		t.Fatalf("send: %v", r)
-	}
-	c.Quit()
-	got := pf.Delivered(t, 1, 30*time.Second)
-	if len(got) != 1 {
-		t.Fatalf("delivered %d messages", len(got))
-	}
-	data := got[0].Data
+	data := deliverOne(t, pf, []byte(msg))
 	tree := attachments.Walk(bytes.NewReader(data), int64(len(data)), attachments.WalkOptions{})
 	var parts []string
 	content := map[string]string{}

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"chainmail/attachments"
 	"chainmail/checks/checktest"
@@ -72,18 +71,7 @@ func TestPostfixQuickSand(t *testing.T) {
 		"--outer\r\nContent-Type: application/vnd.ms-word.document.macroEnabled.12; name=\"order.docm\"\r\nContent-Disposition: attachment; filename=\"order.docm\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
 		checktest.Base64Lines(docm) +
 		"--outer--\r\n"
-	c := pf.Dial(t)
-	c.Ehlo("client.example")
-	c.XClient("ADDR=192.0.2.45 NAME=mail.example.net HELO=mail.example.net")
-	if r := c.Send("sender@example.net", []string{"bob@example.org"}, []byte(msg)); r.Code != 250 {
-		t.Fatalf("send: %v", r)
-	}
-	c.Quit()
-	got := pf.Delivered(t, 1, 30*time.Second)
-	if len(got) != 1 {
-		t.Fatalf("delivered %d messages", len(got))
-	}
-	data := got[0].Data
+	data := deliverOne(t, pf, []byte(msg))
 	tree := attachments.Walk(bytes.NewReader(data), int64(len(data)), attachments.WalkOptions{})
 	if len(tree.Problems) != 0 {
 		t.Errorf("delivered message has MIME problems: %v", tree.Problems)
