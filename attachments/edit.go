@@ -308,7 +308,8 @@ func RewriteHeader(e *Entity, ch PartChange) ([]byte, error) {
 		}
 		// Gather the continuation lines.
 		field := strings.TrimRight(l, "\r\n")
-		for i+1 < len(lines) && len(lines[i+1]) > 0 && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
+		// (and the lines without a colon the walk read as continuing it)
+		for i+1 < len(lines) && len(lines[i+1]) > 0 && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t' || !isHeaderLine(trimEOL([]byte(lines[i+1])))) {
 			i++
 			field += " " + strings.TrimSpace(lines[i])
 		}
@@ -346,6 +347,12 @@ func RewriteHeader(e *Entity, ch PartChange) ([]byte, error) {
 			b.WriteString(";" + eol + "\t" + encodeParam(param, ch.Name))
 		}
 		out.WriteString(b.String() + eol)
+	}
+	if kept := out.String(); kept != "" && !strings.HasSuffix(kept, "\n") {
+		// A last line without its line end (or with a bare CR, which the
+		// walk also takes for one).
+		out.Reset()
+		out.WriteString(strings.TrimRight(kept, "\r") + eol)
 	}
 	if ch.MediaType != "" && !sawType {
 		out.WriteString("Content-Type: " + ch.MediaType)
