@@ -127,7 +127,7 @@ func writeManPage(w io.Writer) {
 	p(".TP\n.B NOTIFY_SOCKET\n%s", roff("systemd's notification socket (sd_notify(3)); serve reports its state there."))
 	p(".SH FILES")
 	p(".TP\n.I /etc/chainmail/chainmail.yaml\n%s", roff("The configuration of the packaged service."))
-	p(".TP\n.I /run/chainmail/chainmail.sock\n%s", roff("The milter socket of the packaged service, in group postfix (milter.socket_group)."))
+	p(".TP\n.I /run/chainmail/chainmail.sock\n%s", roff("The milter socket of the packaged service, mode 0660 in group chainmail, which user postfix is added to."))
 	p(".TP\n.I /var/lib/chainmail/state.db\n%s", roff("The bbolt state store: bayes tokens, quotas, greylisting, reputation history."))
 	p(".SH SEE ALSO")
 	p(".BR postconf (5),")
