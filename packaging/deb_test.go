@@ -542,15 +542,21 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 	if r := c.Ehlo("client.example"); r.Code != 250 {
 		t.Fatalf("EHLO: %v", r)
 	}
-	gtube := []byte("From: spammer@example.net\r\nTo: bob@example.org\r\nSubject: buy now\r\nMessage-ID: <gtube@example.net>\r\n\r\n" +
-		"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n")
-	r := c.Send("spammer@example.net", []string{"bob@example.org"}, gtube)
-	c.Quit()
-	if r.Code != 550 || r.Enhanced != "5.7.1" || r.Text != "Message rejected as spam" {
-		t.Errorf("GTUBE through Postfix: %v, want chainmail's 550 5.7.1 Message rejected as spam\n%s\n%s", r, pf.Log(), stderr.String())
+	sendGTUBE := func(c *mtatest.SMTPClient, n int) {
+		t.Helper()
+		gtube := []byte(fmt.Sprintf("From: spammer@example.net\r\nTo: bob@example.org\r\nSubject: buy now\r\nMessage-ID: <gtube%d@example.net>\r\n\r\n", n) +
+			"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n")
+		r := c.Send("spammer@example.net", []string{"bob@example.org"}, gtube)
+		if r.Code != 550 || r.Enhanced != "5.7.1" || r.Text != "Message rejected as spam" {
+			t.Errorf("GTUBE %d through Postfix: %v, want chainmail's 550 5.7.1 Message rejected as spam\n%s\n%s", n, r, pf.Log(), stderr.String())
+		}
 	}
-	if !strings.Contains(pf.Log(), "milter-reject: END-OF-MESSAGE") {
-		t.Errorf("Postfix's log shows no milter reject:\n%s", pf.Log())
+	sendGTUBE(c, 1)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(pf.Log(), "milter-reject: END-OF-MESSAGE"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("Postfix's log shows no milter reject:\n%s", pf.Log())
+			break
+		}
 	}
 
 	// The metrics listener of the packaged configuration, inside the
@@ -576,6 +582,70 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 	}
 	waitNotify(t, notes, "RELOADING=1", stderr.String)
 	waitNotify(t, notes, "READY=1", stderr.String)
+
+	// A file log sink in LogsDirectory, rotated by the packaged logrotate
+	// file: after its postrotate reload (SIGHUP, sent here as systemctl
+	// reload would) the verdict lines go to a new file.
+	if _, err := exec.LookPath("logrotate"); err != nil {
+		unavailable(t, "logrotate is not installed")
+	}
+	logFile := dirs["LOGS_DIRECTORY"] + "/chainmail.log"
+	confData, err := os.ReadFile("/etc/chainmail/chainmail.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withFile := strings.Replace(string(confData), "\n    - type: stderr ", "\n    - {type: file, path: "+logFile+"}\n    - type: stderr ", 1)
+	if withFile == string(confData) {
+		t.Fatal("no stderr sink line in the configuration")
+	}
+	if err := os.WriteFile("/etc/chainmail/chainmail.yaml", []byte(withFile), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	hup := func() {
+		t.Helper()
+		if msg, err := exec.Command(reload[0], reload[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("ExecReload: %v %s", err, msg)
+		}
+		waitNotify(t, notes, "RELOADING=1", stderr.String)
+		if m := waitNotify(t, notes, "READY=1", stderr.String); !strings.Contains(m, "configuration reloaded") {
+			t.Fatalf("reload: %q\n%s", m, stderr.String())
+		}
+	}
+	hup()
+	c = pf.Dial(t)
+	c.Ehlo("client.example")
+	sendGTUBE(c, 2)
+	if fi, err := os.Stat(logFile); err != nil {
+		t.Fatalf("no log file: %v\n%s", err, stderr.String())
+	} else if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || fi.Mode().Perm() != 0o640 {
+		t.Errorf("%s: %v uid %d, want 0640 chainmail", logFile, fi.Mode(), st.Uid)
+	}
+	state := filepath.Join(t.TempDir(), "logrotate.state")
+	if msg, err := exec.Command("logrotate", "-f", "-s", state, "/etc/logrotate.d/chainmail").CombinedOutput(); err != nil {
+		t.Fatalf("logrotate -f: %v\n%s", err, msg)
+	}
+	hup()
+	sendGTUBE(c, 3)
+	c.Quit()
+	waitLines := func(path string, want int) string {
+		t.Helper()
+		var data []byte
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			data, _ = os.ReadFile(path)
+			if strings.Count(string(data), " is spam, ") >= want {
+				break
+			}
+		}
+		return string(data)
+	}
+	rotated := waitLines(logFile+".1", 1)
+	current := waitLines(logFile, 1)
+	if strings.Count(rotated, " is spam, ") != 1 {
+		t.Errorf("rotated file %s.1:\n%s", logFile, rotated)
+	}
+	if strings.Count(current, " is spam, ") != 1 {
+		t.Errorf("after rotation and reload the verdict went elsewhere; %s:\n%s\n%s.1:\n%s", logFile, current, logFile, rotated)
+	}
 
 	// systemctl stop: SIGTERM, STOPPING=1, a clean exit, the socket gone.
 	cmd.Process.Signal(syscall.SIGTERM)
