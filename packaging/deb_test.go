@@ -410,8 +410,8 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 	}
 
 	start := time.Now()
-	if msg, err := exec.Command("dpkg", "-i", deb).CombinedOutput(); err != nil {
-		exec.Command("dpkg", "--purge", "chainmail").Run()
+	if msg, err := dpkg("-i", deb); err != nil {
+		dpkg("--purge", "chainmail")
 		t.Fatalf("dpkg -i: %v\n%s", err, msg)
 	}
 	t.Logf("dpkg -i took %v", time.Since(start).Round(time.Millisecond))
@@ -490,6 +490,22 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 	notify, notes := notifyListener(t)
 	env = append(env, "NOTIFY_SOCKET="+notify)
 	execStart := strings.Fields(u.get("ExecStart"))
+	// Under strace, when there is one: the system calls the daemon makes
+	// must pass the unit's SystemCallFilter, RestrictAddressFamilies and
+	// MemoryDenyWriteExecute, which only systemd applies.
+	traceFile := ""
+	if _, err := exec.LookPath("strace"); err == nil {
+		traceDir, err := os.MkdirTemp("", "chainmail-strace-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(traceDir) })
+		os.Chmod(traceDir, 0o777)
+		traceFile = filepath.Join(traceDir, "trace")
+		execStart = append([]string{"strace", "-f", "-qq", "-o", traceFile}, execStart...)
+	} else {
+		unavailable(t, "strace is not installed: the unit's system call filter is not checked")
+	}
 	script := `ip link set lo up && exec setpriv --reuid=chainmail --regid=chainmail --init-groups --no-new-privs --inh-caps=-all --bounding-set=-all env -i "$@"`
 	args := append([]string{"--net", "sh", "-c", script, "sh"}, env...)
 	cmd := exec.Command("unshare", append(args, execStart...)...)
@@ -511,9 +527,19 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 	})
 	waitNotify(t, notes, "READY=1", stderr.String)
 	t.Logf("READY=1 %v after start", time.Since(start).Round(time.Millisecond))
+	// The daemon (the unit's main PID): strace's child, when it runs under
+	// strace.
+	pid := cmd.Process.Pid
+	if traceFile != "" {
+		children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err != nil || len(strings.Fields(string(children))) != 1 {
+			t.Fatalf("strace's children: %q %v", children, err)
+		}
+		pid, _ = strconv.Atoi(strings.Fields(string(children))[0])
+	}
 
 	// The daemon runs as chainmail with the user's groups and nothing more.
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +587,7 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 
 	// The metrics listener of the packaged configuration, inside the
 	// daemon's network namespace.
-	metrics := output(t, "nsenter", "--target", strconv.Itoa(cmd.Process.Pid), "--net",
+	metrics := output(t, "nsenter", "--target", strconv.Itoa(pid), "--net",
 		"curl", "-sS", "--max-time", "10", "http://127.0.0.1:9469/metrics")
 	for _, want := range []string{`chainmail_messages_total{action="reject"} 1`, `chainmail_state_up{backend="bolt"} 1`} {
 		if !strings.Contains(metrics, want+"\n") {
@@ -576,7 +602,7 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 	}
 
 	// ExecReload as systemd runs it, $MAINPID the daemon.
-	reload := strings.Fields(strings.ReplaceAll(u.get("ExecReload"), "$MAINPID", strconv.Itoa(cmd.Process.Pid)))
+	reload := strings.Fields(strings.ReplaceAll(u.get("ExecReload"), "$MAINPID", strconv.Itoa(pid)))
 	if msg, err := exec.Command(reload[0], reload[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("ExecReload: %v %s", err, msg)
 	}
@@ -648,7 +674,7 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 	}
 
 	// systemctl stop: SIGTERM, STOPPING=1, a clean exit, the socket gone.
-	cmd.Process.Signal(syscall.SIGTERM)
+	syscall.Kill(pid, syscall.SIGTERM)
 	waitNotify(t, notes, "STOPPING=1", stderr.String)
 	select {
 	case err := <-exited:
@@ -661,6 +687,9 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 	}
 	if _, err := os.Lstat(sock); err == nil {
 		t.Error("the socket outlived the daemon")
+	}
+	if traceFile != "" {
+		checkSyscalls(t, traceFile, u)
 	}
 	log := stderr.String()
 	if !strings.Contains(log, "milter listening on "+sock) || !strings.Contains(log, "configuration reloaded") {
@@ -677,7 +706,7 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 // purge removes the package and checks that it leaves nothing behind.
 func purge(t *testing.T) {
 	t.Helper()
-	if msg, err := exec.Command("dpkg", "--purge", "chainmail").CombinedOutput(); err != nil {
+	if msg, err := dpkg("--purge", "chainmail"); err != nil {
 		t.Errorf("dpkg --purge: %v\n%s", err, msg)
 	}
 	for _, p := range []string{"/usr/sbin/chainmail", "/etc/chainmail", "/usr/lib/systemd/system/chainmail.service",
@@ -701,4 +730,107 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// syscallGroups reads systemd's system call groups (systemd-analyze
+// syscall-filter) and expands group into system call names.
+func syscallGroups(t *testing.T, group string) map[string]bool {
+	t.Helper()
+	groups := map[string][]string{}
+	cur := ""
+	for _, l := range strings.Split(output(t, "systemd-analyze", "syscall-filter"), "\n") {
+		switch {
+		case strings.HasPrefix(l, "@"):
+			cur = strings.Fields(l)[0]
+		case strings.HasPrefix(l, "    ") && !strings.HasPrefix(strings.TrimSpace(l), "#") && cur != "":
+			groups[cur] = append(groups[cur], strings.TrimSpace(l))
+		}
+	}
+	out := map[string]bool{}
+	var add func(string)
+	add = func(name string) {
+		if !strings.HasPrefix(name, "@") {
+			out[name] = true
+			return
+		}
+		members, ok := groups[name]
+		if !ok {
+			t.Fatalf("systemd knows no system call group %s", name)
+		}
+		for _, m := range members {
+			add(m)
+		}
+	}
+	add(group)
+	return out
+}
+
+var (
+	straceCall   = regexp.MustCompile(`^\d+ +([a-z0-9_]+)\(`)
+	straceSocket = regexp.MustCompile(`^\d+ +socket\((AF_[A-Z0-9]+)`)
+)
+
+// checkSyscalls: every system call in the trace is one the unit's
+// SystemCallFilter allows, every socket of a family
+// RestrictAddressFamilies allows, and no mapping writable and executable
+// (MemoryDenyWriteExecute).
+func checkSyscalls(t *testing.T, traceFile string, u unitFile) {
+	t.Helper()
+	allowed := map[string]bool{}
+	for _, f := range u["SystemCallFilter"] {
+		if strings.HasPrefix(f, "~") {
+			t.Fatalf("checkSyscalls reads allow lists only, not %q", f)
+		}
+		for _, g := range strings.Fields(f) {
+			for c := range syscallGroups(t, g) {
+				allowed[c] = true
+			}
+		}
+	}
+	families := map[string]bool{}
+	for _, f := range strings.Fields(u.get("RestrictAddressFamilies")) {
+		families[f] = true
+	}
+	data, err := os.ReadFile(traceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, l := range strings.Split(string(data), "\n") {
+		if m := straceCall.FindStringSubmatch(l); m != nil {
+			calls[m[1]]++
+		}
+		if m := straceSocket.FindStringSubmatch(l); m != nil && !families[m[1]] {
+			t.Errorf("a socket of family %s, which RestrictAddressFamilies refuses: %s", m[1], l)
+		}
+		if (strings.Contains(l, "mmap(") || strings.Contains(l, "mprotect(")) && strings.Contains(l, "PROT_WRITE|PROT_EXEC") {
+			t.Errorf("writable and executable memory, which MemoryDenyWriteExecute refuses: %s", l)
+		}
+	}
+	if calls["execve"] == 0 || calls["bind"] == 0 || len(calls) < 20 {
+		t.Fatalf("the trace looks wrong: %v", calls)
+	}
+	var refused []string
+	for c := range calls {
+		if !allowed[c] {
+			refused = append(refused, c)
+		}
+	}
+	if len(refused) > 0 {
+		t.Errorf("system calls SystemCallFilter=%s refuses (EPERM): %v", u["SystemCallFilter"], refused)
+	}
+	t.Logf("%d distinct system calls, all allowed by the unit's filter", len(calls))
+}
+
+// dpkg runs dpkg, waiting up to two minutes for a lock another dpkg or
+// apt-get holds.
+func dpkg(args ...string) ([]byte, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		msg, err := exec.Command("dpkg", args...).CombinedOutput()
+		if err == nil || !bytes.Contains(msg, []byte("lock")) || time.Now().After(deadline) {
+			return msg, err
+		}
+		time.Sleep(time.Second)
+	}
 }
