@@ -673,6 +673,18 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 		t.Errorf("after rotation and reload the verdict went elsewhere; %s:\n%s\n%s.1:\n%s", logFile, current, logFile, rotated)
 	}
 
+	// Installing the package again (an upgrade does the same) keeps the
+	// changed conffile and its permissions.
+	if msg, err := dpkg("--force-confold", "-i", deb); err != nil {
+		t.Fatalf("dpkg -i again: %v\n%s", err, msg)
+	}
+	if data, err := os.ReadFile("/etc/chainmail/chainmail.yaml"); err != nil || string(data) != withFile {
+		t.Errorf("the changed configuration did not survive reinstalling (%v)", err)
+	}
+	if fi, err := os.Stat("/etc/chainmail/chainmail.yaml"); err != nil || fi.Mode().Perm() != 0o640 || int(fi.Sys().(*syscall.Stat_t).Gid) != gid {
+		t.Errorf("the configuration's permissions after reinstalling: %v %v", fi.Mode(), err)
+	}
+
 	// systemctl stop: SIGTERM, STOPPING=1, a clean exit, the socket gone.
 	syscall.Kill(pid, syscall.SIGTERM)
 	waitNotify(t, notes, "STOPPING=1", stderr.String)
