@@ -19,7 +19,7 @@ BENCH_FLAGS ?=
 # Where .ci/install-sendmail unpacked sendmail for the end-to-end tests.
 export CHAINMAIL_SENDMAIL_ROOT ?= $(HOME)/.cache/chainmail/sendmail
 
-.PHONY: all build run test race lint fuzz bench clean
+.PHONY: all build run test race lint fuzz bench deb clean
 
 all: build
 
@@ -60,5 +60,26 @@ bench:
 	$(GO) build -o bin/chainmail ./cmd/chainmail
 	$(GO) run ./cmd/chainmail-bench -chainmail bin/chainmail -n $(BENCH_N) -c $(BENCH_C) -sections $(BENCH_SECTIONS) $(BENCH_FLAGS)
 
+# The Debian package bin/chainmail_VERSION_ARCH.deb (README, "From the
+# Debian package"): /usr/sbin/chainmail built with its version, the
+# configuration /etc/chainmail/chainmail.yaml (the embedded default on a
+# unix socket for Postfix), the hardened chainmail.service, logrotate,
+# chainmail(8) from the commands' help, and a Grafana dashboard and
+# Prometheus alert rules in /usr/share/chainmail. nfpm comes from the Go
+# module proxy at the pinned version; packaging/ holds the sources.
+NFPM     ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+VERSION  ?= $(shell packaging/version)
+DEB_ARCH ?= $(shell $(GO) env GOARCH)
+DEBDIR   ?= build/deb
+DEB_OUT  ?= bin
+deb:
+	rm -rf $(DEBDIR) && mkdir -p $(DEBDIR) $(DEB_OUT)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(DEBDIR)/chainmail ./cmd/chainmail
+	$(DEBDIR)/chainmail man | gzip -9n > $(DEBDIR)/chainmail.8.gz
+	packaging/mkconf $(DEBDIR)/chainmail > $(DEBDIR)/chainmail.yaml
+	$(DEBDIR)/chainmail config check -c $(DEBDIR)/chainmail.yaml >/dev/null
+	sed 's|$${DEBDIR}|$(DEBDIR)|g' packaging/nfpm.yaml > $(DEBDIR)/nfpm.yaml
+	VERSION=$(VERSION) DEB_ARCH=$(DEB_ARCH) $(NFPM) package -f $(DEBDIR)/nfpm.yaml -p deb -t $(DEB_OUT)/
+
 clean:
-	rm -rf bin
+	rm -rf bin build

@@ -19,6 +19,7 @@ import (
 	"chainmail/checks/dkim"
 	"chainmail/checks/dmarc"
 	"chainmail/checks/dns"
+	"chainmail/checks/dnsbl"
 	"chainmail/checks/greylist"
 	"chainmail/checks/gtube"
 	"chainmail/checks/helo"
@@ -162,7 +163,13 @@ var table = map[string]constructor{
 	"spf":   build(spf.DefaultConfig, func(c spf.Config, d Deps) (*spf.Check, error) { return spf.New(c, d.Resolver) }).withDefaults(true, false),
 	"dkim":  build(dkim.DefaultConfig, func(c dkim.Config, d Deps) (*dkim.Check, error) { return dkim.New(c, d.Resolver) }).withDefaults(true, false),
 	"dmarc": build(dmarc.DefaultConfig, func(c dmarc.Config, d Deps) (*dmarc.Check, error) { return dmarc.New(c, d.Resolver) }).withDefaults(true, false),
-	"rbl":   build(rbl.DefaultConfig, func(c rbl.Config, d Deps) (*rbl.Check, error) { return rbl.New(c, d.Resolver) }).withDefaults(true, false),
+	"rbl": build(rbl.DefaultConfig, func(c rbl.Config, d Deps) (*rbl.Check, error) {
+		ck, err := rbl.New(c, d.Resolver)
+		if err == nil {
+			dnsbl.NewSuspendedMetric(d.Registerer).Track("rbl", ck.Set())
+		}
+		return ck, err
+	}).withDefaults(true, false),
 	"uribl": build(uribl.DefaultConfig, newURIBL).withDefaults(true, false),
 	"helo":  build(helo.DefaultConfig, func(c helo.Config, d Deps) (*helo.Check, error) { return helo.New(c, d.Resolver) }).withDefaults(true, false),
 	"reputation": build(reputation.DefaultConfig, func(c reputation.Config, d Deps) (*reputation.Check, error) {

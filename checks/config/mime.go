@@ -3,12 +3,17 @@ package config
 import (
 	"chainmail/attachments"
 	"chainmail/checks/attachment"
+	"chainmail/checks/dnsbl"
 	"chainmail/checks/uribl"
 )
 
 // newURIBL builds the uribl check with the shared MIME limits.
 func newURIBL(c uribl.Config, d Deps) (*uribl.Check, error) {
-	return uribl.NewWithOptions(c, d.Resolver, uribl.Options{Walk: d.MIME})
+	ck, err := uribl.NewWithOptions(c, d.Resolver, uribl.Options{Walk: d.MIME})
+	if err == nil {
+		dnsbl.NewSuspendedMetric(d.Registerer).Track("uribl", ck.Set())
+	}
+	return ck, err
 }
 
 // mimeLimits returns the limits of every walk over MIME parts: one

@@ -157,6 +157,8 @@ type Set struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// untrack ends the reports of SuspendedMetric.Track (nil: untracked).
+	untrack func()
 }
 
 // Errors of New.
@@ -405,6 +407,9 @@ func appendHit(hits []Hit, h Hit) []Hit {
 
 // Close stops the Set's background probes and waits for them.
 func (s *Set) Close() {
+	if s.untrack != nil {
+		s.untrack()
+	}
 	s.cancel()
 	s.wg.Wait()
 }

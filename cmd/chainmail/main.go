@@ -3,6 +3,7 @@
 //	chainmail serve   [-c FILE] [--listen ADDR]     run the milter daemon
 //	chainmail replay  [flags] PATH...               run the milter stages on .eml, mbox or Maildir mail, offline
 //	chainmail config check [-c FILE]               validate and print the effective configuration
+//	chainmail config default                       print the embedded default configuration
 //	chainmail version
 //
 // See README.md for the Postfix and sendmail set-up and the configuration
@@ -13,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"chainmail/checks/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -43,11 +46,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "learn":
 		return learn(args[1:], stdout, stderr)
 	case "config":
+		if len(args) == 2 && args[1] == "default" {
+			stdout.Write(config.DefaultYAML())
+			return exitOK
+		}
 		if len(args) < 2 || args[1] != "check" {
-			fmt.Fprintln(stderr, "usage: chainmail config check [-c FILE]")
+			fmt.Fprintln(stderr, "usage: chainmail config check [-c FILE] | chainmail config default")
 			return exitUsage
 		}
 		return configCheck(args[2:], stdout, stderr)
+	case "man":
+		// Not in the usage: the packaging writes chainmail(8) with it.
+		writeManPage(stdout)
+		return exitOK
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "chainmail", version)
 		return exitOK
@@ -68,6 +79,7 @@ func usage(w io.Writer) {
                    [--client-ip IP] [--client-name NAME] [--helo NAME] [--from ADDR] [--rcpt ADDR]... [--auth USER]
                    [--queue-id ID] [--json] PATH...
   chainmail config check [-c FILE]
+  chainmail config default
   chainmail learn --good|--bad [-c FILE] FILE.eml...   (or --listen ADDR, --url URL; see README)
   chainmail version
 `)

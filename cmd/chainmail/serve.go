@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -101,6 +102,11 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState, reg promethe
 	next.dns, _ = deps.Resolver.(*dns.Client)
 	useDNS(reg, prev, next)
 	return next, nil
+}
+
+// oneLine keeps s to one line, for a STATUS= notification.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 func nameOf(path string) string {
@@ -205,6 +211,12 @@ func serve(args []string, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// The socket is bound and the configuration loaded: under systemd
+	// (Type=notify) the unit counts as started now, and units ordered
+	// after it (postfix.service) find the socket.
+	if err := sdNotify("READY=1", "STATUS=milter listening on "+ln.Addr().String()); err != nil {
+		logf("chainmail: %v", err)
+	}
 
 	for {
 		select {
@@ -216,10 +228,12 @@ func serve(args []string, stderr io.Writer) int {
 			return exitOK
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				sdNotify("RELOADING=1", "MONOTONIC_USEC="+monotonicUsec(), "STATUS=reloading the configuration")
 				old := current.Load()
 				next, err := load(*cfgPath, metrics, old, reg, logf)
 				if err != nil {
 					logf("chainmail: configuration reload refused, keeping the running configuration: %v", err)
+					sdNotify("READY=1", "STATUS=configuration reload refused, running the previous one: "+oneLine(err.Error()))
 					continue
 				}
 				if next.file.Listen != old.file.Listen && *listen == "" {
@@ -243,8 +257,10 @@ func serve(args []string, stderr io.Writer) int {
 					logf("chainmail: reopening log files: %v", err)
 				}
 				logf("chainmail: configuration reloaded (%d checks)", len(next.engine.Chain.Steps))
+				sdNotify("READY=1", fmt.Sprintf("STATUS=configuration reloaded (%d checks)", len(next.engine.Chain.Steps)))
 				continue
 			}
+			sdNotify("STOPPING=1", "STATUS=finishing messages in progress")
 			logf("chainmail: %s received, finishing messages in progress", sig)
 			grace := time.Duration(current.Load().file.Milter.Timeout) + 5*time.Second
 			ctx, cancel := context.WithTimeout(context.Background(), grace)
