@@ -66,9 +66,9 @@ bench:
 # unix socket for Postfix), the hardened chainmail.service, logrotate,
 # chainmail(8) from the commands' help, and a Grafana dashboard and
 # Prometheus alert rules in /usr/share/chainmail. nfpm comes from the Go
-# module proxy at the pinned version; packaging/ holds the sources.
+# module proxy at the pinned version; cmd/chainmail/packaging/ holds the sources.
 NFPM     ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
-VERSION  ?= $(shell packaging/version)
+VERSION  ?= $(shell cmd/chainmail/packaging/version)
 DEB_ARCH ?= $(shell $(GO) env GOARCH)
 DEBDIR   ?= build/deb
 DEB_OUT  ?= bin
@@ -76,9 +76,9 @@ deb:
 	rm -rf $(DEBDIR) && mkdir -p $(DEBDIR) $(DEB_OUT)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(DEBDIR)/chainmail ./cmd/chainmail
 	$(DEBDIR)/chainmail man | gzip -9n > $(DEBDIR)/chainmail.8.gz
-	packaging/mkconf $(DEBDIR)/chainmail > $(DEBDIR)/chainmail.yaml
+	cmd/chainmail/packaging/mkconf $(DEBDIR)/chainmail > $(DEBDIR)/chainmail.yaml
 	$(DEBDIR)/chainmail config check -c $(DEBDIR)/chainmail.yaml >/dev/null
-	sed 's|$${DEBDIR}|$(DEBDIR)|g' packaging/nfpm.yaml > $(DEBDIR)/nfpm.yaml
+	sed 's|$${DEBDIR}|$(DEBDIR)|g' cmd/chainmail/packaging/nfpm.yaml > $(DEBDIR)/nfpm.yaml
 	VERSION=$(VERSION) DEB_ARCH=$(DEB_ARCH) $(NFPM) package -f $(DEBDIR)/nfpm.yaml -p deb -t $(DEB_OUT)/
 
 clean:

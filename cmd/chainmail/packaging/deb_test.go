@@ -58,7 +58,7 @@ func output(t *testing.T, name string, args ...string) string {
 func buildDeb(t *testing.T) (deb, version string) {
 	t.Helper()
 	need(t, "make", "dpkg-deb", "git")
-	root, err := filepath.Abs("..")
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func buildDeb(t *testing.T) (deb, version string) {
 	if len(debs) != 1 {
 		t.Fatalf("make deb made %q", debs)
 	}
-	version = strings.TrimSpace(output(t, filepath.Join(root, "packaging", "version")))
+	version = strings.TrimSpace(output(t, filepath.Join(root, "cmd", "chainmail", "packaging", "version")))
 	return debs[0], version
 }
 
