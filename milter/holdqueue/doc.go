@@ -18,6 +18,18 @@
 // not it found the message; the count it reports on its standard error
 // ("Deleted: 1 message", "Released from hold: 0 messages") decides.
 //
+// A released message keeps its arrival time. postsuper(1) warns that mail
+// kept on hold for a significant fraction of maximal_queue_lifetime or
+// bounce_queue_lifetime (5 days by default), or longer, should be released
+// with "postsuper -r" instead: released with -H, it may be returned to its
+// sender as expired at the first failed delivery attempt. Quarantine that
+// is meant to last longer needs those lifetimes raised, or an
+// administrator's postsuper -r.
+//
+// Message uses postcat -q, which looks in every queue: a message released
+// a moment ago can still be read until it is delivered. ErrNotFound from
+// Message means it is in no queue at all.
+//
 // Queue ids are checked before they reach a command line (ValidID): a short
 // Postfix id is upper-case hexadecimal (five digits of microseconds, then
 // the inode number), a long one (enable_long_queue_ids = yes) is at least

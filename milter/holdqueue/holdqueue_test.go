@@ -415,3 +415,27 @@ func TestCommandErrors(t *testing.T) {
 		t.Errorf("List of non-JSON output = %v, want an error", held)
 	}
 }
+
+// With enable_long_queue_ids = no Postfix makes short, hexadecimal ids:
+// they pass ValidID and every operation works with them.
+func TestShortQueueIDs(t *testing.T) {
+	pf, q := startPostfix(t, map[string]string{"enable_long_queue_ids": "no"})
+	ctx := context.Background()
+	id := send(t, pf, holdSender, []string{"dave@example.org"}, messageB())
+	if !shortID.MatchString(id) {
+		t.Fatalf("queue id %q is not a short one", id)
+	}
+	waitFor(t, "the message in the hold queue", func() bool { return len(pf.HoldQueue(t)) == 1 })
+	if held, err := q.List(ctx); err != nil || len(held) != 1 || held[0].QueueID != id {
+		t.Fatalf("List = %+v, %v; want %s", held, err, id)
+	}
+	if msg, err := q.Message(ctx, id); err != nil || !bytes.HasSuffix(msg, lf(messageB())) {
+		t.Errorf("Message: %v %q", err, msg)
+	}
+	if err := q.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if ids := pf.HoldQueue(t); len(ids) != 0 {
+		t.Errorf("hold queue after Delete: %v", ids)
+	}
+}
