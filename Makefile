@@ -19,7 +19,7 @@ BENCH_FLAGS ?=
 # Where .ci/install-sendmail unpacked sendmail for the end-to-end tests.
 export CHAINMAIL_SENDMAIL_ROOT ?= $(HOME)/.cache/chainmail/sendmail
 
-.PHONY: all build run test race lint fuzz bench clean
+.PHONY: all build run test race lint fuzz bench clean screenshots
 
 all: build
 
@@ -59,6 +59,11 @@ fuzz:
 bench:
 	$(GO) build -o bin/chainmail ./cmd/chainmail
 	$(GO) run ./cmd/chainmail-bench -chainmail bin/chainmail -n $(BENCH_N) -c $(BENCH_C) -sections $(BENCH_SECTIONS) $(BENCH_FLAGS)
+
+# The web console's pages as Chromium shows them (TestBrowser, with the
+# console's in-memory test collaborators), saved as PNG for the README.
+screenshots:
+	CHAINMAIL_SCREENSHOTS=$(CURDIR)/cmd/chainmail/console/screenshots $(GO) test -count=1 -run '^TestBrowser$$' ./cmd/chainmail/console
 
 clean:
 	rm -rf bin

@@ -506,7 +506,7 @@ func TestSearchReachesQuery(t *testing.T) {
 	if strings.Contains(page, "older »") || strings.Contains(page, "« newer") || strings.Count(page, `<tr>`) != pageSize+1 {
 		t.Errorf("the only page: %d rows", strings.Count(page, "<tr>"))
 	}
-	f.hist.recs = append(f.hist.recs, sampleRecords(time.Now().Add(-48*time.Hour))[:5]...)
+	f.hist.recs = append(f.hist.recs, sampleRecords(time.Now().Add(-48 * time.Hour))[:5]...)
 	for i, r := range f.hist.recs[50:] {
 		r.ID = fmt.Sprintf("q%04d", i)
 	}

@@ -60,6 +60,7 @@ func (c *Console) routes() {
 		w.Header().Set("Cache-Control", "private, max-age=3600")
 		fileServer.ServeHTTP(w, r)
 	}))
+	mux.HandleFunc("GET /favicon.ico", c.headers(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	mux.HandleFunc("GET /login", c.headers(c.loginPage))
 	mux.HandleFunc("POST /login", c.headers(c.login))
 	auth := func(pattern string, h http.HandlerFunc) {
