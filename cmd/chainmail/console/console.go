@@ -163,6 +163,10 @@ type Console struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 
+	recentMu sync.Mutex
+	recent   []*history.Record
+	recentAt time.Time
+
 	srv *http.Server
 	ln  net.Listener
 }

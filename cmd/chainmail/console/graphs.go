@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"math"
@@ -21,6 +22,8 @@ const (
 	// maxHours bounds the actions graph (the newest hours).
 	maxHours = 168
 	topN     = 15
+	// recentTTL is how long the records behind the graphs are reused.
+	recentTTL = 10 * time.Second
 )
 
 // graphs are the SVG graphs by name, with their titles.
@@ -38,8 +41,24 @@ var actionColors = map[string]string{
 	"tempfail": "#3b7dd8", "reject": "#c0392b", "discard": "#7f7f7f",
 }
 
+// recentRecords are the newest graphRecords records, read at most every
+// recentTTL (a graphs page asks for six graphs at once).
+func (c *Console) recentRecords(ctx context.Context) ([]*history.Record, error) {
+	c.recentMu.Lock()
+	defer c.recentMu.Unlock()
+	if c.recent != nil && c.now().Sub(c.recentAt) < recentTTL {
+		return c.recent, nil
+	}
+	recs, err := c.deps.History.Search(ctx, history.Query{Limit: graphRecords})
+	if err != nil {
+		return nil, err
+	}
+	c.recent, c.recentAt = recs, c.now()
+	return recs, nil
+}
+
 func (c *Console) graphsPage(w http.ResponseWriter, r *http.Request) {
-	recs, err := c.deps.History.Search(r.Context(), history.Query{Limit: graphRecords})
+	recs, err := c.recentRecords(r.Context())
 	d := map[string]any{"Graphs": graphs, "Count": len(recs)}
 	if err != nil {
 		d["Error"] = "The history could not be read: " + err.Error()
@@ -68,7 +87,7 @@ func (c *Console) graphSVG(w http.ResponseWriter, r *http.Request) {
 			out = learnedGraph(stats)
 		}
 	} else {
-		recs, err := c.deps.History.Search(r.Context(), history.Query{Limit: graphRecords})
+		recs, err := c.recentRecords(r.Context())
 		switch {
 		case err != nil:
 			out = message(name, "The history could not be read: "+err.Error())

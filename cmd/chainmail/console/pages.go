@@ -28,6 +28,9 @@ const (
 	pageSize = 50
 	// maxQueue bounds the hold queue shown on one page.
 	maxQueue = 500
+	// bulkVerdicts: above this many held messages, their verdicts are
+	// looked up in one pass over the recent history.
+	bulkVerdicts = 20
 )
 
 func (c *Console) parseTemplates() error {
@@ -128,6 +131,16 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
+}
+
+// audit logs what a user did, and who: a session or the token, from
+// which address.
+func (c *Console) audit(r *http.Request, format string, args ...any) {
+	who := "the token"
+	if sessionOf(r) != nil {
+		who = "a login session"
+	}
+	c.deps.Logf("console: "+format+" (by %s from %s)", append(args, who, clientIP(r))...)
 }
 
 // fail shows an error page (JSON for the API).
@@ -333,11 +346,11 @@ func (c *Console) learnRecord(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.deps.Learner.Learn(r.Context(), rec.Message, spam); err != nil {
-		c.deps.Logf("console: learning record %s as %s failed: %v", id, className(spam), err)
+		c.audit(r, "learning record %s as %s failed: %v", id, className(spam), err)
 		c.done(w, r, http.StatusBadGateway, back, fmt.Sprintf("Learning the message as %s failed: %v", className(spam), err))
 		return
 	}
-	c.deps.Logf("console: learned record %s (queue id %s) as %s", id, rec.QueueID, className(spam))
+	c.audit(r, "learned record %s (queue id %s) as %s", id, rec.QueueID, className(spam))
 	c.done(w, r, http.StatusOK, back, fmt.Sprintf("Learned the message (queue id %s) as %s.", rec.QueueID, className(spam)))
 }
 
@@ -360,11 +373,26 @@ func (c *Console) held(r *http.Request) ([]heldRow, bool, error) {
 		hs = hs[:maxQueue]
 	}
 	rows := make([]heldRow, len(hs))
+	// A few held messages: one search each; many: one pass over the
+	// recent history. A history error shows as "no verdict": the queue
+	// itself is what matters here.
+	var recent map[string]*history.Record
+	if len(hs) > bulkVerdicts {
+		recent = map[string]*history.Record{}
+		recs, _ := c.recentRecords(r.Context())
+		for i := len(recs) - 1; i >= 0; i-- { // newest wins
+			recent[recs[i].QueueID] = recs[i]
+		}
+	}
 	for i, h := range hs {
 		rows[i].Held = h
+		if recent != nil {
+			rows[i].Verdict = recent[h.QueueID]
+			continue
+		}
 		recs, err := c.deps.History.Search(r.Context(), history.Query{QueueID: h.QueueID, Limit: 10})
 		if err != nil {
-			continue // shown as "no verdict"; the queue itself is what matters here
+			continue
 		}
 		for _, rec := range recs {
 			if rec.QueueID == h.QueueID {
@@ -424,7 +452,7 @@ func (c *Console) quarantineAction(w http.ResponseWriter, r *http.Request) {
 			return false
 		}
 		if err := c.deps.Learner.Learn(ctx, raw, spam); err != nil {
-			c.deps.Logf("console: learning held message %s as %s failed: %v", id, className(spam), err)
+			c.audit(r, "learning held message %s as %s failed: %v", id, className(spam), err)
 			c.done(w, r, http.StatusBadGateway, back, fmt.Sprintf("Learning message %s as %s failed, so it stays held: %v", id, className(spam), err))
 			return false
 		}
@@ -452,11 +480,11 @@ func (c *Console) quarantineAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		c.deps.Logf("console: %s on held message %s failed: %v", op, id, err)
+		c.audit(r, "%s on held message %s failed: %v", op, id, err)
 		c.done(w, r, http.StatusBadGateway, back, fmt.Sprintf("%s on message %s failed: %v", op, id, err))
 		return
 	}
-	c.deps.Logf("console: %s held message %s", strings.ToLower(did), id)
+	c.audit(r, "%s held message %s", strings.ToLower(did), id)
 	c.done(w, r, http.StatusOK, back, fmt.Sprintf("%s message %s.", did, id))
 }
 
@@ -489,11 +517,11 @@ func (c *Console) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.deps.Learner.Learn(r.Context(), raw, spam); err != nil {
-		c.deps.Logf("console: learning the uploaded %q as %s failed: %v", hdr.Filename, className(spam), err)
+		c.audit(r, "learning the uploaded %q as %s failed: %v", hdr.Filename, className(spam), err)
 		c.done(w, r, http.StatusBadGateway, back, fmt.Sprintf("Learning %s as %s failed: %v", hdr.Filename, className(spam), err))
 		return
 	}
-	c.deps.Logf("console: learned the uploaded %q (%d bytes) as %s", hdr.Filename, len(raw), className(spam))
+	c.audit(r, "learned the uploaded %q (%d bytes) as %s", hdr.Filename, len(raw), className(spam))
 	c.done(w, r, http.StatusOK, back, fmt.Sprintf("Learned %s (%s) as %s.", hdr.Filename, humanSize(int64(len(raw))), className(spam)))
 }
 
