@@ -63,7 +63,7 @@ bench:
 # The web console's pages as Chromium shows them (TestBrowser, with the
 # console's in-memory test collaborators), saved as PNG for the README.
 screenshots:
-	CHAINMAIL_SCREENSHOTS=$(CURDIR)/cmd/chainmail/console/screenshots $(GO) test -count=1 -run '^TestBrowser$$' ./cmd/chainmail/console
+	TZ=UTC CHAINMAIL_SCREENSHOTS=$(CURDIR)/cmd/chainmail/console/screenshots $(GO) test -count=1 -run '^TestBrowser$$' ./cmd/chainmail/console
 
 clean:
 	rm -rf bin

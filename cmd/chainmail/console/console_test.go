@@ -46,7 +46,8 @@ func newFixture(t *testing.T) *fixture {
 	pw, tok := filepath.Join(dir, "password"), filepath.Join(dir, "token")
 	os.WriteFile(pw, []byte(testPassword+"\n"), 0o600)
 	os.WriteFile(tok, []byte(testToken+"\n"), 0o600)
-	now := time.Now()
+	// A fixed day, so that `make screenshots` redraws the same pages.
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	f := &fixture{t: t, hist: &memHistory{recs: sampleRecords(now)},
 		queue: &memQueue{held: map[string]Held{}, msgs: map[string][]byte{}}, learner: &memLearner{}}
 	for i, id := range []string{"4Q0006X", "4Q0014X", "B7C2D9E1F3"} {
