@@ -19,7 +19,7 @@ BENCH_FLAGS ?=
 # Where .ci/install-sendmail unpacked sendmail for the end-to-end tests.
 export CHAINMAIL_SENDMAIL_ROOT ?= $(HOME)/.cache/chainmail/sendmail
 
-.PHONY: all build run test race lint fuzz bench deb clean
+.PHONY: all build run test race lint fuzz bench deb clean screenshots
 
 all: build
 
@@ -80,6 +80,11 @@ deb:
 	$(DEBDIR)/chainmail config check -c $(DEBDIR)/chainmail.yaml >/dev/null
 	sed 's|$${DEBDIR}|$(DEBDIR)|g' cmd/chainmail/packaging/nfpm.yaml > $(DEBDIR)/nfpm.yaml
 	VERSION=$(VERSION) DEB_ARCH=$(DEB_ARCH) $(NFPM) package -f $(DEBDIR)/nfpm.yaml -p deb -t $(DEB_OUT)/
+
+# The web console's pages as Chromium shows them (TestBrowser, with the
+# console's in-memory test collaborators), saved as PNG for the README.
+screenshots:
+	TZ=UTC CHAINMAIL_SCREENSHOTS=$(CURDIR)/cmd/chainmail/console/screenshots $(GO) test -count=1 -run '^TestBrowser$$' ./cmd/chainmail/console
 
 clean:
 	rm -rf bin build
