@@ -47,9 +47,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -429,7 +431,7 @@ func (h *History) Search(ctx context.Context, q Query) ([]*Record, error) {
 	}
 	skip := max(q.Offset, 0)
 	var out []*Record
-	err := h.scan(ctx, nil, func(s *stored) bool {
+	err := h.scan(ctx, prefilter(q), func(s *stored) bool {
 		if !q.Match(&s.Record) {
 			return true
 		}
@@ -442,6 +444,57 @@ func (h *History) Search(ctx context.Context, q Query) ([]*Record, error) {
 		return len(out) < limit
 	})
 	return out, err
+}
+
+// prefilter is a test of a record's raw JSON that every record q matches
+// passes: each text the query looks for, lower-cased, is in the
+// lower-cased JSON, as the field holding it is (JSON writes text as it
+// is but for the characters it escapes; a query holding one of those is
+// not prefiltered). It spares decoding most records of a selective query.
+// nil when q looks for no text.
+func prefilter(q Query) func([]byte) bool {
+	var needles [][]byte
+	for _, f := range []struct {
+		text string
+		// joined: Match looks in several fields joined by spaces;
+		// folded: Match compares with EqualFold (ASCII only here).
+		joined, folded bool
+	}{{q.Sender, true, false}, {q.Rcpt, true, false}, {q.Subject, false, false}, {q.QueueID, false, false}, {q.Action, false, true}, {q.Symbol, false, true}} {
+		n := f.text
+		if n == "" || strings.ContainsAny(n, "<>&\"\\\u2028\u2029") || f.joined && strings.Contains(n, " ") ||
+			strings.IndexFunc(n, func(r rune) bool { return r < 0x20 || r == utf8.RuneError || f.folded && r >= utf8.RuneSelf }) >= 0 {
+			continue
+		}
+		needles = append(needles, []byte(strings.ToLower(n)))
+	}
+	if len(needles) == 0 {
+		return nil
+	}
+	var buf []byte
+	return func(b []byte) bool {
+		buf = lower(buf[:0], b)
+		for _, n := range needles {
+			if !bytes.Contains(buf, n) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// lower appends b lower-cased to dst: ASCII byte by byte, the rest as
+// strings.ToLower does.
+func lower(dst, b []byte) []byte {
+	for i, c := range b {
+		if c >= utf8.RuneSelf {
+			return append(dst, strings.ToLower(string(b[i:]))...)
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // Get returns the record of id with its message when one was kept and is

@@ -34,13 +34,18 @@ func (scorer) Check(ctx context.Context, m *checks.Message, _ checks.Results) ch
 		Symbols: []checks.Symbol{{Name: m.Get("X-Test-Symbol"), Score: score}}}
 }
 
+// engine is a chain of the scorer and the default policy, telling h
+// (nil: no observer).
 func engine(h *history.History) *checks.Engine {
-	return &checks.Engine{
-		Chain:    &checks.Chain{Steps: []checks.Step{{Check: scorer{}}}},
-		Policy:   checks.DefaultPolicy(),
-		Known:    []string{"scorer"},
-		Observer: h,
+	e := &checks.Engine{
+		Chain:  &checks.Chain{Steps: []checks.Step{{Check: scorer{}}}},
+		Policy: checks.DefaultPolicy(),
+		Known:  []string{"scorer"},
 	}
+	if h != nil {
+		e.Observer = h
+	}
+	return e
 }
 
 // mail is one test message.
@@ -250,6 +255,16 @@ func TestCap(t *testing.T) {
 		if got, _ := h.Search(ctx, history.Query{QueueID: "Q04"}); len(got) != 0 {
 			t.Errorf("the oldest is still there: %s", ids(got))
 		}
+		// The message ring is slots 1..entries, no more.
+		for slot, want := range map[int]bool{0: false, 1: true, entries: true, entries + 1: false} {
+			if _, ok, err := store.Get(ctx, st, fmt.Sprintf("history:msg:%d", slot)); ok != want || err != nil {
+				t.Errorf("message slot %d present %v, %v; want %v", slot, ok, err, want)
+			}
+		}
+		// The store holds no more than that (Search reads no further).
+		if l, err := store.ListRange(ctx, st, history.ListKey, 0, -1); len(l) != entries || err != nil {
+			t.Errorf("the store holds %d records, %v; want %d", len(l), err, entries)
+		}
 		for _, r := range all {
 			got, err := h.Get(ctx, r.ID)
 			if err != nil || !strings.HasSuffix(string(got.Message), fmt.Sprintf("body %d\r\n", atoi(r.QueueID[1:]))) {
@@ -325,9 +340,7 @@ func TestStoreDown(t *testing.T) {
 
 	srv.Kill()
 	m := three[1].message(t)
-	e := engine(h)
-	e.Observer = nil
-	v, _ := e.Evaluate(context.Background(), m)
+	v, _ := engine(nil).Evaluate(context.Background(), m)
 	start := time.Now()
 	for i := 0; i < 50; i++ {
 		h.Verdict(m, v, time.Millisecond)
@@ -420,4 +433,48 @@ func TestConcurrent(t *testing.T) {
 			t.Errorf("a verdict after Close was not dropped: %+v", h.Stats())
 		}
 	})
+}
+
+// Search skips records by a look at their raw JSON before decoding them:
+// it must find exactly what Query.Match selects, whatever the text
+// (case, non-ASCII, characters JSON escapes, spaces between the fields
+// Match joins).
+func TestSearchAgreesWithMatch(t *testing.T) {
+	ctx := context.Background()
+	h := history.New(openBolt(t), history.Config{}, "mx1")
+	defer h.Close()
+	subjects := []string{"Über Größe", "über größe", "a <b> & \"c\"", "Tab\there", "plain", "K-Kelvin \u212a", "line\u2028sep", "x\\y"}
+	n := 0
+	for i, subj := range subjects {
+		for j, from := range []string{"Ann@Example.org", "bob@example.org", "\"odd name\"@ex.test"} {
+			ml := mail{fmt.Sprintf("Q%dX%d", i, j), from, []string{"r1@ex.test", "R2@EX.test"}, subj, float64(5 * j), []string{"SYM_A", "sym_b", "ÜSYM"}[j], "b\r\n"}
+			run(t, h, ml)
+			n++
+		}
+	}
+	settle(t, h, int64(n))
+	all, err := h.Search(ctx, history.Query{Limit: 1000})
+	if err != nil || len(all) != n {
+		t.Fatalf("%d records, %v", len(all), err)
+	}
+	for _, q := range []history.Query{
+		{Subject: "über"}, {Subject: "ÜBER GRÖSSE"}, {Subject: "GRÖßE"}, {Subject: "<b> &"}, {Subject: "\"c\""}, {Subject: "tab\th"},
+		{Subject: "k-kelvin k"}, {Subject: "\u212a"}, {Subject: "line\u2028"}, {Subject: "x\\y"}, {Subject: "PLAIN"},
+		{Sender: "ann@example.org"}, {Sender: "ANN@example.org ann@"}, {Sender: "\"odd"}, {Sender: "name\"@"},
+		{Rcpt: "r2@ex"}, {Rcpt: "r1@ex.test r2@ex.test"}, {Rcpt: "test r2"},
+		{Action: "TAG"}, {Action: "accept"}, {Symbol: "SYM_B"}, {Symbol: "üsym"}, {Symbol: "sym"},
+		{QueueID: "q3x"}, {Subject: "über", Sender: "bob", Action: "tag"},
+	} {
+		var want []*history.Record
+		for _, r := range all {
+			if q.Match(r) {
+				want = append(want, r)
+			}
+		}
+		q.Limit = 1000
+		got, err := h.Search(ctx, q)
+		if err != nil || ids(got) != ids(want) {
+			t.Errorf("Search(%+v) = %s, %v; Match selects %s", q, ids(got), err, ids(want))
+		}
+	}
 }
