@@ -29,6 +29,16 @@
 // file through an index bucket ordered by expiry time, so it never scans
 // live keys.
 //
+// # Lists
+//
+// A list (ListPush, ListRange) is its bounds, a record like the others
+// under its key, and its items, one bbolt key each in bucket "list" (the
+// list's key and the item's sequence number, big-endian), each in the
+// overlay until committed like any change: a push writes its item and
+// the deletion of the one it trims, never the whole list (a history of
+// thousands of records). Items are not cached; Delete and Set of a list's
+// key delete its items.
+//
 // Operations are atomic within the process (one mutex); a Do batch runs
 // under one lock acquisition. The file is locked against other processes:
 // Open fails after OpenTimeout when another process (a running chainmail)
