@@ -26,6 +26,29 @@ func BenchmarkVerdict(b *testing.B) {
 	}
 }
 
+// BenchmarkRecorded is the whole cost of one record on bbolt, the
+// writer's included: verdicts in bursts the queue holds, each burst
+// written before the next.
+func BenchmarkRecorded(b *testing.B) {
+	h := history.New(openBolt(b), history.Config{}, "mx1")
+	defer h.Close()
+	m := three[1].message(b)
+	v, _ := engine(nil).Evaluate(context.Background(), m)
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := int64(0)
+	for b.Loop() {
+		h.Verdict(m, v, time.Millisecond)
+		if n++; n%history.QueueSize == 0 {
+			settle(b, h, n)
+		}
+	}
+	settle(b, h, n)
+	if s := h.Stats(); s.Dropped != 0 || s.Failed != 0 {
+		b.Fatalf("stats %+v", s)
+	}
+}
+
 // BenchmarkSearch10000 searches a full history of 10000 records for a
 // sender none has: a scan of them all, the slowest search.
 func BenchmarkSearch10000(b *testing.B) {

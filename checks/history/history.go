@@ -84,8 +84,11 @@ const (
 )
 
 // QueueSize is how many records may wait for the writer; beyond it
-// records are dropped (and counted), never waited for.
-const QueueSize = 1024
+// records are dropped (and counted), never waited for. The queue holds
+// at most QueueSize × (record + KeepMessage) of memory, 17 MB at the
+// defaults; a store that fails fails at once (bbolt's overlay, Redis's
+// breaker), so it fills only while a store is slow without failing.
+const QueueSize = 256
 
 // WriteTimeout bounds one write of a record to the store.
 const WriteTimeout = 2 * time.Second

@@ -93,7 +93,7 @@ func settle(t testing.TB, h *history.History, n int64) {
 		if time.Now().After(deadline) {
 			t.Fatalf("history settled only %+v of %d records", s, n)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(200 * time.Microsecond)
 	}
 }
 
