@@ -20,8 +20,9 @@ package history
 // the ring) and never take more than Entries slots.
 //
 // Bounds: the list is at most Entries records (a record is typically 1
-// to 3 KB of JSON; the fields are cut — see limits — so one is at most
-// about 250 KB however odd the message), the ring at most Entries ×
+// to 3 KB of JSON; the fields are cut — 200 recipients, 100 log lines,
+// 1000 bytes a field — so an odd message makes one of some hundreds of
+// KB at most), the ring at most Entries ×
 // (KeepMessage + an ID). The worst case, Entries × (record +
 // KeepMessage), is about 660 MB at the defaults (10000 × (2 KB + 64
 // KiB)) when every message is kept; what it is in practice is the
