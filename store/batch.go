@@ -35,9 +35,11 @@ const (
 	OpSetAdd
 	OpSetHas
 	OpSetLen
+	OpListPush
+	OpListRange
 )
 
-var kindNames = [...]string{"", "get", "set", "setnx", "delete", "incrby", "windowadd", "windowaddcapped", "windowsum", "setadd", "sethas", "setlen"}
+var kindNames = [...]string{"", "get", "set", "setnx", "delete", "incrby", "windowadd", "windowaddcapped", "windowsum", "setadd", "sethas", "setlen", "listpush", "listrange"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k > 0 {
@@ -62,16 +64,22 @@ type Op struct {
 	TTL time.Duration
 	// At is the time of the window operations.
 	At time.Time
-	// Max is the cap of WindowAddCapped.
+	// Max is the cap of WindowAddCapped and the most items ListPush
+	// keeps (a whole number, at least 1).
 	Max float64
+	// Start and Stop are the index range of ListRange.
+	Start, Stop int
 
 	// Out is the value Get found.
 	Out []byte
 	// OK is Get's "found", SetNX's and WindowAddCapped's "done",
 	// SetAdd's "new member", SetHas's "is a member".
 	OK bool
-	// Num is the number IncrBy, the window operations and SetLen return.
+	// Num is the number IncrBy, the window operations, SetLen and
+	// ListPush return.
 	Num float64
+	// Outs are the items ListRange found, newest first.
+	Outs [][]byte
 	// Err is this operation's error.
 	Err error
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -82,4 +83,49 @@ func SetHas(ctx context.Context, s Store, key, member string) (bool, error) {
 func SetLen(ctx context.Context, s Store, key string) (int, error) {
 	op, err := one(ctx, s, &Op{Kind: OpSetLen, Key: key})
 	return int(op.Num), err
+}
+
+// ListPush puts val at the head of the list under key (the newest item)
+// and drops the oldest items beyond max (at least 1), in one atomic step;
+// it returns the list's length afterwards (at most max). Lists do not
+// expire: max bounds them. A list is a kind of its own, as a window or a
+// set is: Delete removes it; the other operations on its key fail, or
+// (Set) replace it.
+func ListPush(ctx context.Context, s Store, key string, val []byte, max int) (int, error) {
+	op, err := one(ctx, s, &Op{Kind: OpListPush, Key: key, Val: val, Max: float64(max)})
+	return int(op.Num), err
+}
+
+// ListRange returns the items of the list under key from index start to
+// stop, both included, newest first (index 0 is the newest item); a
+// negative index counts from the oldest end (-1 is the oldest), as in
+// Redis's LRANGE. An absent list, or a range outside it, is no items.
+func ListRange(ctx context.Context, s Store, key string, start, stop int) ([][]byte, error) {
+	op, err := one(ctx, s, &Op{Kind: OpListRange, Key: key, Start: start, Stop: stop})
+	return op.Outs, err
+}
+
+// ListBounds turns ListRange's start and stop into the half-open range
+// [lo, hi) of a list of n items (lo == hi: none), for the backends.
+func ListBounds(n, start, stop int) (lo, hi int) {
+	if start < 0 {
+		start += n
+	}
+	if stop < 0 {
+		stop += n
+	}
+	start = max(start, 0)
+	stop = min(stop, n-1)
+	if start > stop {
+		return 0, 0
+	}
+	return start, stop + 1
+}
+
+// ListMax checks ListPush's Max and returns it as a count.
+func ListMax(op *Op) (int, error) {
+	if op.Max < 1 || op.Max != float64(int(op.Max)) {
+		return 0, fmt.Errorf("store: ListPush %q: max %v is not a whole number of at least 1", op.Key, op.Max)
+	}
+	return int(op.Max), nil
 }

@@ -19,7 +19,8 @@ var ErrUnavailable = errors.New("store: unavailable")
 // "greylist:", "rep:"). Every method is safe for concurrent use.
 //
 // The operations (Get, Set, SetNX, Delete, IncrBy, WindowAdd, WindowSum,
-// SetAdd, SetHas, SetLen and WindowAddCapped) are described at the helper
+// SetAdd, SetHas, SetLen, ListPush, ListRange and WindowAddCapped) are
+// described at the helper
 // functions of the same name in helpers.go; a backend implements them all
 // in Do.
 type Store interface {

@@ -29,6 +29,16 @@
 // file through an index bucket ordered by expiry time, so it never scans
 // live keys.
 //
+// # Lists
+//
+// A list (ListPush, ListRange) is its bounds, a record like the others
+// under its key, and its items, one bbolt key each in bucket "list" (the
+// list's key and the item's sequence number, big-endian), each in the
+// overlay until committed like any change: a push writes its item and
+// the deletion of the one it trims, never the whole list (a history of
+// thousands of records). Items are not cached; Delete and Set of a list's
+// key delete its items.
+//
 // Operations are atomic within the process (one mutex); a Do batch runs
 // under one lock acquisition. The file is locked against other processes:
 // Open fails after OpenTimeout when another process (a running chainmail)
@@ -96,6 +106,11 @@ const (
 var (
 	bucketKV  = []byte("kv")
 	bucketExp = []byte("exp") // expiry (8 bytes, big-endian ns) + key → ""
+	// bucketList holds the items of the lists (listItem → item); the
+	// list's record in bucketKV holds its bounds. One item per bbolt key,
+	// so a push commits the new item (and the deletion of the one it
+	// drops), not the whole list.
+	bucketList = []byte("list")
 )
 
 // Store is the bbolt state store.
@@ -103,13 +118,15 @@ type Store struct {
 	db  *bbolt.DB
 	opt Options
 
-	mu       sync.Mutex
-	flushed  *sync.Cond // broadcast when a commit ends
-	dirty    map[string]*record
-	flushing map[string]*record              // being committed; read-only
-	rtx      *bbolt.Tx                       // the read transaction of the batch running (see readTx)
-	cache    *simplelru.LRU[string, *record] // decoded records of the file (nil = absent); see Options.CacheKeys
-	closed   bool
+	mu            sync.Mutex
+	flushed       *sync.Cond // broadcast when a commit ends
+	dirty         map[string]*record
+	flushing      map[string]*record              // being committed; read-only
+	items         map[string][]byte               // list items changed (listItem → item; nil: deleted)
+	flushingItems map[string][]byte               // being committed; read-only
+	rtx           *bbolt.Tx                       // the read transaction of the batch running (see readTx)
+	cache         *simplelru.LRU[string, *record] // decoded records of the file (nil = absent); see Options.CacheKeys
+	closed        bool
 
 	kick      chan struct{}
 	stop      chan struct{}
@@ -166,6 +183,7 @@ func Open(path string, opt Options) (*Store, error) {
 		opt:   opt,
 		cache: cache,
 		dirty: map[string]*record{},
+		items: map[string][]byte{},
 		kick:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -214,7 +232,7 @@ func openChecked(path string, opt Options) (*bbolt.DB, error) {
 		return nil, openError(path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketKV, bucketExp} {
+		for _, b := range [][]byte{bucketKV, bucketExp, bucketList} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -355,19 +373,31 @@ func (s *Store) Flush() error {
 	for s.flushing != nil { // one commit at a time
 		s.flushed.Wait()
 	}
-	if len(s.dirty) == 0 {
+	if len(s.dirty) == 0 && len(s.items) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
-	batch := s.dirty
-	s.flushing = batch
+	batch, items := s.dirty, s.items
+	s.flushing, s.flushingItems = batch, items
 	s.dirty = make(map[string]*record, len(batch))
+	s.items = make(map[string][]byte, len(items))
 	s.mu.Unlock()
 
 	start := time.Now()
 	now := s.opt.Now().UnixNano()
 	err := safely(s.db.Update, func(tx *bbolt.Tx) error {
-		kv, ex := tx.Bucket(bucketKV), tx.Bucket(bucketExp)
+		kv, ex, lb := tx.Bucket(bucketKV), tx.Bucket(bucketExp), tx.Bucket(bucketList)
+		for k, v := range items {
+			var err error
+			if v == nil {
+				err = lb.Delete([]byte(k))
+			} else {
+				err = lb.Put([]byte(k), v)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		for k, r := range batch {
 			key := dbKey(k)
 			gone := r == nil || r.expired(now) || (r.kind == kindSet && len(r.set) == 0) || (r.kind == kindWindow && len(r.win) == 0)
@@ -413,9 +443,14 @@ func (s *Store) Flush() error {
 				s.dirty[k] = r
 			}
 		}
+		for k, v := range items {
+			if _, ok := s.items[k]; !ok {
+				s.items[k] = v
+			}
+		}
 	}
-	s.flushing = nil
-	pending := len(s.dirty)
+	s.flushing, s.flushingItems = nil, nil
+	pending := len(s.dirty) + len(s.items)
 	s.flushed.Broadcast()
 	s.mu.Unlock()
 	if m := s.opt.Metrics; m != nil {
@@ -532,7 +567,7 @@ func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
 	s.mu.Lock()
 	// Back-pressure: a disk that cannot keep up stops writers here
 	// rather than letting the overlay grow without bound.
-	for !s.closed && s.flushing != nil && len(s.dirty) >= 2*s.opt.MaxPending {
+	for !s.closed && s.flushing != nil && len(s.dirty)+len(s.items) >= 2*s.opt.MaxPending {
 		s.flushed.Wait()
 	}
 	if s.closed {
@@ -545,14 +580,14 @@ func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
 	now := s.opt.Now()
 	var first error
 	for _, op := range ops {
-		op.Out, op.OK, op.Num = nil, false, 0
+		op.Out, op.Outs, op.OK, op.Num = nil, nil, false, 0
 		op.Err = s.apply(op, now)
 		if op.Err != nil && first == nil {
 			first = op.Err
 		}
 	}
 	s.endRead()
-	pending := len(s.dirty)
+	pending := len(s.dirty) + len(s.items)
 	s.mu.Unlock()
 	if pending >= s.opt.MaxPending {
 		select {
@@ -686,6 +721,7 @@ func (s *Store) apply(op *store.Op, now time.Time) error {
 		}
 		op.Out, op.OK = append([]byte{}, r.val...), true
 	case store.OpSet:
+		s.dropList(op.Key, ns)
 		s.put(op.Key, &record{kind: kindBytes, val: append([]byte{}, op.Val...), exp: expiry(now, op.TTL)})
 	case store.OpSetNX:
 		r, _, err := s.lookup(op.Key, ns)
@@ -695,6 +731,7 @@ func (s *Store) apply(op *store.Op, now time.Time) error {
 		s.put(op.Key, &record{kind: kindBytes, val: append([]byte{}, op.Val...), exp: expiry(now, op.TTL)})
 		op.OK = true
 	case store.OpDelete:
+		s.dropList(op.Key, ns)
 		s.put(op.Key, nil)
 	case store.OpIncrBy:
 		r, err := s.mutable(op.Key, ns, kindBytes)
@@ -775,8 +812,87 @@ func (s *Store) apply(op *store.Op, now time.Time) error {
 		} else {
 			_, op.OK = r.set[op.Member]
 		}
+	case store.OpListPush:
+		n, err := store.ListMax(op)
+		if err != nil {
+			return err
+		}
+		r, err := s.mutable(op.Key, ns, kindList)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			r = &record{kind: kindList}
+		}
+		s.items[listItem(op.Key, r.head)] = append([]byte{}, op.Val...)
+		r.head++
+		for r.head-r.tail > uint64(n) {
+			s.items[listItem(op.Key, r.tail)] = nil
+			r.tail++
+		}
+		s.put(op.Key, r)
+		op.Num = float64(r.head - r.tail)
+	case store.OpListRange:
+		r, _, err := s.lookup(op.Key, ns)
+		if err != nil || r == nil {
+			return err
+		}
+		if r.kind != kindList {
+			return wrongKind(op.Key, r.kind, kindList)
+		}
+		lo, hi := store.ListBounds(int(r.head-r.tail), op.Start, op.Stop)
+		for i := lo; i < hi; i++ {
+			v, err := s.item(listItem(op.Key, r.head-1-uint64(i)))
+			if err != nil {
+				return fmt.Errorf("store: bolt: list %q: %w", op.Key, err)
+			}
+			op.Outs = append(op.Outs, v)
+		}
 	default:
 		return fmt.Errorf("store: bolt: unknown operation %v", op.Kind)
 	}
 	return nil
+}
+
+// dropList deletes the items of the list under key, if key holds one
+// (Set and Delete replace it). A record that cannot be read is replaced
+// all the same: its items, if it was a list, stay in the file unread.
+// Call with s.mu held.
+func (s *Store) dropList(key string, now int64) {
+	r, _, err := s.lookup(key, now)
+	if err != nil || r == nil || r.kind != kindList {
+		return
+	}
+	for seq := r.tail; seq < r.head; seq++ {
+		s.items[listItem(key, seq)] = nil
+	}
+}
+
+// item reads one list item: from the overlay, else the file. Items are
+// not cached (the LRU holds small records; a list of history is
+// thousands of large ones, read seldom). Call with s.mu held.
+func (s *Store) item(k string) ([]byte, error) {
+	if v, ok := s.items[k]; ok {
+		return present(v)
+	}
+	if v, ok := s.flushingItems[k]; ok {
+		return present(v)
+	}
+	var out []byte
+	err := safely(s.readTx, func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketList).Get([]byte(k))
+		if v == nil {
+			return errCorrupt // the list's bounds say it is there
+		}
+		out = append([]byte{}, v...)
+		return nil
+	})
+	return out, err
+}
+
+func present(v []byte) ([]byte, error) {
+	if v == nil {
+		return nil, errCorrupt
+	}
+	return append([]byte{}, v...), nil
 }

@@ -402,3 +402,38 @@ func TestCacheNeverStale(t *testing.T) {
 		t.Fatal("deleted key still read from the cache")
 	}
 }
+
+// A list's items are committed one bbolt key each; the trimmed ones and
+// those of a deleted list leave the file; the list survives a reopen.
+func TestListFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := open(t, path, Options{FlushInterval: time.Hour})
+	for i := 0; i < 25; i++ {
+		if _, err := store.ListPush(ctx, s, "l", []byte(fmt.Sprint(i)), 10); err != nil {
+			t.Fatal(err)
+		}
+		if i%7 == 0 {
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	store.ListPush(ctx, s, "gone", []byte("x"), 10)
+	s.Flush()
+	store.Delete(ctx, s, "gone")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path, Options{})
+	defer s.Close()
+	l, err := store.ListRange(ctx, s, "l", 0, -1)
+	if err != nil || len(l) != 10 || string(l[0]) != "24" || string(l[9]) != "15" {
+		t.Fatalf("after reopen: %q, %v", l, err)
+	}
+	n := 0
+	s.db.View(func(tx *bboltTx) error { n = tx.Bucket(bucketList).Stats().KeyN; return nil })
+	if n != 10 {
+		t.Errorf("%d items in the file, want the 10 live ones", n)
+	}
+}

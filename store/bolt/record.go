@@ -15,6 +15,7 @@ const (
 	kindBytes  kind = 1 // Get/Set/SetNX; IncrBy keeps numbers as text, as Redis does
 	kindWindow kind = 2 // WindowAdd/WindowSum
 	kindSet    kind = 3 // SetAdd/SetHas/SetLen
+	kindList   kind = 4 // ListPush/ListRange: the list's bounds; the items are apart (see listItem)
 )
 
 func (k kind) String() string {
@@ -25,6 +26,8 @@ func (k kind) String() string {
 		return "window"
 	case kindSet:
 		return "set"
+	case kindList:
+		return "list"
 	}
 	return "kind " + strconv.Itoa(int(k))
 }
@@ -41,13 +44,18 @@ type event struct {
 //
 // where the payload is the bytes themselves, or a uvarint count followed
 // by (time 8 bytes, weight 8 bytes) events in time order, or by
-// (uvarint length, bytes) set members.
+// (uvarint length, bytes) set members, or for a list the sequence
+// numbers of its oldest item and of the next one pushed (8 bytes each,
+// big-endian; the items themselves are in bucket "list", see listItem).
 type record struct {
 	kind kind
 	exp  int64
 	val  []byte
 	win  []event
 	set  map[string]struct{}
+	// tail and head are a list's bounds: its items are tail..head-1, the
+	// newest at head-1.
+	tail, head uint64
 }
 
 const headerLen = 9
@@ -58,7 +66,7 @@ func (r *record) expired(now int64) bool { return r.exp != 0 && now >= r.exp }
 
 // clone returns a copy that can be changed without touching r.
 func (r *record) clone() *record {
-	c := &record{kind: r.kind, exp: r.exp}
+	c := &record{kind: r.kind, exp: r.exp, tail: r.tail, head: r.head}
 	switch r.kind {
 	case kindBytes:
 		c.val = append([]byte(nil), r.val...)
@@ -85,6 +93,8 @@ func (r *record) encode() []byte {
 		for m := range r.set {
 			n += binary.MaxVarintLen64 + len(m)
 		}
+	case kindList:
+		n += 16
 	}
 	b := make([]byte, headerLen, n)
 	b[0] = byte(r.kind)
@@ -109,6 +119,9 @@ func (r *record) encode() []byte {
 			b = binary.AppendUvarint(b, uint64(len(m)))
 			b = append(b, m...)
 		}
+	case kindList:
+		b = binary.BigEndian.AppendUint64(b, r.tail)
+		b = binary.BigEndian.AppendUint64(b, r.head)
 	}
 	return b
 }
@@ -159,6 +172,14 @@ func decode(b []byte) (*record, error) {
 			p = p[k+int(l):]
 		}
 		if len(p) != 0 {
+			return nil, errCorrupt
+		}
+	case kindList:
+		if len(p) != 16 {
+			return nil, errCorrupt
+		}
+		r.tail, r.head = binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:])
+		if r.tail > r.head {
 			return nil, errCorrupt
 		}
 	default:
@@ -231,4 +252,15 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// listItem is the key of a list's item in bucket "list": the list's key
+// with its length before it (so no key's items run into another's) and
+// the item's sequence number after it, big-endian, so that a list's items
+// sort oldest first.
+func listItem(key string, seq uint64) string {
+	b := make([]byte, 0, binary.MaxVarintLen64+len(key)+8)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	return string(binary.BigEndian.AppendUint64(b, seq))
 }

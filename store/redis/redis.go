@@ -6,7 +6,8 @@
 // # Keys
 //
 // Every key is stored under Prefix (default "chainmail:"). Plain values,
-// counters (INCRBYFLOAT, numbers as text) and sets (SADD) use PREFIX+key.
+// counters (INCRBYFLOAT, numbers as text), sets (SADD) and lists (LPUSH
+// and LTRIM in one script, LRANGE) use PREFIX+key.
 // A sliding window is a sorted set PREFIX{w:key} (score: the event time in
 // microseconds; member: "weight|random", at most about 1024 of them: see
 // store.Store's WindowAdd) with its running sum in
@@ -358,6 +359,14 @@ if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return n
 `)
 
+// listPushScript is LPUSH and LTRIM in one atomic step: two MTAs pushing
+// at once never leave more than max items, nor trim each other's new one.
+var listPushScript = goredis.NewScript(`
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return redis.call('LLEN', KEYS[1])
+`)
+
 // ms is a ttl in whole milliseconds, at least 1 for a positive ttl.
 func ms(d time.Duration) int64 {
 	if d <= 0 {
@@ -435,7 +444,7 @@ func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
 	var scripts []*scripted
 	var bad []*store.Op
 	for _, op := range ops {
-		op.Out, op.OK, op.Num, op.Err = nil, false, 0, nil
+		op.Out, op.Outs, op.OK, op.Num, op.Err = nil, nil, false, 0, nil
 		switch op.Kind {
 		case store.OpGet:
 			plains = append(plains, plain{op, []goredis.Cmder{pipe.Get(ctx, s.key(op.Key))}})
@@ -451,6 +460,16 @@ func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
 			plains = append(plains, plain{op, []goredis.Cmder{pipe.SIsMember(ctx, s.key(op.Key), op.Member)}})
 		case store.OpSetLen:
 			plains = append(plains, plain{op, []goredis.Cmder{pipe.SCard(ctx, s.key(op.Key))}})
+		case store.OpListRange:
+			plains = append(plains, plain{op, []goredis.Cmder{pipe.LRange(ctx, s.key(op.Key), int64(op.Start), int64(op.Stop))}})
+		case store.OpListPush:
+			n, err := store.ListMax(op)
+			if err != nil {
+				op.Err = err
+				bad = append(bad, op)
+				continue
+			}
+			scripts = append(scripts, &scripted{op: op, script: listPushScript, keys: []string{s.key(op.Key)}, args: []any{op.Val, n}})
 		case store.OpIncrBy:
 			scripts = append(scripts, &scripted{op: op, script: incrScript, keys: []string{s.key(op.Key)}, args: []any{fmtFloat(op.N), ms(op.TTL)}})
 		case store.OpSetAdd:
@@ -515,6 +534,10 @@ func (s *Store) Do(ctx context.Context, ops ...*store.Op) error {
 				p.op.OK = c.Val()
 			case *goredis.IntCmd:
 				p.op.Num = float64(c.Val())
+			case *goredis.StringSliceCmd:
+				for _, v := range c.Val() {
+					p.op.Outs = append(p.op.Outs, []byte(v))
+				}
 			}
 		}
 		seen = errors.Join(seen, err)
@@ -572,6 +595,10 @@ func parseScript(sc *scripted) error {
 	case store.OpSetAdd:
 		n, err := sc.cmd.Int64()
 		sc.op.OK = n == 1
+		return err
+	case store.OpListPush:
+		n, err := sc.cmd.Int64()
+		sc.op.Num = float64(n)
 		return err
 	}
 	vals, err := sc.cmd.Slice()

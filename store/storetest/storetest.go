@@ -106,7 +106,8 @@ func Run(t *testing.T, open Open) {
 		store.IncrBy(ctx, s, "del:n", 3, 0)
 		store.WindowAdd(ctx, s, "del:w", t0, 5, time.Hour)
 		store.SetAdd(ctx, s, "del:s", "m", 0)
-		for _, k := range []string{"del:v", "del:n", "del:w", "del:s"} {
+		store.ListPush(ctx, s, "del:l", []byte("item"), 10)
+		for _, k := range []string{"del:v", "del:n", "del:w", "del:s", "del:l"} {
 			if err := store.Delete(ctx, s, k); err != nil {
 				t.Fatalf("Delete %s: %v", k, err)
 			}
@@ -122,6 +123,86 @@ func Run(t *testing.T, open Open) {
 		}
 		if n, _ := store.SetLen(ctx, s, "del:s"); n != 0 {
 			t.Errorf("set after Delete: %d", n)
+		}
+		if l, err := store.ListRange(ctx, s, "del:l", 0, -1); len(l) != 0 || err != nil {
+			t.Errorf("list after Delete: %q, %v", l, err)
+		}
+		if n, err := store.ListPush(ctx, s, "del:l", []byte("again"), 10); n != 1 || err != nil {
+			t.Errorf("push onto a deleted list: length %d, %v; want 1", n, err)
+		}
+	})
+
+	sub("Lists", func(t *testing.T, s store.Store) {
+		str := func(l [][]byte) string {
+			var parts []string
+			for _, v := range l {
+				parts = append(parts, string(v))
+			}
+			return strings.Join(parts, ",")
+		}
+		if l, err := store.ListRange(ctx, s, "list:absent", 0, -1); len(l) != 0 || err != nil {
+			t.Fatalf("absent list: %q, %v", l, err)
+		}
+		for i := 1; i <= 7; i++ {
+			n, err := store.ListPush(ctx, s, "list:k", []byte(fmt.Sprint(i)), 5)
+			if err != nil || n != min(i, 5) {
+				t.Fatalf("push %d: length %d, %v; want %d", i, n, err, min(i, 5))
+			}
+		}
+		for _, q := range []struct {
+			start, stop int
+			want        string
+		}{
+			{0, -1, "7,6,5,4,3"}, {0, 0, "7"}, {1, 2, "6,5"}, {3, 100, "4,3"}, {-2, -1, "4,3"},
+			{-100, 1, "7,6"}, {5, 10, ""}, {3, 1, ""}, {-1, -2, ""},
+		} {
+			l, err := store.ListRange(ctx, s, "list:k", q.start, q.stop)
+			if err != nil || str(l) != q.want {
+				t.Errorf("ListRange(%d, %d) = %q, %v; want %q", q.start, q.stop, str(l), err, q.want)
+			}
+		}
+		// Binary items, the empty one included, come back as pushed, and
+		// the caller's slice is not kept.
+		v := []byte{0, 0xff, '\n', 0}
+		store.ListPush(ctx, s, "list:bin", v, 3)
+		store.ListPush(ctx, s, "list:bin", []byte{}, 3)
+		v[0] = 'X'
+		l, err := store.ListRange(ctx, s, "list:bin", 0, -1)
+		if err != nil || len(l) != 2 || len(l[0]) != 0 || !bytes.Equal(l[1], []byte{0, 0xff, '\n', 0}) {
+			t.Errorf("binary items: %q, %v", l, err)
+		}
+		// A smaller max trims at once; a larger one keeps what is there.
+		if n, _ := store.ListPush(ctx, s, "list:k", []byte("8"), 2); n != 2 {
+			t.Errorf("push with max 2: length %d", n)
+		}
+		if n, _ := store.ListPush(ctx, s, "list:k", []byte("9"), 10); n != 3 {
+			t.Errorf("push with max 10 onto 2: length %d", n)
+		}
+		if l, _ := store.ListRange(ctx, s, "list:k", 0, -1); str(l) != "9,8,7" {
+			t.Errorf("after changing max: %q", str(l))
+		}
+		for _, bad := range []float64{0, -1, 2.5} {
+			op := &store.Op{Kind: store.OpListPush, Key: "list:bad", Val: []byte("x"), Max: bad}
+			if err := s.Do(ctx, op); err == nil || errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("push with max %v: %v, want an error that is not ErrUnavailable", bad, err)
+			}
+		}
+		// A list is a kind of its own: Set replaces it, the operations of
+		// the other kinds fail on it.
+		store.ListPush(ctx, s, "list:kind", []byte("a"), 3)
+		if _, err := store.IncrBy(ctx, s, "list:kind", 1, 0); err == nil || errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("IncrBy on a list: %v", err)
+		}
+		if _, err := store.ListPush(ctx, s, "set:k", []byte("a"), 3); err != nil {
+			t.Errorf("push onto a fresh key: %v", err)
+		}
+		store.Set(ctx, s, "list:kind", []byte("v"), 0)
+		if _, err := store.ListRange(ctx, s, "list:kind", 0, -1); err == nil {
+			t.Error("ListRange on a value: no error")
+		}
+		store.Delete(ctx, s, "list:kind")
+		if l, err := store.ListRange(ctx, s, "list:kind", 0, -1); len(l) != 0 || err != nil {
+			t.Errorf("a list replaced by a value and deleted: %q, %v", l, err)
 		}
 	})
 
@@ -305,6 +386,8 @@ func Run(t *testing.T, open Open) {
 			{Kind: store.OpSetLen, Key: "batch:s"},
 			{Kind: store.OpSet, Key: "batch:set", Val: []byte("x")},
 			{Kind: store.OpDelete, Key: "batch:v"},
+			{Kind: store.OpListPush, Key: "batch:l", Val: []byte("a"), Max: 2},
+			{Kind: store.OpListRange, Key: "batch:absent", Start: 0, Stop: -1},
 		}
 		err := s.Do(ctx, ops...)
 		if err == nil || errors.Is(err, store.ErrUnavailable) {
@@ -326,6 +409,8 @@ func Run(t *testing.T, open Open) {
 		check(8, ops[8].OK, "want new member")
 		check(10, ops[10].Err == nil, "want no error")
 		check(12, ops[12].Err == nil, "want no error")
+		check(13, ops[13].Num == 1 && ops[13].Err == nil, "want length 1")
+		check(14, len(ops[14].Outs) == 0 && ops[14].Err == nil, "want no items")
 		if _, ok, _ := store.Get(ctx, s, "batch:v"); ok {
 			t.Error("Delete in a batch did not delete")
 		}
@@ -355,10 +440,28 @@ func Run(t *testing.T, open Open) {
 					if op.OK {
 						added.Add(1)
 					}
+					if _, err := store.ListPush(ctx, s, "conc:l", []byte(fmt.Sprintf("%d-%d", i, j)), 30); err != nil {
+						t.Error(err)
+						return
+					}
 				}
 			}()
 		}
 		wg.Wait()
+		// Every push landed and the list is cut to the newest 30.
+		l, err := store.ListRange(ctx, s, "conc:l", 0, -1)
+		if err != nil || len(l) != 30 {
+			t.Errorf("concurrent pushes: %d items, %v; want 30", len(l), err)
+		}
+		last := map[int]int{}
+		for _, v := range l {
+			var w, j int
+			fmt.Sscanf(string(v), "%d-%d", &w, &j)
+			if prev, ok := last[w]; ok && j >= prev {
+				t.Errorf("worker %d's items out of order: %d after %d", w, j, prev)
+			}
+			last[w] = j
+		}
 		if n, _ := store.IncrBy(ctx, s, "conc:n", 0, 0); n != workers*each {
 			t.Errorf("concurrent IncrBy total %v, want %d", n, workers*each)
 		}

@@ -23,6 +23,7 @@ type Store struct {
 	vals    map[string]entry
 	windows map[string][]point
 	sets    map[string]map[string]bool
+	lists   map[string][][]byte  // newest first
 	expiry  map[string]time.Time // of windows and sets
 	now     func() time.Time
 
@@ -47,7 +48,7 @@ func New() *Store { return NewAt(time.Now) }
 
 // NewAt returns an empty store whose expiries follow now.
 func NewAt(now func() time.Time) *Store {
-	return &Store{vals: map[string]entry{}, windows: map[string][]point{}, sets: map[string]map[string]bool{}, expiry: map[string]time.Time{}, now: now}
+	return &Store{vals: map[string]entry{}, windows: map[string][]point{}, sets: map[string]map[string]bool{}, lists: map[string][][]byte{}, expiry: map[string]time.Time{}, now: now}
 }
 
 // RoundTrips is the number of calls and batches so far.
@@ -179,6 +180,7 @@ func (s *Store) doLocked(op *store.Op) error {
 		v, op.OK = s.getLocked(op.Key)
 		op.Out = append([]byte(nil), v...)
 	case store.OpSet:
+		delete(s.lists, op.Key)
 		s.vals[op.Key] = entry{append([]byte(nil), op.Val...), s.deadline(op.TTL)}
 	case store.OpSetNX:
 		if _, ok := s.getLocked(op.Key); !ok {
@@ -189,8 +191,12 @@ func (s *Store) doLocked(op *store.Op) error {
 		delete(s.vals, op.Key)
 		delete(s.windows, op.Key)
 		delete(s.sets, op.Key)
+		delete(s.lists, op.Key)
 		delete(s.expiry, op.Key)
 	case store.OpIncrBy:
+		if _, ok := s.lists[op.Key]; ok {
+			return fmt.Errorf("memstore: %s holds a list", op.Key)
+		}
 		op.Num, err = s.incrLocked(op.Key, op.N, op.TTL)
 	case store.OpWindowAdd:
 		op.Num = s.windowLocked(op.Key, op.At, op.TTL) + op.N
@@ -222,6 +228,24 @@ func (s *Store) doLocked(op *store.Op) error {
 	case store.OpSetLen:
 		s.liveLocked(op.Key)
 		op.Num = float64(len(s.sets[op.Key]))
+	case store.OpListPush:
+		var n int
+		if n, err = store.ListMax(op); err != nil {
+			return err
+		}
+		l := append([][]byte{append([]byte(nil), op.Val...)}, s.lists[op.Key]...)
+		s.lists[op.Key] = l[:min(len(l), n)]
+		op.Num = float64(len(s.lists[op.Key]))
+	case store.OpListRange:
+		if _, ok := s.getLocked(op.Key); ok {
+			return fmt.Errorf("memstore: %s holds a value, not a list", op.Key)
+		}
+		l := s.lists[op.Key]
+		op.Outs = nil
+		lo, hi := store.ListBounds(len(l), op.Start, op.Stop)
+		for _, v := range l[lo:hi] {
+			op.Outs = append(op.Outs, append([]byte(nil), v...))
+		}
 	default:
 		err = fmt.Errorf("memstore: unknown operation %v", op.Kind)
 	}
