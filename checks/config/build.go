@@ -57,6 +57,9 @@ type Deps struct {
 // UsesState reports whether an enabled check needs the state store
 // (its constructor in table says so): the store is opened only then.
 func (f *File) UsesState() bool {
+	if f.ConsoleOn() {
+		return true // the console's history
+	}
 	for _, c := range f.Checks {
 		if c.IsEnabled() && table[c.Name].state {
 			return true

@@ -42,6 +42,7 @@ type File struct {
 	Log      verdictlog.Config `yaml:"log"`
 	Metrics  Metrics           `yaml:"metrics"`
 	Feedback Feedback          `yaml:"feedback"`
+	Console  Console           `yaml:"console"`
 	Spool    Spool             `yaml:"spool"`
 	Milter   Milter            `yaml:"milter"`
 	State    State             `yaml:"state"`
@@ -458,6 +459,9 @@ func (f *File) validate() error {
 		return f.errAt("log."+key, "%v", err)
 	}
 	if err := f.validateFeedback(); err != nil {
+		return err
+	}
+	if err := f.validateConsole(); err != nil {
 		return err
 	}
 	if f.Milter.MaxConcurrent < 0 {

@@ -24,7 +24,9 @@ import (
 	"chainmail/checks"
 	"chainmail/checks/config"
 	"chainmail/checks/dns"
+	"chainmail/checks/history"
 	"chainmail/checks/verdictlog"
+	"chainmail/cmd/chainmail/console"
 	"chainmail/milter"
 	"chainmail/store"
 )
@@ -41,6 +43,9 @@ type runtimeState struct {
 	// dns is the DNS client, shared by the next configuration when its
 	// dns settings are the same.
 	dns *dns.Client
+	// history records the verdicts the console shows (nil when the
+	// console is off).
+	history *history.History
 }
 
 // load reads and builds a configuration; it never leaves anything open on
@@ -98,7 +103,16 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState, reg promethe
 		m = metrics
 	}
 	eng.Observer = observer(lg, m)
-	next := &runtimeState{file: f, engine: eng, log: lg, state: state, feedbackToken: token}
+	var hist *history.History
+	if f.ConsoleOn() && state != nil {
+		if prev != nil && prev.history != nil && prev.state == state && reflect.DeepEqual(prev.file.Console.History, f.Console.History) {
+			hist = prev.history
+		} else {
+			hist = history.New(state.store, f.Console.History, historyHost(f), history.WithLogf(logf), history.WithRegisterer(reg))
+		}
+		eng.Observer = checks.Observers{eng.Observer, hist}
+	}
+	next := &runtimeState{file: f, engine: eng, log: lg, state: state, feedbackToken: token, history: hist}
 	next.dns, _ = deps.Resolver.(*dns.Client)
 	useDNS(reg, prev, next)
 	return next, nil
@@ -197,6 +211,25 @@ func serve(args []string, stderr io.Writer) int {
 		logf("chainmail %s: metrics and health on http://%s/metrics /healthz", version, hl.Addr())
 	}
 
+	// The web console (consolewire.go), on its own listener.
+	var cons *console.Console
+	if st.file.ConsoleOn() {
+		deps := console.Deps{History: currentHistory(current.Load), HoldQueue: currentHoldQueue(current.Load),
+			Learner: serveLearner(current.Load), Status: serveStatus{current: current.Load, started: time.Now()}, Logf: logf}
+		if cons, err = console.New(consoleConfig(st.file), deps); err == nil {
+			err = cons.Start()
+		}
+		if err != nil {
+			ln.Close()
+			if httpSrv != nil {
+				httpSrv.Close()
+			}
+			fmt.Fprintf(stderr, "chainmail: console: %v\n", err)
+			return exitUsage
+		}
+		logf("chainmail %s: web console on http://%s/", version, st.file.Console.Listen)
+	}
+
 	logf("chainmail %s: milter listening on %s (configuration %s, %d checks)", version, ln.Addr(), nameOf(*cfgPath), len(st.engine.Chain.Steps))
 	if nofileErr != nil {
 		logf("chainmail: raising the descriptor limit: %v (limit %d)", nofileErr, nofile)
@@ -244,6 +277,9 @@ func serve(args []string, stderr io.Writer) int {
 				// old engine's checks and store. The checks go first (bayes
 				// learns what it queued), then the store.
 				time.AfterFunc(time.Duration(old.file.Milter.Timeout)+5*time.Second, func() {
+					if old.history != nil && old.history != next.history {
+						old.history.Close()
+					}
 					closeChecks(old.engine, logf)
 					if old.state != nil && next.state != old.state {
 						old.state.store.Close()
@@ -274,8 +310,16 @@ func serve(args []string, stderr io.Writer) int {
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				logf("chainmail: shutdown: %v", err)
 			}
+			if cons != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				cons.Shutdown(ctx)
+				cancel()
+			}
 			flushChecks(current.Load().engine, logf)
 			closeChecks(current.Load().engine, logf)
+			if h := current.Load().history; h != nil {
+				h.Close() // what is queued is written before the store closes
+			}
 			if s := current.Load().state; s != nil {
 				if err := s.store.Close(); err != nil {
 					logf("chainmail: closing the state store: %v", err)

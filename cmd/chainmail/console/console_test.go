@@ -140,7 +140,7 @@ func (f *fixture) csrf(cl *http.Client) string {
 var pages = []string{"/", "/history", "/history?sender=alice&action=accept", "/history/r0050", "/history/r0004",
 	"/quarantine", "/submit", "/graphs", "/graphs/actions.svg", "/graphs/latency.svg", "/graphs/symbols.svg",
 	"/graphs/senders.svg", "/graphs/domains.svg", "/graphs/learned.svg", "/status",
-	"/api/history", "/api/history/r0050", "/api/quarantine", "/api/status"}
+	"/api/history", "/api/history/r0050", "/api/quarantine", "/api/status", "/api/learners"}
 
 func TestAuthRequired(t *testing.T) {
 	f := newFixture(t)
@@ -841,5 +841,26 @@ func TestQuarantineManyHeld(t *testing.T) {
 	f.do(f.client(), "POST", "/quarantine/4Q0003X/delete", url.Values{}, bearer)
 	if lg := f.logged(); !strings.Contains(lg, "console: deleted held message 4Q0003X (by the token from 127.0.0.1)") {
 		t.Errorf("audit log: %s", lg)
+	}
+}
+
+// /api/learners is the learners' counts, as the graphs show them.
+func TestAPILearners(t *testing.T) {
+	f := newFixture(t)
+	resp, body := f.do(f.client(), "GET", "/api/learners", nil, bearer)
+	var got struct {
+		Learners []LearnerStat `json:"learners"`
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%s %v: %s", resp.Status, err, body)
+	}
+	want, _ := f.learner.Stats(context.Background())
+	if len(got.Learners) != len(want) || len(want) == 0 {
+		t.Fatalf("learners %+v, want %+v", got.Learners, want)
+	}
+	for i, l := range got.Learners {
+		if l.Check != want[i].Check || l.LearnedSpam != want[i].LearnedSpam || l.LearnedHam != want[i].LearnedHam {
+			t.Errorf("learner %d: %+v, want %+v", i, l, want[i])
+		}
 	}
 }

@@ -85,6 +85,7 @@ func (c *Console) routes() {
 	auth("GET /api/history/{id}", c.apiRecord)
 	auth("GET /api/quarantine", c.apiQuarantine)
 	auth("GET /api/status", c.apiStatus)
+	auth("GET /api/learners", c.apiLearners)
 	auth("/", func(w http.ResponseWriter, r *http.Request) { c.fail(w, r, http.StatusNotFound, "No such page.") })
 	c.mux = mux
 }
@@ -554,6 +555,19 @@ func (c *Console) apiStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// apiLearners is what each learner knows: {"learners": [...]}.
+func (c *Console) apiLearners(w http.ResponseWriter, r *http.Request) {
+	stats, err := c.deps.Learner.Stats(r.Context())
+	if err != nil {
+		c.fail(w, r, http.StatusBadGateway, err.Error())
+		return
+	}
+	if stats == nil {
+		stats = []LearnerStat{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"learners": stats})
 }
 
 // --- API
