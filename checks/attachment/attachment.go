@@ -20,6 +20,13 @@
 // attachment.suspicious (macros, DDE, PDF JavaScript, a name or type that
 // lies about the content, RTLO), attachment.encrypted (an encrypted
 // document), attachment.malformed (damage that was read past).
+//
+// Active content is then handled QuickSand's way (quicksand.go): every
+// file is safe, suspicious, encrypted or indeterminate, and the
+// active_content option says per category whether it is delivered,
+// disarmed (attachments.Disarm: the file delivered without what runs by
+// itself), removed, or the message held or refused. What was disarmed,
+// removed or delivered by that choice no longer sets the facts above.
 package attachment
 
 import (
