@@ -4,6 +4,7 @@ package packaging
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"regexp"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"chainmail/checks/dns"
 	"chainmail/checks/dnsbl"
 	"chainmail/checks/greylist"
+	"chainmail/checks/history"
 	"chainmail/checks/quota"
 	"chainmail/checks/verdictlog"
 	"chainmail/milter"
@@ -69,6 +71,8 @@ func exported(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	lg.Close()
+	h := history.New(store.Unavailable(errors.New("not opened")), history.Config{}, "test", history.WithRegisterer(reg))
+	h.Close()
 
 	names := map[string]bool{}
 	fq := regexp.MustCompile(`fqName: "([a-zA-Z_:][a-zA-Z0-9_:]*)"`)
