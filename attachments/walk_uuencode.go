@@ -54,7 +54,7 @@ func (s *scanner) uuencoded(f *File, data []byte, depth int) {
 			}
 		}
 		s.take(int64(dec.Len()))
-		m := &File{Path: containerPath(f) + "/" + path.Base(strings.ReplaceAll(name, `\`, "/")), Names: NormalizeFilename(name, "uuencode"), Entity: f.Entity, Container: "uuencode", Size: int64(dec.Len())}
+		m := &File{Path: containerPath(f) + "/" + path.Base(strings.ReplaceAll(name, `\`, "/")), Names: NormalizeFilename(name, "uuencode"), Entity: f.Entity, Container: "uuencode", Size: int64(dec.Len()), Parent: f, Entry: name}
 		if len(m.Names) > 0 {
 			m.Name = m.Names[0].Name
 		}

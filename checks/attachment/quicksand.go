@@ -374,6 +374,13 @@ func (c *Check) quicksand(id string, src io.ReaderAt, headerLen int64, rep *atta
 				}
 				continue
 			}
+			if strings.HasPrefix(t.Entity.MediaType, "text/") {
+				// Uuencoded in the message text: cutting out the part
+				// would take the text with it. Held instead.
+				q.held = append(q.held, u.kinds...)
+				q.outcome[f] = FileBlocked
+				continue
+			}
 			// Inside an archive that cannot be rewritten: the archive goes.
 			q.removeArchive(id, t, target, src, qs.File, u.category, p.detail)
 			continue

@@ -328,3 +328,34 @@ func TestActiveContentConfig(t *testing.T) {
 		t.Errorf("a partial setting keeps the other defaults: %+v", cfg.ActiveContent)
 	}
 }
+
+// A document uuencoded in the message text cannot be cut out without the
+// text: the message is held, its body left as it is.
+func TestQuickSandUuencodedDocument(t *testing.T) {
+	docm := oletools(t, "oleform/oleform-PR314.docm")
+	var uu strings.Builder
+	uu.WriteString("Please find the order below.\r\n\r\nbegin 644 order.docm\r\n")
+	for i := 0; i < len(docm); i += 45 {
+		line := docm[i:min(i+45, len(docm))]
+		uu.WriteByte(byte(32 + len(line)))
+		for j := 0; j < len(line); j += 3 {
+			var b [3]byte
+			copy(b[:], line[j:])
+			for _, c := range []byte{b[0] >> 2, (b[0]<<4 | b[1]>>4) & 63, (b[1]<<2 | b[2]>>6) & 63, b[2] & 63} {
+				if c == 0 {
+					c = 64
+				}
+				uu.WriteByte(32 + c)
+			}
+		}
+		uu.WriteString("\r\n")
+	}
+	uu.WriteString("`\r\nend\r\n")
+	r := newCheck(t, nil).Check(context.Background(), msg(part{"", "text/plain", []byte(uu.String())}), nil)
+	if r.NewBody != nil || !slices.Contains(r.Facts["held"].([]string), "vba-macro") {
+		t.Errorf("%s %q %v", r.Status, r.Reason, r.Facts)
+	}
+	if o := outcomeOf(r, "order.docm"); o.Category != CategorySuspicious || o.Action != FileBlocked {
+		t.Errorf("outcome %+v in %v", o, r.Facts["outcomes"])
+	}
+}
