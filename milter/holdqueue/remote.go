@@ -256,9 +256,6 @@ func (s *Server) serveConn(c net.Conn) {
 	switch op {
 	case OpList:
 		rep.Held, err = s.Queue.List(ctx)
-		if rep.Held == nil && err == nil {
-			rep.Held = []Held{}
-		}
 	case OpMessage:
 		msg, err = s.Queue.Message(ctx, id)
 		rep.Size = int64(len(msg))
@@ -270,7 +267,7 @@ func (s *Server) serveConn(c net.Conn) {
 	if err != nil {
 		rep, msg = errReply(err), nil
 	}
-	s.logf("holdqueue helper: uid %d pid %d: %s %s: %s (%v)", cred.Uid, cred.Pid, op, id, outcome(err), time.Since(start).Round(time.Millisecond))
+	s.logf("holdqueue helper: uid %d pid %d: %s: %s (%v)", cred.Uid, cred.Pid, strings.TrimSpace(op+" "+id), outcome(err), time.Since(start).Round(time.Millisecond))
 	c.SetWriteDeadline(time.Now().Add(WriteTimeout))
 	if err := writeReply(c, rep); err != nil {
 		return
@@ -344,13 +341,16 @@ func (q *Queue) remote(ctx context.Context, op, id string) (Reply, []byte, error
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
-	if _, err := io.WriteString(c, req+"\n"); err != nil {
-		return rep, nil, fmt.Errorf("holdqueue: the helper at %s: sending %q: %w", q.socket, op, err)
-	}
+	// A helper that refuses the peer (denied, busy) answers and closes
+	// before reading: its answer counts more than a failed write.
+	_, werr := io.WriteString(c, req+"\n")
 	br := bufio.NewReader(c)
 	line, err := readLine(br, maxReplyLine)
 	if err != nil {
-		return rep, nil, fmt.Errorf("holdqueue: the helper at %s: reading the answer to %q: %w", q.socket, op, err)
+		if werr != nil {
+			err = werr
+		}
+		return rep, nil, fmt.Errorf("holdqueue: the helper at %s: %s: %w", q.socket, op, err)
 	}
 	if err := json.Unmarshal(line, &rep); err != nil {
 		return rep, nil, fmt.Errorf("holdqueue: the helper at %s: answer to %q: %w", q.socket, op, err)
