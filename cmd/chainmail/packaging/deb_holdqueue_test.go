@@ -36,12 +36,15 @@ func checkHelperUnits(t *testing.T, sock, svc unitFile) {
 		"Type": "simple", "User": "root", "Requires": "chainmail-holdqueue.socket",
 		"ExecStart":       "/usr/sbin/chainmail holdqueue serve --group chainmail",
 		"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ReadWritePaths": "/var/spool/postfix",
-		"ProtectHome": "yes", "PrivateTmp": "yes", "PrivateNetwork": "yes", "PrivateDevices": "yes",
-		"RestrictAddressFamilies": "AF_UNIX", "SystemCallFilter": "@system-service",
+		"ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes", "IPAddressDeny": "any",
+		"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
 	} {
 		if svc.get(k) != want {
 			t.Errorf("chainmail-holdqueue.service %s=%q, want %q", k, svc.get(k), want)
 		}
+	}
+	if f := strings.Join(svc["SystemCallFilter"], " "); f != "@system-service ~@resources" {
+		t.Errorf("chainmail-holdqueue.service SystemCallFilter %q", f)
 	}
 	if len(capabilities(t, svc)) == 0 {
 		t.Error("chainmail-holdqueue.service has no CapabilityBoundingSet")
@@ -115,8 +118,8 @@ func enableConsole(t *testing.T) string {
 // startHelper does what systemd does for chainmail-holdqueue.socket and
 // .service: the socket's directory and the socket with the unit's owner,
 // group and mode, then ExecStart as root with the socket as fd 3
-// (LISTEN_PID, LISTEN_FDS), no new privileges, the unit's capability
-// bounding set and a private network. --config-dir names the test's
+// (LISTEN_PID, LISTEN_FDS), no new privileges and the unit's capability
+// bounding set. --config-dir names the test's
 // Postfix: the helper's own setting, not the console's.
 func startHelper(t *testing.T, pf *mtatest.Postfix, sock, svc unitFile) (pid int, log func() string) {
 	t.Helper()
@@ -139,7 +142,10 @@ func startHelper(t *testing.T, pf *mtatest.Postfix, sock, svc unitFile) (pid int
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close() // the helper has its own copy
+	// The helper has its own copy; the socket file stays, as systemd
+	// keeps it while the socket unit is active.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	defer ln.Close()
 	if err := os.Chown(path, 0, gid); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +163,7 @@ func startHelper(t *testing.T, pf *mtatest.Postfix, sock, svc unitFile) (pid int
 	execStart := append(strings.Fields(svc.get("ExecStart")), "--config-dir", filepath.Join(pf.Dir(), "conf"))
 	script := `exec setpriv --no-new-privs --bounding-set=-all,` + strings.Join(bounding, ",") +
 		` env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 LISTEN_PID=$$ LISTEN_FDS=1 "$@"`
-	cmd := exec.Command("unshare", append([]string{"--net", "sh", "-c", script, "sh"}, execStart...)...)
+	cmd := exec.Command("sh", append([]string{"-c", script, "sh"}, execStart...)...)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{lnFile} // fd 3
 	out := newLockedBuffer()
@@ -221,7 +227,7 @@ func testHoldQueueHelper(t *testing.T, pf *mtatest.Postfix, sock, svc unitFile, 
 	}
 	// Another local user cannot even connect.
 	if msg, err := exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-		"curl", "-sS", "--max-time", "5", "--unix-socket", helperSocket, "http://x/").CombinedOutput(); err == nil || !strings.Contains(string(msg), "ermission denied") {
+		"curl", "-v", "--max-time", "5", "--unix-socket", helperSocket, "http://x/").CombinedOutput(); err == nil || !strings.Contains(string(msg), "Permission denied") {
 		t.Errorf("user nobody connecting to the helper's socket: %v %s", err, msg)
 	}
 

@@ -533,8 +533,12 @@ func testInstalled(t *testing.T, deb string, u, hqs, hqu unitFile) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stopped := false
+	tracedPID := 0 // the daemon under strace, which killing strace leaves running
 	t.Cleanup(func() {
 		if !stopped {
+			if tracedPID > 0 {
+				syscall.Kill(tracedPID, syscall.SIGKILL)
+			}
 			cmd.Process.Kill()
 			<-exited
 		}
@@ -550,6 +554,7 @@ func testInstalled(t *testing.T, deb string, u, hqs, hqu unitFile) {
 			t.Fatalf("strace's children: %q %v", children, err)
 		}
 		pid, _ = strconv.Atoi(strings.Fields(string(children))[0])
+		tracedPID = pid
 	}
 
 	// The daemon runs as chainmail with the user's groups and nothing more.
