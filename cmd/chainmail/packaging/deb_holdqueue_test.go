@@ -215,6 +215,18 @@ func testHoldQueueHelper(t *testing.T, pf *mtatest.Postfix, sock, svc unitFile, 
 	if !strings.Contains(string(status), "Uid:\t0\t0\t0\t0\n") || !strings.Contains(string(status), "NoNewPrivs:\t1\n") {
 		t.Errorf("the helper's /proc/PID/status:\n%s", status)
 	}
+	capNumbers := map[string]uint{"chown": 0, "dac_override": 1, "dac_read_search": 2, "fowner": 3, "setgid": 6, "setuid": 7}
+	var mask uint64
+	for _, c := range capabilities(t, svc) {
+		n, ok := capNumbers[c]
+		if !ok {
+			t.Fatalf("capability %s: add its number", c)
+		}
+		mask |= 1 << n
+	}
+	if want := fmt.Sprintf("CapBnd:\t%016x\n", mask); !strings.Contains(string(status), want) {
+		t.Errorf("the helper's /proc/PID/status lacks %q:\n%s", want, status)
+	}
 	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", hpid)); err != nil || exe != "/usr/sbin/chainmail" {
 		t.Errorf("the helper runs %q (%v), want /usr/sbin/chainmail", exe, err)
 	}
