@@ -241,7 +241,7 @@ func checkManPage(t *testing.T, path, version string) {
 	if !bytes.HasPrefix(page, []byte(`.TH CHAINMAIL 8 "" "chainmail `+strings.ReplaceAll(version, "-", `\-`)+`"`)) {
 		t.Errorf("man page starts %q", page[:min(80, len(page))])
 	}
-	for _, want := range []string{".SS serve", `\-listen`, ".SH SIGNALS"} {
+	for _, want := range []string{".SS serve", `\-listen`, ".SS holdqueue serve", `\-config\-dir`, ".SH SIGNALS"} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("man page lacks %q", want)
 		}
