@@ -4,6 +4,7 @@
 //	chainmail replay  [flags] PATH...               run the milter stages on .eml, mbox or Maildir mail, offline
 //	chainmail config check [-c FILE]               validate and print the effective configuration
 //	chainmail config default                       print the embedded default configuration
+//	chainmail holdqueue serve [--socket PATH]       the root helper for the console's hold queue
 //	chainmail version
 //
 // See README.md for the Postfix and sendmail set-up and the configuration
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return replay(args[1:], stdout, stderr)
 	case "learn":
 		return learn(args[1:], stdout, stderr)
+	case "holdqueue":
+		return holdQueueCmd(args[1:], stderr)
 	case "config":
 		if len(args) == 2 && args[1] == "default" {
 			stdout.Write(config.DefaultYAML())
@@ -81,6 +84,7 @@ func usage(w io.Writer) {
   chainmail config check [-c FILE]
   chainmail config default
   chainmail learn --good|--bad [-c FILE] FILE.eml...   (or --listen ADDR, --url URL; see README)
+  chainmail holdqueue serve [--socket PATH] [--group NAME] [--config-dir DIR]
   chainmail version
 `)
 }

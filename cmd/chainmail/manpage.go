@@ -29,6 +29,9 @@ var manCommands = []manCommand{
 		func(w io.Writer) { configCheck([]string{"-h"}, io.Discard, w) }},
 	{"config default", "chainmail config default",
 		"Print the embedded default configuration with its comments, the starting point of a configuration file.", nil},
+	{"holdqueue serve", "chainmail holdqueue serve [--socket PATH] [--group NAME] [--config-dir DIR]",
+		"Run the hold queue helper, as root: it answers serve's console (console.postfix.socket) on a unix socket, listing, reading, releasing and deleting messages in Postfix's hold queue with postqueue, postcat and postsuper, which need root. A request names an operation (list, message, release, delete) and a queue id, nothing else; the helper checks the id, and accepts only root and the members of its group (SO_PEERCRED). Under systemd (chainmail-holdqueue.socket) it takes the socket systemd passes; otherwise it creates --socket.",
+		func(w io.Writer) { holdQueueCmd([]string{"serve", "-h"}, w) }},
 	{"version", "chainmail version", "Print the version.", nil},
 }
 

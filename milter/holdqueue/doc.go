@@ -71,5 +71,41 @@
 //
 // with Config{Postsuper: "sudo -n /usr/sbin/postsuper", Postcat: "sudo -n
 // -u postfix /usr/sbin/postcat"}. The patterns leave out "ALL", which
-// postsuper takes as every message.
+// postsuper takes as every message. sudo cannot work for a service with
+// NoNewPrivileges (the packaged chainmail.service): use the helper.
+//
+// # Privilege separation
+//
+// The way Postfix itself is built: a small process runs as root and does
+// the privileged part, the service talks to it over a local socket. Server
+// is that process's part (chainmail holdqueue serve; the package's
+// chainmail-holdqueue.socket and .service run it as root); a Queue with
+// Config.Socket set is the client, with the same methods and errors. The
+// helper's own Queue (its Postfix configuration directory and commands)
+// is its setting alone: the client's other Config fields are not sent.
+//
+// The protocol is one request per connection. The client sends one line
+// of at most MaxRequest bytes (LF included):
+//
+//	list
+//	message ID
+//	release ID
+//	delete ID
+//
+// with a single space and nothing else (ParseRequest; the helper checks
+// ID with ValidID whatever the client did). The helper answers one line
+// of JSON, a Reply: {"held":[…]} for list, {"size":N} followed by exactly
+// N bytes of the message for message, {} for release and delete, or
+// {"error":CODE,"message":TEXT}, where CODE maps back to the package's
+// errors (not_found ErrNotFound, bad_id ErrBadID, too_large ErrTooLarge,
+// not_flushed ErrNotFlushed, bad_request ErrBadRequest, denied ErrDenied,
+// busy ErrBusy; failed is any other failure, its text the command's
+// error). The client's own MaxMessage bound holds too.
+//
+// The helper admits a peer by SO_PEERCRED: root, or a process whose
+// primary group is the configured group, or a user listed in that group
+// (AllowGroup); the socket's owner, group and mode are the first barrier.
+// It serves at most MaxConns connections at once (more are answered busy),
+// gives a client ReadTimeout to send its request and WriteTimeout to read
+// the answer, and logs every request with the peer's uid and pid.
 package holdqueue

@@ -25,6 +25,11 @@ type Config struct {
 	// ConfigDir is Postfix's configuration directory, passed as -c DIR;
 	// "" is Postfix's default (/etc/postfix, or $MAIL_CONFIG).
 	ConfigDir string `yaml:"config_dir"`
+	// Socket, when set, is the unix socket of the hold queue helper
+	// (chainmail holdqueue serve, running as root): every operation is
+	// sent there instead of running a command, and the settings above
+	// are the helper's own, not this side's.
+	Socket string `yaml:"socket"`
 }
 
 // Default command paths (Debian's postfix package).
@@ -73,6 +78,7 @@ type Queue struct {
 	postqueue, postsuper, postcat []string
 	configDir                     string
 	maxMessage                    int64
+	socket                        string
 }
 
 // New returns a Queue for cfg, defaults filled in. It runs nothing.
@@ -83,6 +89,7 @@ func New(cfg Config) *Queue {
 		postcat:    argv(cfg.Postcat, DefaultPostcat),
 		configDir:  cfg.ConfigDir,
 		maxMessage: MaxMessage,
+		socket:     cfg.Socket,
 	}
 }
 
@@ -135,6 +142,10 @@ type postqueueJSON struct {
 // List returns the messages in the hold queue, newest first (ties by
 // queue id).
 func (q *Queue) List(ctx context.Context) ([]Held, error) {
+	if q.socket != "" {
+		rep, _, err := q.remote(ctx, OpList, "")
+		return rep.Held, err
+	}
 	var held []Held
 	err := q.run(ctx, q.postqueue, []string{"-j"}, func(stdout io.Reader) error {
 		dec := json.NewDecoder(stdout)
@@ -174,6 +185,10 @@ func (q *Queue) Message(ctx context.Context, id string) ([]byte, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
+	if q.socket != "" {
+		_, msg, err := q.remote(ctx, OpMessage, id)
+		return msg, err
+	}
 	var msg []byte
 	err := q.run(ctx, q.postcat, []string{"-bh", "-q", id}, func(stdout io.Reader) error {
 		b, err := io.ReadAll(io.LimitReader(stdout, q.maxMessage+1))
@@ -205,6 +220,10 @@ func (q *Queue) Release(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
+	if q.socket != "" {
+		_, _, err := q.remote(ctx, OpRelease, id)
+		return err
+	}
 	if err := q.super(ctx, "-H", id, "Released from hold"); err != nil {
 		return err
 	}
@@ -221,6 +240,10 @@ func (q *Queue) Release(ctx context.Context, id string) error {
 // delivered. ErrNotFound when it is not held.
 func (q *Queue) Delete(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
+		return err
+	}
+	if q.socket != "" {
+		_, _, err := q.remote(ctx, OpDelete, id)
 		return err
 	}
 	return q.super(ctx, "-d", id, "Deleted")

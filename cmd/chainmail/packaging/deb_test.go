@@ -111,14 +111,16 @@ func (u unitFile) get(k string) string {
 // What the package holds: path → mode and owner, as dpkg-deb --contents
 // prints them.
 var wantContents = map[string]string{
-	"./usr/sbin/chainmail":                         "-rwxr-xr-x root/root",
-	"./etc/chainmail/chainmail.yaml":               "-rw-r--r-- root/root",
-	"./etc/logrotate.d/chainmail":                  "-rw-r--r-- root/root",
-	"./usr/lib/systemd/system/chainmail.service":   "-rw-r--r-- root/root",
-	"./usr/share/man/man8/chainmail.8.gz":          "-rw-r--r-- root/root",
-	"./usr/share/chainmail/grafana-dashboard.json": "-rw-r--r-- root/root",
-	"./usr/share/chainmail/prometheus-alerts.yml":  "-rw-r--r-- root/root",
-	"./usr/share/doc/chainmail/README.md":          "-rw-r--r-- root/root",
+	"./usr/sbin/chainmail":                                 "-rwxr-xr-x root/root",
+	"./etc/chainmail/chainmail.yaml":                       "-rw-r--r-- root/root",
+	"./etc/logrotate.d/chainmail":                          "-rw-r--r-- root/root",
+	"./usr/lib/systemd/system/chainmail.service":           "-rw-r--r-- root/root",
+	"./usr/lib/systemd/system/chainmail-holdqueue.socket":  "-rw-r--r-- root/root",
+	"./usr/lib/systemd/system/chainmail-holdqueue.service": "-rw-r--r-- root/root",
+	"./usr/share/man/man8/chainmail.8.gz":                  "-rw-r--r-- root/root",
+	"./usr/share/chainmail/grafana-dashboard.json":         "-rw-r--r-- root/root",
+	"./usr/share/chainmail/prometheus-alerts.yml":          "-rw-r--r-- root/root",
+	"./usr/share/doc/chainmail/README.md":                  "-rw-r--r-- root/root",
 }
 
 // TestDebianPackage builds the package the way `make deb` does, reads it
@@ -205,6 +207,12 @@ func TestDebianPackage(t *testing.T) {
 	u := parseUnit(t, unitPath)
 	checkUnit(t, u)
 	verifyUnit(t, unitPath, filepath.Join(x, "usr/share/man"), false)
+	hqSocketPath := filepath.Join(x, "usr/lib/systemd/system/chainmail-holdqueue.socket")
+	hqServicePath := filepath.Join(x, "usr/lib/systemd/system/chainmail-holdqueue.service")
+	hqs, hqu := parseUnit(t, hqSocketPath), parseUnit(t, hqServicePath)
+	checkHelperUnits(t, hqs, hqu)
+	verifyUnit(t, hqSocketPath, filepath.Join(x, "usr/share/man"), false)
+	verifyUnit(t, hqServicePath, filepath.Join(x, "usr/share/man"), false)
 	if _, err := exec.LookPath("logrotate"); err == nil {
 		// -d: read and plan only.
 		if msg, err := exec.Command("logrotate", "-d", filepath.Join(x, "etc/logrotate.d/chainmail")).CombinedOutput(); err != nil || bytes.Contains(msg, []byte("error")) {
@@ -212,7 +220,7 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 
-	t.Run("installed", func(t *testing.T) { testInstalled(t, deb, u) })
+	t.Run("installed", func(t *testing.T) { testInstalled(t, deb, u, hqs, hqu) })
 }
 
 func checkManPage(t *testing.T, path, version string) {
@@ -233,7 +241,7 @@ func checkManPage(t *testing.T, path, version string) {
 	if !bytes.HasPrefix(page, []byte(`.TH CHAINMAIL 8 "" "chainmail `+strings.ReplaceAll(version, "-", `\-`)+`"`)) {
 		t.Errorf("man page starts %q", page[:min(80, len(page))])
 	}
-	for _, want := range []string{".SS serve", `\-listen`, ".SH SIGNALS"} {
+	for _, want := range []string{".SS serve", `\-listen`, ".SS holdqueue serve", `\-config\-dir`, ".SH SIGNALS"} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("man page lacks %q", want)
 		}
@@ -311,8 +319,11 @@ func verifyUnit(t *testing.T, unit, manpath string, installed bool) {
 	if len(rest) > 0 || err != nil && (installed || len(msg) == 0) {
 		t.Errorf("systemd-analyze verify %s: %v\n%s", unit, err, msg)
 	}
+	if !strings.HasSuffix(unit, ".service") {
+		return
+	}
 	out, err := exec.Command("systemd-analyze", "security", "--offline=yes", unit).CombinedOutput()
-	m := regexp.MustCompile(`Overall exposure level for chainmail.service: ([0-9.]+)`).FindSubmatch(out)
+	m := regexp.MustCompile(`Overall exposure level for ` + regexp.QuoteMeta(filepath.Base(unit)) + `: ([0-9.]+)`).FindSubmatch(out)
 	if m == nil {
 		t.Errorf("systemd-analyze security: %v\n%s", err, out)
 		return
@@ -394,7 +405,7 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func testInstalled(t *testing.T, deb string, u unitFile) {
+func testInstalled(t *testing.T, deb string, u, hqs, hqu unitFile) {
 	if os.Geteuid() != 0 {
 		unavailable(t, "installing the package needs root (euid %d)", os.Geteuid())
 	}
@@ -448,6 +459,9 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 		t.Errorf("/etc/chainmail/chainmail.yaml: %v %d:%d, want 0640 root:chainmail", fi.Mode(), st.Uid, st.Gid)
 	}
 	verifyUnit(t, "/usr/lib/systemd/system/chainmail.service", "", true)
+	verifyUnit(t, "/usr/lib/systemd/system/chainmail-holdqueue.socket", "", true)
+	verifyUnit(t, "/usr/lib/systemd/system/chainmail-holdqueue.service", "", true)
+	consoleToken := enableConsole(t)
 	if _, err := os.Stat("/usr/share/man/man8/chainmail.8.gz"); err != nil {
 		// Slim images tell dpkg to leave out /usr/share/man.
 		t.Logf("the manual page was not installed (%v): dpkg path-exclude?", err)
@@ -519,8 +533,12 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stopped := false
+	tracedPID := 0 // the daemon under strace, which killing strace leaves running
 	t.Cleanup(func() {
 		if !stopped {
+			if tracedPID > 0 {
+				syscall.Kill(tracedPID, syscall.SIGKILL)
+			}
 			cmd.Process.Kill()
 			<-exited
 		}
@@ -536,6 +554,7 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 			t.Fatalf("strace's children: %q %v", children, err)
 		}
 		pid, _ = strconv.Atoi(strings.Fields(string(children))[0])
+		tracedPID = pid
 	}
 
 	// The daemon runs as chainmail with the user's groups and nothing more.
@@ -594,6 +613,9 @@ func testInstalled(t *testing.T, deb string, u unitFile) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	// The console's quarantine page through the hold queue helper.
+	testHoldQueueHelper(t, pf, hqs, hqu, pid, consoleToken, stderr.String)
+
 	// The state store is in StateDirectory, the daemon's own.
 	if fi, err := os.Stat(dirs["STATE_DIRECTORY"] + "/state.db"); err != nil {
 		t.Errorf("no state store in the StateDirectory: %v", err)
@@ -722,6 +744,7 @@ func purge(t *testing.T) {
 		t.Errorf("dpkg --purge: %v\n%s", err, msg)
 	}
 	for _, p := range []string{"/usr/sbin/chainmail", "/etc/chainmail", "/usr/lib/systemd/system/chainmail.service",
+		"/usr/lib/systemd/system/chainmail-holdqueue.socket", "/usr/lib/systemd/system/chainmail-holdqueue.service",
 		"/etc/logrotate.d/chainmail", "/var/lib/chainmail", "/var/log/chainmail", "/usr/share/chainmail"} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s is left after purge", p)
