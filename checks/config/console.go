@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"path/filepath"
 
 	"chainmail/checks/history"
 	"chainmail/checks/secret"
@@ -53,6 +54,9 @@ func (f *File) validateConsole() error {
 		if _, err := secret.ReadToken(s.path); err != nil {
 			return f.errAt(s.key, "%v", err)
 		}
+	}
+	if c.Postfix.Socket != "" && !filepath.IsAbs(c.Postfix.Socket) {
+		return f.errAt("console.postfix.socket", "%q: want the absolute path of the hold queue helper's socket (like /run/chainmail-holdqueue/holdqueue.sock)", c.Postfix.Socket)
 	}
 	if c.History.Entries < 0 {
 		return f.errAt("console.history.entries", "must not be negative (0 keeps the default, %d)", history.DefaultEntries)
