@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,31 +9,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"chainmail/checks/checktest"
 )
 
-// notifyListener is a stand-in for systemd's notification socket: every
-// datagram sent to it arrives on the channel.
-func notifyListener(t *testing.T, addr string) <-chan string {
-	t.Helper()
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ch := make(chan string, 16)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				close(ch)
-				return
-			}
-			ch <- string(buf[:n])
-		}
-	}()
-	return ch
-}
+// notifyListener is a stand-in for systemd's notification socket.
+func notifyListener(t *testing.T, addr string) <-chan string { return checktest.NotifySocket(t, addr) }
 
 // nextNotify waits for the next datagram and wants every one of lines in it.
 func nextNotify(t *testing.T, ch <-chan string, lines ...string) string {
