@@ -212,22 +212,31 @@ func (h *History) Events(*checks.Envelope, []checks.Event) {}
 // Verdict implements checks.Observer: it queues the record of m's verdict
 // and returns at once (no lines: the verdict log writes those).
 func (h *History) Verdict(m *checks.Message, v *checks.Verdict, took time.Duration) []string {
-	if m == nil || v == nil {
-		return nil
+	if m != nil && v != nil {
+		h.Record(m, v, took, verdictlog.Lines(m, v))
 	}
-	r := h.record(m, v, took)
+	return nil
+}
+
+// Record records a verdict with the log lines written for it (serve
+// passes those its verdict log wrote, in the configured wording, so they
+// are not made twice). It never waits: see Verdict.
+func (h *History) Record(m *checks.Message, v *checks.Verdict, took time.Duration, lines []string) {
+	if m == nil || v == nil {
+		return
+	}
+	r := h.record(m, v, took, lines)
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.closed {
 		h.dropped.Add(1)
-		return nil
+		return
 	}
 	select {
 	case h.q <- r:
 	default:
 		h.dropped.Add(1)
 	}
-	return nil
 }
 
 // newID returns an ID that sorts by time: the time in nanoseconds, this
@@ -237,7 +246,7 @@ func (h *History) newID(t time.Time) string {
 }
 
 // record builds the record of a verdict, copying all it keeps.
-func (h *History) record(m *checks.Message, v *checks.Verdict, took time.Duration) *Record {
+func (h *History) record(m *checks.Message, v *checks.Verdict, took time.Duration, lines []string) *Record {
 	now := time.Now()
 	r := &Record{
 		ID:         h.newID(now),
@@ -277,7 +286,7 @@ func (h *History) record(m *checks.Message, v *checks.Verdict, took time.Duratio
 			Symbols: append([]checks.Symbol(nil), res.Symbols...), Took: res.Duration,
 		})
 	}
-	for i, l := range verdictlog.Lines(m, v) {
+	for i, l := range lines {
 		if i == maxLines {
 			break
 		}

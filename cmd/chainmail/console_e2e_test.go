@@ -108,6 +108,14 @@ checks:
 		}
 	}
 
+	// Its log lines are the ones the verdict log wrote.
+	var rec struct{ Lines []string }
+	api("/api/history/"+hamID, &rec)
+	logged, _ := os.ReadFile(filepath.Join(dir, "verdicts.log"))
+	if len(rec.Lines) == 0 || !strings.Contains(string(logged), rec.Lines[len(rec.Lines)-1]) || !strings.Contains(strings.Join(rec.Lines, "\n"), "weekly report") {
+		t.Errorf("record lines %q, not those of the log:\n%s", rec.Lines, logged)
+	}
+
 	ctx := checktest.Browser(t, 2*time.Minute)
 	shots := checktest.ScreenshotDir(t)
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"chainmail/checks"
+	"chainmail/checks/history"
 	"chainmail/checks/verdictlog"
 )
 
@@ -27,4 +28,18 @@ func observer(lg *verdictlog.Logger, metrics checks.Observer) checks.Observer {
 		return logObserver{lg}
 	}
 	return checks.Observers{metrics, logObserver{lg}}
+}
+
+// loggedHistory tells the console's history of each verdict with the
+// lines the verdict log wrote for it (in the configured wording, made
+// once), after the log and the metrics.
+type loggedHistory struct {
+	checks.Observer
+	h *history.History
+}
+
+func (o loggedHistory) Verdict(m *checks.Message, v *checks.Verdict, took time.Duration) []string {
+	lines := o.Observer.Verdict(m, v, took)
+	o.h.Record(m, v, took, lines)
+	return lines
 }

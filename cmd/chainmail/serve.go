@@ -110,7 +110,7 @@ func load(path string, metrics *milter.Metrics, prev *runtimeState, reg promethe
 		} else {
 			hist = history.New(state.store, f.Console.History, historyHost(f), history.WithLogf(logf), history.WithRegisterer(reg))
 		}
-		eng.Observer = checks.Observers{eng.Observer, hist}
+		eng.Observer = loggedHistory{eng.Observer, hist}
 	}
 	next := &runtimeState{file: f, engine: eng, log: lg, state: state, feedbackToken: token, history: hist}
 	next.dns, _ = deps.Resolver.(*dns.Client)
