@@ -19,11 +19,13 @@ import (
 // Excel 4 macro sheets of BIFF5/BIFF8 workbooks become worksheets and
 // their auto-run names lose their meaning (neutraliseXLM), in place too.
 //
-// Refused: DDE fields, OLE package objects and the VBA of PowerPoint
-// (kept compressed inside the PowerPoint Document stream) cannot be taken
-// out in place; and an encrypted document with active content is refused,
-// since what its encrypted part holds (Excel 4 macros, DDE) cannot be
-// checked.
+// The VBA project of a PowerPoint 97-2003 presentation, kept compressed
+// inside the PowerPoint Document stream, is zeroed there and the
+// presentation told it has none (neutralisePPTVBA).
+//
+// Refused: DDE fields and OLE package objects cannot be taken out in
+// place; and an encrypted document with active content is refused, since
+// what its encrypted part holds (Excel 4 macros, DDE) cannot be checked.
 func disarmOLE(_ string, data []byte) (*Disarmed, error) {
 	o, err := ParseOLE(data)
 	if err != nil {
@@ -53,21 +55,27 @@ func disarmOLE(_ string, data []byte) (*Disarmed, error) {
 		return nil, cannot("encrypted document with active content")
 	}
 	var removed []string
-	if xlm {
-		if data, removed, err = neutraliseXLM(o, data); err != nil {
+	for _, step := range []struct {
+		run  func(*OLE, []byte) ([]byte, []string, error)
+		what string
+	}{{neutraliseXLM, "macro sheets"}, {neutralisePPTVBA, "PowerPoint VBA project"}} {
+		if step.what == "macro sheets" && !xlm {
+			continue
+		}
+		out, r, err := step.run(o, data)
+		if err != nil {
 			return nil, err
 		}
-		if o, err = ParseOLE(data); err != nil {
-			return nil, cannot("OLE2 file unreadable after its macro sheets were changed: %v", err)
+		if len(r) == 0 {
+			continue
 		}
-		if !hasVBA(o) {
-			return &Disarmed{Data: data, Removed: removed}, nil
+		if o, err = ParseOLE(out); err != nil {
+			return nil, cannot("OLE2 file unreadable after its %s changed: %v", step.what, err)
 		}
+		data, removed = out, append(removed, r...)
 	}
-	if i := o.Find("PowerPoint Document"); i >= 0 {
-		if doc, err := o.Stream(i, 32<<20); err == nil && len(pptVBA(doc)) > 0 {
-			return nil, cannot("PowerPoint VBA project")
-		}
+	if !hasVBA(o) {
+		return &Disarmed{Data: data, Removed: removed}, nil
 	}
 	d, err := neutraliseVBA(o, data)
 	if err != nil {

@@ -324,7 +324,6 @@ func TestDisarmOLECorpus(t *testing.T) {
 		return b
 	}
 	for p, why := range map[string]string{
-		"olevba/sample_with_vba.ppt":                       "PowerPoint VBA",
 		"oleobj/embedded-simple-2007.doc":                  "package",
 		"oleobj/embedded-simple-2007.xls":                  "package",
 		"oleobj/embedded-unicode.doc":                      "package",

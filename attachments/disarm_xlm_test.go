@@ -97,6 +97,23 @@ func TestNeutraliseBIFF(t *testing.T) {
 	if diff != 6 {
 		t.Errorf("%d bytes changed, want 6", diff)
 	}
+	// Through Disarm, the workbook stream in the mini stream of a
+	// compound file: changed as neutraliseBIFF changes it, nothing else.
+	cfb := testCFB([]cfbEntry{{"Workbook", 2, 0, in}, {"\x05SummaryInformation", 2, 0, []byte("s")}})
+	d, err := Disarm("a.xls", cfb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := ParseOLE(d.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := o.Stream(o.Find("Workbook"), -1); !bytes.Equal(got, wb) {
+		t.Error("workbook stream in the compound file not as neutraliseBIFF makes it")
+	}
+	if n := diffCount(cfb, d.Data); n != 6 {
+		t.Errorf("%d bytes of the compound file changed, want 6", n)
+	}
 	// Encrypted, a BOF elsewhere, another BIFF version: refused.
 	for name, wb := range map[string][]byte{
 		"encrypted": testWorkbook(biffRec(0x002f, []byte{0, 0})),
@@ -169,4 +186,14 @@ func TestDisarmXLMCorpus(t *testing.T) {
 			}
 		}
 	}
+}
+
+func diffCount(a, b []byte) int {
+	n := 0
+	for k := range a {
+		if k >= len(b) || a[k] != b[k] {
+			n++
+		}
+	}
+	return n
 }
