@@ -75,6 +75,13 @@ func hasVBA(o *OLE) bool {
 // OLE storage kept zlib-compressed in an ExOleObjStg record (type
 // 0x1011, instance 1: a 4-byte size, then the zlib stream).
 func pptVBA(doc []byte) []Active {
+	_, acts := pptVBAAt(doc)
+	return acts
+}
+
+// pptVBAAt is pptVBA that also says where the ExOleObjStg record holding
+// the VBA project starts (its header), -1 when there is none.
+func pptVBAAt(doc []byte) (int, []Active) {
 	left := int64(16 << 20) // inflated bytes for the whole document
 	for p := 0; p+14 <= len(doc) && left > 0; {
 		i := bytes.Index(doc[p:], []byte{0x11, 0x10})
@@ -88,6 +95,9 @@ func pptVBA(doc []byte) []Active {
 		}
 		n := int(binary.LittleEndian.Uint32(doc[h+4:]))
 		end := min(h+8+n, len(doc))
+		if end < h+12 {
+			continue
+		}
 		r, err := zlib.NewReader(bytes.NewReader(doc[h+12 : end]))
 		if err != nil {
 			continue
@@ -95,10 +105,10 @@ func pptVBA(doc []byte) []Active {
 		stg, _ := io.ReadAll(io.LimitReader(r, left))
 		left -= int64(len(stg))
 		if o, err := ParseOLE(stg); err == nil && hasVBA(o) {
-			return vbaFindings(o)
+			return h, vbaFindings(o)
 		}
 	}
-	return nil
+	return -1, nil
 }
 
 // vbaFindings reports the VBA project and looks for auto-executing

@@ -16,22 +16,27 @@ import (
 // directory's red-black tree. No other byte changes; the file keeps its
 // name and type.
 //
-// Refused: Excel 4 macro sheets, DDE fields, OLE package objects and the
-// VBA of PowerPoint (kept compressed inside the PowerPoint Document
-// stream) cannot be taken out in place; and an encrypted document with
-// active content is refused, since what its encrypted part holds (Excel
-// 4 macros, DDE) cannot be checked.
+// Excel 4 macro sheets of BIFF5/BIFF8 workbooks become worksheets and
+// their auto-run names lose their meaning (neutraliseXLM), in place too.
+//
+// The VBA project of a PowerPoint 97-2003 presentation, kept compressed
+// inside the PowerPoint Document stream, is zeroed there and the
+// presentation told it has none (neutralisePPTVBA).
+//
+// Refused: DDE fields and OLE package objects cannot be taken out in
+// place; and an encrypted document with active content is refused, since
+// what its encrypted part holds (Excel 4 macros, DDE) cannot be checked.
 func disarmOLE(_ string, data []byte) (*Disarmed, error) {
 	o, err := ParseOLE(data)
 	if err != nil {
 		return nil, cannot("unreadable OLE2 file: %v", err)
 	}
 	acts := analyse(data, 0)
-	suspicious, encrypted := false, false
+	suspicious, encrypted, xlm := false, false, false
 	for _, a := range acts {
 		switch a.Kind {
 		case KindXLM:
-			return nil, cannot("Excel 4 macro sheet")
+			xlm = true
 		case KindDDE:
 			return nil, cannot("DDE field")
 		case KindOLEPackage:
@@ -49,12 +54,35 @@ func disarmOLE(_ string, data []byte) (*Disarmed, error) {
 	if encrypted {
 		return nil, cannot("encrypted document with active content")
 	}
-	if i := o.Find("PowerPoint Document"); i >= 0 {
-		if doc, err := o.Stream(i, 32<<20); err == nil && len(pptVBA(doc)) > 0 {
-			return nil, cannot("PowerPoint VBA project")
+	var removed []string
+	for _, step := range []struct {
+		run  func(*OLE, []byte) ([]byte, []string, error)
+		what string
+	}{{neutraliseXLM, "macro sheets"}, {neutralisePPTVBA, "PowerPoint VBA project"}} {
+		if step.what == "macro sheets" && !xlm {
+			continue
 		}
+		out, r, err := step.run(o, data)
+		if err != nil {
+			return nil, err
+		}
+		if len(r) == 0 {
+			continue
+		}
+		if o, err = ParseOLE(out); err != nil {
+			return nil, cannot("OLE2 file unreadable after its %s changed: %v", step.what, err)
+		}
+		data, removed = out, append(removed, r...)
 	}
-	return neutraliseVBA(o, data)
+	if !hasVBA(o) {
+		return &Disarmed{Data: data, Removed: removed}, nil
+	}
+	d, err := neutraliseVBA(o, data)
+	if err != nil {
+		return nil, err
+	}
+	d.Removed = append(removed, d.Removed...)
+	return d, nil
 }
 
 // neutraliseVBA zeroes the VBA streams of a compound file and renames

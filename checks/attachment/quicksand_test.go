@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -189,19 +190,21 @@ func TestQuickSandSuspiciousActions(t *testing.T) {
 // A file that cannot be disarmed falls back to cannot_disarm: removed
 // alone, from its zip, or with the archive it is nested in.
 func TestQuickSandCannotDisarm(t *testing.T) {
-	ppt := oletools(t, "olevba/sample_with_vba.ppt")
-	if _, err := attachments.Disarm("slides.ppt", ppt); err == nil {
-		t.Skip("PowerPoint 97 VBA is disarmed now: pick another file that cannot be")
+	// A Word document with an embedded OLE package (an executable
+	// dropped by a double click): cannot be taken out in place.
+	doc := oletools(t, "oleobj/embedded-simple-2007.doc")
+	if _, err := attachments.Disarm("report.doc", doc); !errors.Is(err, attachments.ErrCannotDisarm) {
+		t.Fatalf("the embedded package is disarmed now (%v): pick another file that cannot be", err)
 	}
 	c := newCheck(t, nil)
-	m := msg(part{"slides.ppt", "application/vnd.ms-powerpoint", ppt})
+	m := msg(part{"report.doc", "application/msword", doc})
 	r := c.Check(context.Background(), m, nil)
-	if !hasLine(r, "QuickSand removed file slides.ppt in 4QueueID01 because it’s suspicious and cannot be disarmed") || r.Status != StatusDeleted {
+	if !hasLine(r, "QuickSand removed file report.doc in 4QueueID01 because it’s suspicious and cannot be disarmed") || r.Status != StatusDeleted {
 		t.Errorf("%s %q", r.Status, lines(r))
 	}
-	m = msg(part{"a.zip", "application/zip", zipOf(t, "slides.ppt", ppt, "b.txt", []byte("b"))})
+	m = msg(part{"a.zip", "application/zip", zipOf(t, "report.doc", doc, "b.txt", []byte("b"))})
 	r = c.Check(context.Background(), m, nil)
-	if !hasLine(r, "QuickSand removed file slides.ppt from archive a.zip in 4QueueID01 because it cannot be disarmed") {
+	if !hasLine(r, "QuickSand removed file report.doc from archive a.zip in 4QueueID01 because it cannot be disarmed") {
 		t.Errorf("%s %q", r.Status, lines(r))
 	}
 	files, _ := delivered(t, m, r)
@@ -209,18 +212,18 @@ func TestQuickSandCannotDisarm(t *testing.T) {
 		t.Errorf("members %v", members)
 	}
 	// Nested one zip deeper: the outer archive goes.
-	m = msg(part{"outer.zip", "application/zip", zipOf(t, "inner.zip", zipOf(t, "slides.ppt", ppt))})
+	m = msg(part{"outer.zip", "application/zip", zipOf(t, "inner.zip", zipOf(t, "report.doc", doc))})
 	r = c.Check(context.Background(), m, nil)
 	if !hasLine(r, "QuickSand removed archive outer.zip in 4QueueID01 because it isn’t possible to cleanup suspicious content") || r.Facts["suspicious"] != false {
 		t.Errorf("%s %q %v", r.Status, lines(r), r.Facts)
 	}
-	if o := outcomeOf(r, "outer.zip/inner.zip/slides.ppt"); o.Action != FileRemoved || o.Category != CategorySuspicious {
+	if o := outcomeOf(r, "outer.zip/inner.zip/report.doc"); o.Action != FileRemoved || o.Category != CategorySuspicious {
 		t.Errorf("outcome %+v", o)
 	}
 	// cannot_disarm: quarantine holds the message instead.
 	c = newCheck(t, func(cfg *Config) { cfg.ActiveContent.CannotDisarm = ActionQuarantine })
-	r = c.Check(context.Background(), msg(part{"slides.ppt", "application/vnd.ms-powerpoint", ppt}), nil)
-	if r.NewBody != nil || !slices.Contains(r.Facts["held"].([]string), "vba-macro") {
+	r = c.Check(context.Background(), msg(part{"report.doc", "application/msword", doc}), nil)
+	if r.NewBody != nil || !slices.Contains(r.Facts["held"].([]string), "ole-package") {
 		t.Errorf("quarantine: %s %v", r.Status, r.Facts)
 	}
 }
