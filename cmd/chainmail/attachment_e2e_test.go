@@ -29,6 +29,17 @@ func attachmentMessage(subject string, files ...string) []byte {
 	return b.Bytes()
 }
 
+// deleteExeRules writes a filename rule file whose deny+delete rule
+// removes programs (.exe) and returns its path.
+func deleteExeRules(t *testing.T) string {
+	t.Helper()
+	rules := filepath.Join(t.TempDir(), "delete.rules")
+	if err := os.WriteFile(rules, []byte("deny+delete\t\\.exe$\tProgram removed\tPrograms are removed from mail\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rules
+}
+
 // deliverOne sends msg from sender@example.net to bob@example.org through
 // pf, as client 192.0.2.44 (mail.example.net), and returns the one
 // message Postfix delivers.
@@ -54,11 +65,7 @@ func deliverOne(t *testing.T, pf *mtatest.Postfix, msg []byte) []byte {
 // data.
 func TestPostfixAttachmentDenyDelete(t *testing.T) {
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	rules := filepath.Join(dir, "delete.rules")
-	if err := os.WriteFile(rules, []byte("deny+delete\t\\.exe$\tProgram removed\tPrograms are removed from mail\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rules := deleteExeRules(t)
 	conf := fmt.Sprintf(`hostname: mx.chainmail.test
 checks:
   - name: attachment

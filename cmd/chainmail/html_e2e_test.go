@@ -90,11 +90,7 @@ checks:
 // part as sent, and the disarm logged.
 func TestPostfixHTMLDisarm(t *testing.T) {
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	rules := filepath.Join(dir, "delete.rules")
-	if err := os.WriteFile(rules, []byte("deny+delete\t\\.exe$\tProgram removed\tPrograms are removed from mail\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rules := deleteExeRules(t)
 	conf := fmt.Sprintf(`hostname: mx.chainmail.test
 checks:
   - name: attachment

@@ -22,12 +22,8 @@ import (
 // rejects a blocked attachment.
 func replayOutConfig(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	rules := filepath.Join(dir, "delete.rules")
-	if err := os.WriteFile(rules, []byte("deny+delete\t\\.exe$\tProgram removed\tPrograms are removed from mail\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "config.yaml")
+	rules := deleteExeRules(t)
+	conf := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`hostname: mx.chainmail.test
 checks:
   - name: attachment
