@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -480,7 +481,15 @@ func testInstalled(t *testing.T, deb string, u, hqs, hqu unitFile) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		os.Chown(d, uid, gid)
+		// systemd.exec(5): a directory that exists with another owner is
+		// given to User and Group with everything in it (state left by a
+		// chainmail run as root before the package, say).
+		filepath.WalkDir(d, func(p string, _ fs.DirEntry, err error) error {
+			if err == nil {
+				os.Lchown(p, uid, gid)
+			}
+			return nil
+		})
 		os.Chmod(d, os.FileMode(mode))
 		env = append(env, k+"="+d)
 	}
