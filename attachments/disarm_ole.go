@@ -197,31 +197,25 @@ func newOLEWriter(o *OLE, data []byte) (*oleWriter, error) {
 
 // chain lists the sectors of a FAT chain; false when it loops or leaves
 // the FAT.
-func (w *oleWriter) chain(start uint32) ([]uint32, bool) {
-	var out []uint32
-	seen := map[uint32]bool{}
-	for s := start; s != oleEnd && s != oleFree; {
-		if seen[s] || int(s) >= len(w.o.fat) {
-			return out, false
-		}
-		seen[s] = true
-		out = append(out, s)
-		s = w.o.fat[s]
-	}
-	return out, true
-}
+func (w *oleWriter) chain(start uint32) ([]uint32, bool) { return sectorChain(w.o.fat, start) }
 
 // miniChain lists the mini sectors of a stream kept in the mini stream.
 func (w *oleWriter) miniChain(start uint32) ([]uint32, bool) {
+	return sectorChain(w.o.miniFAT, start)
+}
+
+// sectorChain follows a chain from start through fat (the FAT or the
+// mini FAT); false when it loops or leaves the table.
+func sectorChain(fat []uint32, start uint32) ([]uint32, bool) {
 	var out []uint32
 	seen := map[uint32]bool{}
 	for s := start; s != oleEnd && s != oleFree; {
-		if seen[s] || int(s) >= len(w.o.miniFAT) {
+		if seen[s] || int(s) >= len(fat) {
 			return out, false
 		}
 		seen[s] = true
 		out = append(out, s)
-		s = w.o.miniFAT[s]
+		s = fat[s]
 	}
 	return out, true
 }
